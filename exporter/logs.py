@@ -1,0 +1,63 @@
+"""Structured logs (logfmt or JSON) with every configured secret masked, whatever logs it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+
+REDACTED = "<redacted>"
+# Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, secrets: Iterable[str], as_json: bool) -> None:
+        super().__init__()
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        self.as_json = as_json
+
+    def _mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                fields[key] = value
+        if record.exc_info:
+            fields["error"] = self.formatException(record.exc_info)
+        if self.as_json:
+            return self._mask(json.dumps(fields, default=str))
+        return self._mask(" ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items()))
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and not any(c in text for c in ' ="\\\n') and text.isprintable():
+        return text
+    return json.dumps(text)
+
+
+def setup_logging(level: str, log_format: str, secrets: Iterable[str] = ()) -> None:
+    """Send every logger's records to stderr in ``log_format`` at ``level``, masking ``secrets``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(secrets, as_json=log_format == "json"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Per-request lines (scrapes served, API requests made) are only for debugging: the metrics count them.
+    chatty = logging.DEBUG if level == "debug" else logging.WARNING
+    for name in ("aiohttp.access", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(chatty)

@@ -1,0 +1,51 @@
+"""Run the simulator on its own: ``python -m exporter.simulator --listen 127.0.0.1:8080``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from exporter.config import parse_listen_address
+from exporter.simulator import Simulator, build_demo_simulator, start_simulator
+from exporter.simulator.scenarios import SCENARIOS
+
+
+async def _serve(sim: Simulator, host: str, port: int) -> None:
+    runner, url = await start_simulator(sim, host, port)
+    workspace = next(iter(sim.workspaces.values()))
+    print(f"simulated Captain Data API on {url} (workspace_uid {workspace.uid})", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m exporter.simulator", description=__doc__)
+    parser.add_argument("--listen", default="127.0.0.1:0", help="host:port to serve on (default: a free loopback port)")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="demo")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workspace-uid", default=None)
+    parser.add_argument(
+        "--api-key-file", default=None, help="file holding the API key to accept (default: a random key, printed)"
+    )
+    args = parser.parse_args(argv)
+    api_key = open(args.api_key_file).read().strip() if args.api_key_file else None
+    if args.scenario == "demo":
+        sim = build_demo_simulator(args.seed, api_key, args.workspace_uid)
+    else:
+        sim = Simulator(seed=args.seed)
+        sim.add_workspace(args.workspace_uid, api_key)
+    if api_key is None:
+        print(f"accepted API key: {next(iter(sim.workspaces.values())).api_key}", flush=True)
+    host, port = parse_listen_address(args.listen)
+    asyncio.run(_serve(sim, host or "127.0.0.1", port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Ready-made simulator scenarios: ``demo`` (every status, runs moving) and ``empty``."""
+
+from __future__ import annotations
+
+import random
+
+from exporter.simulator.model import Simulator
+
+DEMO_WORKFLOWS = (
+    "Extract LinkedIn People Profile",
+    "Connect LinkedIn Profile",
+    "Send LinkedIn Messages",
+    "Enrich Company from Sales Navigator",
+    "Find Work Emails",
+)
+# What an autopilot run ends as, with its weight; "running" runs stay Running for minutes.
+_OUTCOMES = (("finished", 60), ("warning", 10), ("shutdown", 7), ("stopped", 6), ("paused", 8), ("running", 9))
+_HOUR = 3600.0
+
+
+def demo_plan(rng: random.Random, moment: float) -> tuple[str, list[tuple[float, str]]]:
+    """A short lifecycle: pending for a moment, running for seconds, then an outcome."""
+    outcome = rng.choices([o for o, _ in _OUTCOMES], weights=[w for _, w in _OUTCOMES])[0]
+    queued = rng.uniform(0.5, 3.0)
+    running = rng.uniform(3.0, 40.0)
+    steps = [(0.0, "pending"), (queued, "running")]
+    if outcome == "running":
+        running = rng.uniform(120.0, 900.0)
+        outcome = "finished"
+    steps.append((queued + running, outcome))
+    return f"Automated Run {rng.randrange(1000, 9999)}", steps
+
+
+def populate_demo(sim: Simulator, workspace_uid: str) -> None:
+    """Workflows with runs in all seven statuses, two runs stuck in Running for hours, and an autopilot
+    that launches a short run every two seconds (and forgets it after ten minutes)."""
+    now = sim.clock()
+    rng = sim.random
+    workflows = [sim.add_workflow(name=name, workspace_uid=workspace_uid) for name in DEMO_WORKFLOWS]
+    history = [("finished", 14), ("warning", 2), ("shutdown", 2), ("stopped", 1), ("paused", 1), ("pending", 1)]
+    for workflow_uid in workflows:
+        for status, count in history:
+            for _ in range(count):
+                start = now - rng.uniform(0.5, 40.0) * _HOUR
+                finish = start + rng.uniform(60.0, 2 * _HOUR)
+                if status == "pending":
+                    sim.add_run(workflow_uid, status, created_at=start, scheduled_time=now + _HOUR)
+                elif status == "paused":
+                    sim.add_run(workflow_uid, status, start_time=start)
+                else:
+                    sim.add_run(workflow_uid, status, start_time=start, finish_time=min(finish, now - 1))
+    sim.add_run(workflows[1], "running", name="Campaign connect with Leads", start_time=now - 8 * _HOUR)
+    sim.add_run(workflows[3], "running", name="Weekly account enrichment", start_time=now - 3 * _HOUR)
+    sim.start_autopilot(interval=2.0, retention=600.0, plan=demo_plan)
+
+
+def build_demo_simulator(seed: int = 0, api_key: str | None = None, workspace_uid: str | None = None) -> Simulator:
+    sim = Simulator(seed=seed)
+    uid = sim.add_workspace(workspace_uid, api_key)
+    populate_demo(sim, uid)
+    return sim
+
+
+SCENARIOS = ("demo", "empty")

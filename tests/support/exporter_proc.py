@@ -1,0 +1,82 @@
+"""Run the real exporter command line as a subprocess against a config, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
+from tests.support.procs import log_tail, running_process
+
+
+@dataclass
+class ExporterProcess:
+    url: str
+    address: str
+    log_path: Path
+
+    def metrics(self) -> str:
+        response = httpx.get(f"{self.url}/metrics", timeout=10.0)
+        response.raise_for_status()
+        return response.text
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def workspace_config(name: str, base_url: str, workspace_uid: str, api_key: str) -> dict[str, Any]:
+    return {"name": name, "workspace_uid": workspace_uid, "api_key": api_key, "api_version": "v3", "base_url": base_url}
+
+
+def fast_config(workspaces: Sequence[dict[str, Any]], interval: str = "1s") -> dict[str, Any]:
+    """A config that polls often and retries fast, for tests."""
+    return {
+        "workspaces": list(workspaces),
+        "poll": {"interval": interval},
+        "api": {
+            "requests_per_second": 200,
+            "burst": 200,
+            "retry_backoff": "50ms",
+            "retry_backoff_max": "200ms",
+            "request_timeout": "2s",
+        },
+    }
+
+
+@contextmanager
+def running_exporter(
+    config: dict[str, Any],
+    workdir: Path,
+    extra_args: Sequence[str] = (),
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[ExporterProcess]:
+    """``python -m exporter --config ... --web.listen-address 127.0.0.1:<free>`` until the block ends."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / f"exporter-{os.getpid()}-{free_port()}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    address = f"{LOOPBACK}:{port}"
+    argv = [sys.executable, "-m", "exporter", "--config", str(config_path), "--web.listen-address", address, *extra_args]
+    log_path = config_path.with_suffix(".log")
+    with running_process(argv, log_path, env={**os.environ, **(env or {})}) as proc:
+        url = f"http://{address}"
+        target = f"{url}/-/ready" if wait_ready else f"{url}/-/healthy"
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the exporter exited with {proc.returncode}:\n{log_tail(log_path)}")
+            return http_ok(target)
+
+        try:
+            wait_until(up, 30, "the exporter to be ready")
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
+        yield ExporterProcess(url=url, address=address, log_path=log_path)

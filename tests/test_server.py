@@ -1,0 +1,154 @@
+"""The exporter's HTTP endpoints served on loopback: formats, health, landing page, concurrent scrapes."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import gzip
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+from exporter.server import create_app
+from exporter.simulator import Simulator
+from exporter.statuses import GUIDE
+from tests.conftest import API_KEY
+from tests.support.metrics import Exposition
+from tests.support.net import LOOPBACK
+
+WF = "wf-1"
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    return runner, f"http://{LOOPBACK}:{runner.addresses[0][1]}"
+
+
+@pytest.fixture
+async def served(sim: Simulator, harness_for: Any) -> AsyncIterator[tuple[Any, str]]:
+    sim.add_workflow(WF, "Extract LinkedIn People Profile")
+    now = time.time()
+    sim.add_run(WF, "running", start_time=now - 100)
+    sim.add_run(WF, "warning", name="Campaign <script>alert(1)</script>", start_time=now - 50, finish_time=now)
+    harness = harness_for()
+    runner, url = await serve(create_app(harness.hub))
+    yield harness, url
+    await runner.cleanup()
+
+
+async def test_ready_only_after_every_workspace_was_polled(served: tuple[Any, str]) -> None:
+    harness, url = served
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{url}/-/healthy")).status_code == 200
+        assert (await client.get(f"{url}/-/ready")).status_code == 503
+        before = Exposition((await client.get(f"{url}/metrics")).text)
+        assert before.value("captaindata_up") == 0
+        assert before.find("captaindata_runs") == []
+        await harness.poll()
+        assert (await client.get(f"{url}/-/ready")).status_code == 200
+
+
+async def test_text_format_parses_and_has_no_created_series(served: tuple[Any, str]) -> None:
+    harness, url = served
+    await harness.poll()
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/metrics", headers={"Accept": "text/plain"})
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    exposition = Exposition(response.text)
+    assert exposition.value("captaindata_runs", status="running") == 1
+    assert exposition.value("captaindata_exporter_build_info") == 1
+    assert not [name for name in exposition.names() if name.endswith("_created")]
+
+
+async def test_openmetrics_when_the_scraper_asks_for_it(served: tuple[Any, str]) -> None:
+    harness, url = served
+    await harness.poll()
+    prometheus_accept = (
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+        "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+    )
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{url}/metrics", headers={"Accept": prometheus_accept})
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    assert response.text.endswith("# EOF\n")
+    families = {family.name: family for family in parse_openmetrics(response.text)}
+    assert families["captaindata_run_status_changes"].type == "counter"
+    assert families["captaindata_run_duration_seconds"].type == "histogram"
+    assert not [s for f in families.values() for s in f.samples if s.name.endswith("_created")]
+
+
+async def test_gzip_when_accepted(served: tuple[Any, str]) -> None:
+    harness, url = served
+    await harness.poll()
+    async with httpx.AsyncClient() as client:
+        plain = await client.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"})
+        async with client.stream("GET", f"{url}/metrics", headers={"Accept-Encoding": "gzip"}) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        refused = await client.get(f"{url}/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in plain.headers
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in refused.headers
+    assert gzip.decompress(raw) == plain.content
+
+
+async def test_landing_page_shows_health_statuses_and_actions(served: tuple[Any, str]) -> None:
+    harness, url = served
+    await harness.poll()
+    async with httpx.AsyncClient() as client:
+        page = (await client.get(f"{url}/")).text
+    assert "acme" in page
+    assert "up" in page
+    for guide in GUIDE.values():
+        assert guide.title in page
+        assert html.escape(guide.action) in page
+    assert API_KEY not in page
+    assert "<script>" not in page
+
+
+async def test_concurrent_scrapes_never_see_half_a_poll(sim: Simulator, harness_for: Any) -> None:
+    sim.add_workflow(WF, "A")
+    sim.add_workflow("wf-2", "B")
+    uids = [sim.add_run(WF if i % 2 else "wf-2", "finished") for i in range(12)]
+    harness = harness_for()
+    runner, url = await serve(create_app(harness.hub))
+    await harness.poll()
+    flips = 0
+
+    async def keep_polling() -> None:
+        nonlocal flips
+        while True:
+            status = "warning" if flips % 2 == 0 else "finished"
+            for uid in uids:  # the simulator changes every run between two polls
+                sim.update_run(uid, status)
+            await harness.poll()
+            flips += 1
+
+    seen: set[tuple[float, float]] = set()
+
+    async def scrape(client: httpx.AsyncClient) -> None:
+        exposition = Exposition((await client.get(f"{url}/metrics")).text)
+        finished = exposition.total("captaindata_runs", status="finished")
+        warning = exposition.total("captaindata_runs", status="warning")
+        assert (finished, warning) in {(12, 0), (0, 12)}
+        assert len(exposition.find("captaindata_runs")) == 16
+        seen.add((finished, warning))
+
+    poller = asyncio.create_task(keep_polling())
+    try:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=20)) as client:
+            for _ in range(15):
+                await asyncio.gather(*(scrape(client) for _ in range(20)))
+    finally:
+        poller.cancel()
+        await asyncio.gather(poller, return_exceptions=True)
+        await runner.cleanup()
+    assert flips >= 2
+    assert seen == {(12, 0), (0, 12)}
