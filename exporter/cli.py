@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web.listen-address",
         dest="listen_address",
-        help=f"address to serve metrics on (default: web.listen_address of the config, else {DEFAULT_LISTEN_ADDRESS})",
+        help=f"where to serve (default: the config's web.listen_address, else {DEFAULT_LISTEN_ADDRESS})",
     )
     parser.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, help="default: info")
     parser.add_argument("--log.format", dest="log_format", choices=LOG_FORMATS, help="default: logfmt")
@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="no config needed: start the built-in API simulator and poll it"
     )
     parser.add_argument(
-        "--once", action="store_true", help="poll every workspace once, print the metrics, exit 0 only if all succeeded"
+        "--once",
+        action="store_true",
+        help="poll every workspace once, print the metrics, exit 0 only if all succeeded",
     )
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -69,7 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 def _demo_config(base_url: str, workspace_uid: str, api_key: str, listen_address: str) -> Config:
     return Config(
         workspaces=(
-            WorkspaceConfig(name="demo", workspace_uid=workspace_uid, api_key=Secret(api_key), base_url=base_url),
+            WorkspaceConfig(
+                name="demo", workspace_uid=workspace_uid, api_key=Secret(api_key), base_url=base_url
+            ),
         ),
         poll=PollConfig(interval=DEMO_POLL_INTERVAL),
         api=ApiConfig(requests_per_second=100.0, burst=100, retry_backoff=0.2, retry_backoff_max=2.0),
@@ -109,7 +113,9 @@ async def _poll_once_and_print(config: Config) -> int:
 async def _serve(config: Config) -> int:
     hub, pollers = build(config)
     host, port = parse_listen_address(config.web.listen_address)
-    runner = web.AppRunner(create_app(hub), handle_signals=False, access_log=logging.getLogger("aiohttp.access"))
+    runner = web.AppRunner(
+        create_app(hub), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, shutdown_timeout=5.0).start()
@@ -125,7 +131,9 @@ async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(poller.run_forever(), name=f"poll {poller.workspace.name}") for poller in pollers]
+    tasks = [
+        asyncio.create_task(poller.run_forever(), name=f"poll {poller.workspace.name}") for poller in pollers
+    ]
     await stop.wait()
     logger.info("shutting down")
     for task in tasks:

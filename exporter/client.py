@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -83,7 +83,9 @@ class CaptainDataClient:
         self._deadline = deadline
         workflows = [
             workflow
-            for workflow in parse_or_fail(parse_workflows, await self._get_json(WORKFLOWS_ENDPOINT, "/v3/workflows"))
+            for workflow in parse_or_fail(
+                parse_workflows, await self._get_json(WORKFLOWS_ENDPOINT, "/v3/workflows")
+            )
             if self.workspace.workflows.keeps(workflow.uid, workflow.name)
         ]
         result = PollResult(workflows=[], runs={})
@@ -168,15 +170,20 @@ class CaptainDataClient:
                     self.stats.retry_after = wait
                     why = f"GET {path} was rate limited (429, wait {wait:.1f}s)"
                     if rate_limited > self.api.max_rate_limit_retries:
-                        raise PollError(RATE_LIMITED, f"{why}; gave up after {rate_limited} rate-limited answers")
+                        raise PollError(
+                            RATE_LIMITED, f"{why}; gave up after {rate_limited} rate-limited answers"
+                        )
                     if wait > self.api.max_retry_after:
                         raise PollError(RATE_LIMITED, f"{why}; longer than api.max_retry_after")
-                    logger.info("rate limited; waiting", extra={"endpoint": endpoint, "wait_seconds": round(wait, 3)})
+                    logger.info(
+                        "rate limited; waiting", extra={"endpoint": endpoint, "wait_seconds": round(wait, 3)}
+                    )
                     await self._wait(wait, RATE_LIMITED, why)
                     continue
                 if code in (401, 403):
                     raise PollError(
-                        UNAUTHORIZED, f"GET {path} answered {code}: the API key or workspace_uid is wrong or outdated"
+                        UNAUTHORIZED,
+                        f"GET {path} answered {code}: the API key or workspace_uid is wrong or outdated",
                     )
                 if code == 404 and endpoint == RUNS_ENDPOINT:
                     raise _NotFound(path)
@@ -187,7 +194,9 @@ class CaptainDataClient:
             if failures > self.api.max_retries:
                 raise PollError(reason, f"{why} (after {failures} attempts)")
             delay = self.backoff.delay(failures)
-            logger.debug("retrying", extra={"endpoint": endpoint, "reason": reason, "delay_seconds": round(delay, 3)})
+            logger.debug(
+                "retrying", extra={"endpoint": endpoint, "reason": reason, "delay_seconds": round(delay, 3)}
+            )
             await self._wait(delay, reason, why)
 
 

@@ -206,15 +206,19 @@ class _Reader:
             return default
         value = section[key]
         wanted = "an integer" if kind is int else "a number"
-        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(
-            value, int
-        )):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (kind is int and not isinstance(value, int))
+        ):
             raise ConfigError(where, f"must be {wanted}, got {_show(value)}")
         if value < minimum:
             raise ConfigError(where, f"must be at least {minimum:g}, got {value}")
         return kind(value)
 
-    def choice(self, section: dict[str, Any], key: str, path: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, section: dict[str, Any], key: str, path: str, default: str, choices: tuple[str, ...]
+    ) -> str:
         value = self.string(section, key, path, default)
         if value not in choices:
             raise ConfigError(_join(path, key), f"{_show(value)} is not one of {', '.join(choices)}")
@@ -235,7 +239,9 @@ class _Reader:
             try:
                 compiled.append(re.compile(pattern))
             except re.error as error:
-                raise ConfigError(item, f"{_show(pattern)} is not a valid regular expression: {error}") from None
+                raise ConfigError(
+                    item, f"{_show(pattern)} is not a valid regular expression: {error}"
+                ) from None
         return tuple(compiled)
 
 
@@ -267,12 +273,16 @@ def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret
 
 def _read_workflow_filter(reader: _Reader, value: object, path: str) -> WorkflowFilter:
     section = reader.mapping(value, path, ("include", "exclude"))
-    return WorkflowFilter(reader.patterns(section, "include", path), reader.patterns(section, "exclude", path))
+    return WorkflowFilter(
+        reader.patterns(section, "include", path), reader.patterns(section, "exclude", path)
+    )
 
 
 def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfig:
     section = reader.mapping(
-        value, path, ("name", "workspace_uid", "api_key", "api_key_file", "api_version", "base_url", "workflows")
+        value,
+        path,
+        ("name", "workspace_uid", "api_key", "api_key_file", "api_version", "base_url", "workflows"),
     )
     if not section:
         raise ConfigError(path, "must be a mapping with name, workspace_uid and api_key")
@@ -296,7 +306,9 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
     )
 
 
-def parse_config(data: object, environ: Mapping[str, str] | None = None, base_dir: Path | None = None) -> Config:
+def parse_config(
+    data: object, environ: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` on the first problem."""
     reader = _Reader(os.environ if environ is None else environ, base_dir or Path.cwd())
     top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log"))
@@ -304,11 +316,15 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None, base_di
     raw_workspaces = top.get("workspaces")
     if not isinstance(raw_workspaces, list) or not raw_workspaces:
         raise ConfigError("workspaces", "must be a non-empty list of workspaces")
-    workspaces = tuple(_read_workspace(reader, item, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces))
+    workspaces = tuple(
+        _read_workspace(reader, item, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces)
+    )
     seen: set[str] = set()
     for index, workspace in enumerate(workspaces):
         if workspace.name in seen:
-            raise ConfigError(f"workspaces[{index}].name", f"{_show(workspace.name)} is used twice; names must be unique")
+            raise ConfigError(
+                f"workspaces[{index}].name", f"{_show(workspace.name)} is used twice; names must be unique"
+            )
         seen.add(workspace.name)
 
     poll_section = reader.mapping(top.get("poll"), "poll", ("interval", "timeout"))
@@ -327,7 +343,9 @@ def parse_config(data: object, environ: Mapping[str, str] | None = None, base_di
         burst=reader.number(api_section, "burst", "api", defaults.burst, int, 1),
         max_retries=reader.number(api_section, "max_retries", "api", defaults.max_retries, int, 0),
         retry_backoff=reader.duration(api_section, "retry_backoff", "api", defaults.retry_backoff),
-        retry_backoff_max=reader.duration(api_section, "retry_backoff_max", "api", defaults.retry_backoff_max),
+        retry_backoff_max=reader.duration(
+            api_section, "retry_backoff_max", "api", defaults.retry_backoff_max
+        ),
         max_rate_limit_retries=reader.number(
             api_section, "max_rate_limit_retries", "api", defaults.max_rate_limit_retries, int, 0
         ),

@@ -13,7 +13,9 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
         raise ValueError(f"{text!r} is not a duration")
-    return sum(int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value)
+    return sum(
+        int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value
+    )
 
 
 def format_duration(seconds: float) -> str:

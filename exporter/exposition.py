@@ -38,7 +38,8 @@ FAMILIES: dict[str, tuple[str, str]] = {
     ),
     "captaindata_running_run_max_age_seconds": (
         "gauge",
-        "Time in Running of the workflow's longest-running run, as of the last successful poll (0 when none).",
+        "Time in Running of the workflow's longest-running run, as of the last successful poll "
+        "(0 when none).",
     ),
     "captaindata_running_run_oldest_start_timestamp_seconds": (
         "gauge",
@@ -65,7 +66,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Wait asked by the workspace's most recent 429 (0 after a successful request).",
     ),
     "captaindata_up": ("gauge", "1 if the workspace's last poll succeeded, else 0."),
-    "captaindata_last_poll_success_timestamp_seconds": ("gauge", "When the workspace's last successful poll ended."),
+    "captaindata_last_poll_success_timestamp_seconds": (
+        "gauge",
+        "When the workspace's last successful poll ended.",
+    ),
     "captaindata_poll_duration_seconds": ("gauge", "Duration of the workspace's last poll."),
     "captaindata_poll_errors": ("counter", "Polls that failed or stopped paginating early, by reason."),
     "captaindata_workflows": ("gauge", "Workflows tracked in the workspace."),
@@ -85,7 +89,8 @@ class _Families:
     def add_histogram(self, name: str, labels: dict[str, str], histogram: Histogram) -> None:
         metric = self.metrics[name]
         for bound, count in histogram.cumulative():
-            metric.add_sample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, float(count))
+            le = floatToGoString(bound)  # type: ignore[no-untyped-call]
+            metric.add_sample(f"{name}_bucket", {**labels, "le": le}, float(count))
         metric.add_sample(f"{name}_count", labels, float(histogram.count))
         metric.add_sample(f"{name}_sum", labels, histogram.total)
 
@@ -105,7 +110,9 @@ def _workspace_samples(state: WorkspaceState, families: _Families) -> None:
         for status in STATUS_LABEL_VALUES:
             moment = state.last_status_time.get((workflow.uid, status))
             if moment is not None:
-                families.add("captaindata_workflow_last_status_timestamp_seconds", {**wf, "status": status}, moment)
+                families.add(
+                    "captaindata_workflow_last_status_timestamp_seconds", {**wf, "status": status}, moment
+                )
 
     for (uid, name, status), value in sorted(state.status_changes.items()):
         labels = {**ws, "workflow_uid": uid, "workflow": name, "status": status}
@@ -128,11 +135,15 @@ def _workspace_samples(state: WorkspaceState, families: _Families) -> None:
     for (endpoint, code), value in sorted(api.requests.items()):
         families.add("captaindata_api_requests", {**ws, "endpoint": endpoint, "code": code}, value)
     for (endpoint, reason), value in sorted(api.failures.items()):
-        families.add("captaindata_api_request_failures", {**ws, "endpoint": endpoint, "reason": reason}, value)
+        families.add(
+            "captaindata_api_request_failures", {**ws, "endpoint": endpoint, "reason": reason}, value
+        )
     for endpoint in ENDPOINTS:
         families.add("captaindata_api_rate_limited", {**ws, "endpoint": endpoint}, api.rate_limited[endpoint])
     for endpoint, histogram in sorted(api.durations.items()):
-        families.add_histogram("captaindata_api_request_duration_seconds", {**ws, "endpoint": endpoint}, histogram)
+        families.add_histogram(
+            "captaindata_api_request_duration_seconds", {**ws, "endpoint": endpoint}, histogram
+        )
     families.add("captaindata_api_retry_after_seconds", ws, api.retry_after)
 
     families.add("captaindata_up", ws, 1 if state.up else 0)
@@ -150,7 +161,9 @@ def build_families(states: Iterable[WorkspaceState]) -> list[Metric]:
     for state in states:
         _workspace_samples(state, families)
     families.add(
-        "captaindata_exporter_build_info", {"version": __version__, "python_version": platform.python_version()}, 1
+        "captaindata_exporter_build_info",
+        {"version": __version__, "python_version": platform.python_version()},
+        1,
     )
     return [metric for metric in families.metrics.values() if metric.samples]
 
@@ -177,7 +190,7 @@ class Exposition:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_FixedCollector(build_families(states)))
         text = generate_text(registry)
-        openmetrics = generate_openmetrics(registry)
+        openmetrics = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
         return cls(
             text=text,
             text_gzip=gzip.compress(text, compresslevel=6, mtime=0),
@@ -190,7 +203,11 @@ class Exposition:
         wants_openmetrics = "application/openmetrics-text" in accept
         wants_gzip = _accepts_gzip(accept_encoding)
         if wants_openmetrics:
-            return (self.openmetrics_gzip if wants_gzip else self.openmetrics), OPENMETRICS_CONTENT_TYPE, wants_gzip
+            return (
+                (self.openmetrics_gzip if wants_gzip else self.openmetrics),
+                OPENMETRICS_CONTENT_TYPE,
+                wants_gzip,
+            )
         return (self.text_gzip if wants_gzip else self.text), TEXT_CONTENT_TYPE, wants_gzip
 
 

@@ -62,7 +62,11 @@ class Poller:
             self.state.apply(result)
             logger.debug(
                 "poll succeeded",
-                extra={**log, "workflows": len(result.workflows), "runs": sum(map(len, result.runs.values()))},
+                extra={
+                    **log,
+                    "workflows": len(result.workflows),
+                    "runs": sum(map(len, result.runs.values())),
+                },
             )
         self.state.last_poll_duration = time.monotonic() - started
         self.hub.publish()
@@ -80,7 +84,10 @@ class Poller:
 
 
 def build(config: Config) -> tuple[Hub, list[Poller]]:
-    states = [WorkspaceState(w.name, needs_action_limit=config.metrics.needs_action_limit) for w in config.workspaces]
+    states = [
+        WorkspaceState(w.name, needs_action_limit=config.metrics.needs_action_limit)
+        for w in config.workspaces
+    ]
     hub = Hub(states)
     pollers = [Poller(w, config, state, hub) for w, state in zip(config.workspaces, states, strict=True)]
     return hub, pollers

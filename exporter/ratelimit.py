@@ -80,4 +80,4 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap, self.initial * 2 ** max(0, attempt - 1))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + self.rng.uniform(0, ceiling / 2))

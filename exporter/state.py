@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from exporter.apistats import ApiStats
-from exporter.client import POLL_ERROR_REASONS, PAGE_CAP, PollResult
+from exporter.client import PAGE_CAP, POLL_ERROR_REASONS, PollResult
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.model import Run, Workflow
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
@@ -80,7 +80,9 @@ class WorkspaceState:
             for run in result.runs.get(workflow.uid, ()):
                 self._observe(workflow, run, now)
         self.baseline_taken = True
-        self.seen = {uid: seen for uid, seen in self.seen.items() if now - seen.last_seen <= FORGET_VANISHED_RUNS_AFTER}
+        self.seen = {
+            uid: seen for uid, seen in self.seen.items() if now - seen.last_seen <= FORGET_VANISHED_RUNS_AFTER
+        }
         self.workflows = list(result.workflows)
         self.runs = {workflow.uid: list(result.runs.get(workflow.uid, ())) for workflow in result.workflows}
         self.polled_at = now
@@ -95,7 +97,9 @@ class WorkspaceState:
 
     def _observe(self, workflow: Workflow, run: Run, now: float) -> None:
         previous = self.seen.get(run.uid)
-        entered = previous is None and self.baseline_taken or previous is not None and previous.status != run.status
+        entered = (previous is None and self.baseline_taken) or (
+            previous is not None and previous.status != run.status
+        )
         self.seen[run.uid] = _Seen(run.status, now)
         if entered:
             key = (workflow.uid, workflow.name, run.status)

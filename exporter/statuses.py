@@ -32,7 +32,7 @@ KNOWN_STATUSES: Final[tuple[str, ...]] = (
     PAUSED,
 )
 #: Every value of the ``status`` label: the seven statuses and ``unknown``.
-STATUS_LABEL_VALUES: Final[tuple[str, ...]] = KNOWN_STATUSES + (UNKNOWN,)
+STATUS_LABEL_VALUES: Final[tuple[str, ...]] = (*KNOWN_STATUSES, UNKNOWN)
 
 #: Statuses after which a run does not move on by itself; their timestamp is the finish time.
 TERMINAL_STATUSES: Final = frozenset({FINISHED, WARNING, SHUTDOWN, STOPPED})
@@ -151,9 +151,7 @@ GUIDE: Final[dict[str, StatusGuide]] = {
     WARNING: StatusGuide(
         status=WARNING,
         title="Warning",
-        meaning=(
-            "One or more steps hit a functional error (for example bad input or an invalid parameter)."
-        ),
+        meaning=("One or more steps hit a functional error (for example bad input or an invalid parameter)."),
         action=(
             "Check the failed webhook for the error, fix the input or parameter, then reprocess "
             "the failed step with POST - Retry a Run."
@@ -195,9 +193,7 @@ GUIDE: Final[dict[str, StatusGuide]] = {
     STOPPED: StatusGuide(
         status=STOPPED,
         title="Stopped",
-        meaning=(
-            "The run was stopped manually by your team or with POST - Cancel a Run."
-        ),
+        meaning=("The run was stopped manually by your team or with POST - Cancel a Run."),
         action="Confirm the stop was intended; if it was not, relaunch or retry the run.",
         steps=(
             "Confirm with your team that the run was stopped on purpose.",
@@ -212,9 +208,7 @@ GUIDE: Final[dict[str, StatusGuide]] = {
     PAUSED: StatusGuide(
         status=PAUSED,
         title="Paused",
-        meaning=(
-            "The run paused because of invalid cookies, insufficient credits or outdated API keys."
-        ),
+        meaning=("The run paused because of invalid cookies, insufficient credits or outdated API keys."),
         action=(
             "Refresh the account(s) of the paused run (cookies, credits, API keys) and retry it, or "
             "refresh and resume in bulk with POST - Add or Update Integration Account and "
@@ -224,7 +218,7 @@ GUIDE: Final[dict[str, StatusGuide]] = {
             "Find which integration account the run uses (its cookies, credits or API key expired).",
             "Refresh that account, then retry the run with POST - Retry a Run; or",
             "refresh and resume every paused run at once with POST - Add or Update Integration "
-            "Account and \"resume_paused_jobs\": true.",
+            'Account and "resume_paused_jobs": true.',
         ),
         api_calls=(RETRY_A_RUN, UPDATE_INTEGRATION_ACCOUNT),
         escalation=(
@@ -236,9 +230,7 @@ GUIDE: Final[dict[str, StatusGuide]] = {
         status=UNKNOWN,
         title="Unknown",
         meaning="The API returned a status this exporter does not know.",
-        action=(
-            "Check the exporter's log for the raw value and open an issue so the exporter learns it."
-        ),
+        action=("Check the exporter's log for the raw value and open an issue so the exporter learns it."),
         steps=(),
     ),
 }

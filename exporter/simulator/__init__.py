@@ -11,7 +11,9 @@ from exporter.simulator.scenarios import build_demo_simulator
 __all__ = ["Simulator", "build_demo_simulator", "create_simulator_app", "start_simulator"]
 
 
-async def start_simulator(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+async def start_simulator(
+    sim: Simulator, host: str = "127.0.0.1", port: int = 0
+) -> tuple[web.AppRunner, str]:
     """Serve ``sim`` on ``host:port`` (0: any free port); returns the runner and the base URL."""
     runner = web.AppRunner(create_simulator_app(sim), access_log=None)
     await runner.setup()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 
 from exporter.config import parse_listen_address
 from exporter.simulator import Simulator, build_demo_simulator, start_simulator
@@ -26,15 +27,19 @@ async def _serve(sim: Simulator, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m exporter.simulator", description=__doc__)
-    parser.add_argument("--listen", default="127.0.0.1:0", help="host:port to serve on (default: a free loopback port)")
+    parser.add_argument(
+        "--listen", default="127.0.0.1:0", help="host:port to serve on (default: a free loopback port)"
+    )
     parser.add_argument("--scenario", choices=SCENARIOS, default="demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace-uid", default=None)
     parser.add_argument(
-        "--api-key-file", default=None, help="file holding the API key to accept (default: a random key, printed)"
+        "--api-key-file",
+        default=None,
+        help="file holding the API key to accept (default: a random key, printed)",
     )
     args = parser.parse_args(argv)
-    api_key = open(args.api_key_file).read().strip() if args.api_key_file else None
+    api_key = Path(args.api_key_file).read_text().strip() if args.api_key_file else None
     if args.scenario == "demo":
         sim = build_demo_simulator(args.seed, api_key, args.workspace_uid)
     else:

@@ -41,7 +41,7 @@ def _error(status: int, message: str) -> web.Response:
 
 def _authenticate(sim: Simulator, request: web.Request) -> SimWorkspace | web.Response:
     authorization = request.headers.get("Authorization", "")
-    key = authorization[len("x-api-key "):].strip() if authorization.lower().startswith("x-api-key ") else ""
+    key = authorization[len("x-api-key ") :].strip() if authorization.lower().startswith("x-api-key ") else ""
     key = key or request.headers.get("x-api-key", "").strip()
     project = request.headers.get("x-project-id", "").strip()
     with sim.lock:
@@ -65,7 +65,10 @@ def _rate_limited(limit: RateLimit, now: float) -> web.Response:
     if limit.style == "none":
         headers = {}
     return web.json_response(
-        {"message": "Too Many Requests: rate limited, wait before making additional requests.", "status_code": 429},
+        {
+            "message": "Too Many Requests: rate limited, wait before making additional requests.",
+            "status_code": 429,
+        },
         status=429,
         headers=headers,
     )
@@ -126,9 +129,10 @@ async def list_workflows(request: web.Request) -> web.Response:
     workspace: SimWorkspace = request[WORKSPACE_KEY]
     with sim.lock:
         workflows = sorted(
-            (w for w in sim.workflows.values() if w.workspace_uid == workspace.uid), key=lambda w: (w.created_at, w.uid)
+            (w for w in sim.workflows.values() if w.workspace_uid == workspace.uid),
+            key=lambda w: (w.created_at, w.uid),
         )
-        body = [
+        body: list[dict[str, Any]] = [
             {
                 "uid": w.uid,
                 "name": w.name,
@@ -179,7 +183,13 @@ async def get_run(request: web.Request) -> web.Response:
 
 async def get_workspace(request: web.Request) -> web.Response:
     return web.json_response(
-        {"name": "Simulated workspace", "tasks_left": 9966, "tasks_max": 10000, "tasks_used": 34, "plan_name": "Growth"}
+        {
+            "name": "Simulated workspace",
+            "tasks_left": 9966,
+            "tasks_max": 10000,
+            "tasks_used": 34,
+            "plan_name": "Growth",
+        }
     )
 
 

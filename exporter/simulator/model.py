@@ -81,7 +81,9 @@ class SimRun:
             "main_job_uid": self.uid,
             "main_job_name": self.name,
             "status": status,
-            "error_message": self.error_message if status.lower() in ("warning", "shutdown", "paused") else None,
+            "error_message": self.error_message
+            if status.lower() in ("warning", "shutdown", "paused")
+            else None,
             "step_uid": None,
             "scheduled_time": format_time(self.scheduled_time, fmt),
             "start_time": format_time(start, fmt),
@@ -187,7 +189,9 @@ class Simulator:
             raise ValueError("workspace_uid is required when there is not exactly one workspace")
         return next(iter(self.workspaces))
 
-    def add_workflow(self, uid: str | None = None, name: str | None = None, workspace_uid: str | None = None) -> str:
+    def add_workflow(
+        self, uid: str | None = None, name: str | None = None, workspace_uid: str | None = None
+    ) -> str:
         with self.lock:
             workflow_uid = uid or self._uid()
             self.workflows[workflow_uid] = SimWorkflow(
@@ -230,7 +234,9 @@ class Simulator:
             if time_format is not None and time_format not in TIME_FORMATS:
                 raise ValueError(f"time_format must be one of {TIME_FORMATS}")
             now = self.clock()
-            created = created_at if created_at is not None else (start_time if start_time is not None else now)
+            created = (
+                created_at if created_at is not None else (start_time if start_time is not None else now)
+            )
             run_uid = uid or self._uid()
             self.runs[run_uid] = SimRun(
                 uid=run_uid,
@@ -292,7 +298,9 @@ class Simulator:
         with self.lock:
             self.runs.pop(uid, None)
 
-    def set_rate_limit(self, max_requests: int | None, window_seconds: float = 60.0, style: str = "seconds") -> None:
+    def set_rate_limit(
+        self, max_requests: int | None, window_seconds: float = 60.0, style: str = "seconds"
+    ) -> None:
         """Answer 429 once ``max_requests`` were served in the current window (``None`` lifts it)."""
         with self.lock:
             if style not in RATE_LIMIT_STYLES:

@@ -14,7 +14,14 @@ DEMO_WORKFLOWS = (
     "Find Work Emails",
 )
 # What an autopilot run ends as, with its weight; "running" runs stay Running for minutes.
-_OUTCOMES = (("finished", 60), ("warning", 10), ("shutdown", 7), ("stopped", 6), ("paused", 8), ("running", 9))
+_OUTCOMES = (
+    ("finished", 60),
+    ("warning", 10),
+    ("shutdown", 7),
+    ("stopped", 6),
+    ("paused", 8),
+    ("running", 9),
+)
 _HOUR = 3600.0
 
 
@@ -37,7 +44,14 @@ def populate_demo(sim: Simulator, workspace_uid: str) -> None:
     now = sim.clock()
     rng = sim.random
     workflows = [sim.add_workflow(name=name, workspace_uid=workspace_uid) for name in DEMO_WORKFLOWS]
-    history = [("finished", 14), ("warning", 2), ("shutdown", 2), ("stopped", 1), ("paused", 1), ("pending", 1)]
+    history = [
+        ("finished", 14),
+        ("warning", 2),
+        ("shutdown", 2),
+        ("stopped", 1),
+        ("paused", 1),
+        ("pending", 1),
+    ]
     for workflow_uid in workflows:
         for status, count in history:
             for _ in range(count):
@@ -54,7 +68,9 @@ def populate_demo(sim: Simulator, workspace_uid: str) -> None:
     sim.start_autopilot(interval=2.0, retention=600.0, plan=demo_plan)
 
 
-def build_demo_simulator(seed: int = 0, api_key: str | None = None, workspace_uid: str | None = None) -> Simulator:
+def build_demo_simulator(
+    seed: int = 0, api_key: str | None = None, workspace_uid: str | None = None
+) -> Simulator:
     sim = Simulator(seed=seed)
     uid = sim.add_workspace(workspace_uid, api_key)
     populate_demo(sim, uid)

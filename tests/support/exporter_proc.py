@@ -33,7 +33,13 @@ class ExporterProcess:
 
 
 def workspace_config(name: str, base_url: str, workspace_uid: str, api_key: str) -> dict[str, Any]:
-    return {"name": name, "workspace_uid": workspace_uid, "api_key": api_key, "api_version": "v3", "base_url": base_url}
+    return {
+        "name": name,
+        "workspace_uid": workspace_uid,
+        "api_key": api_key,
+        "api_version": "v3",
+        "base_url": base_url,
+    }
 
 
 def fast_config(workspaces: Sequence[dict[str, Any]], interval: str = "1s") -> dict[str, Any]:
@@ -65,11 +71,21 @@ def running_exporter(
     config_path.write_text(yaml.safe_dump(config))
     port = free_port()
     address = f"{LOOPBACK}:{port}"
-    argv = [sys.executable, "-m", "exporter", "--config", str(config_path), "--web.listen-address", address, *extra_args]
+    argv = [
+        sys.executable,
+        "-m",
+        "exporter",
+        "--config",
+        str(config_path),
+        "--web.listen-address",
+        address,
+        *extra_args,
+    ]
     log_path = config_path.with_suffix(".log")
     with running_process(argv, log_path, env={**os.environ, **(env or {})}) as proc:
         url = f"http://{address}"
         target = f"{url}/-/ready" if wait_ready else f"{url}/-/healthy"
+
         def up() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"the exporter exited with {proc.returncode}:\n{log_tail(log_path)}")

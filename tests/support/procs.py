@@ -15,13 +15,15 @@ def log_tail(path: Path, lines: int = 40) -> str:
 
 
 @contextmanager
-def running_process(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[
-    subprocess.Popen[bytes]
-]:
+def running_process(
+    argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` with stdout and stderr in ``log_path``; terminate it (then kill) on exit."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     try:
         yield proc
     finally:

@@ -26,8 +26,10 @@ from tests.support.procs import log_tail, running_process
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or (
-    "/usr/bin/prometheus-alertmanager"
+ALERTMANAGER = (
+    shutil.which("prometheus-alertmanager")
+    or shutil.which("alertmanager")
+    or ("/usr/bin/prometheus-alertmanager")
 )
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 
@@ -147,7 +149,9 @@ def running_prometheus(
 
 
 @contextmanager
-def running_alertmanager(workdir: Path, config: dict[str, Any], timeout: float = 30.0) -> Iterator[Alertmanager]:
+def running_alertmanager(
+    workdir: Path, config: dict[str, Any], timeout: float = 30.0
+) -> Iterator[Alertmanager]:
     """Run Alertmanager on a free loopback port with clustering off."""
     home = workdir / f"alertmanager-{time.monotonic_ns()}"
     home.mkdir(parents=True)
@@ -166,7 +170,9 @@ def running_alertmanager(workdir: Path, config: dict[str, Any], timeout: float =
     with running_process(argv, log_path) as proc:
         url = f"http://{LOOPBACK}:{port}"
         try:
-            wait_until(lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), timeout, "Alertmanager ready")
+            wait_until(
+                lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), timeout, "Alertmanager ready"
+            )
         except TimeoutError as error:
             raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
         yield Alertmanager(url=url, address=f"{LOOPBACK}:{port}", log_path=log_path)

@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# captaindata-exporter container image.
+#
+#   docker build -t captaindata-exporter:0.1.0 .
+#   docker run --rm -p 10237:10237 captaindata-exporter:0.1.0 --demo          # no config, simulated API
+#   docker run --rm -p 10237:10237 -e CAPTAINDATA_API_KEY \
+#       -v "$PWD/config.yaml:/etc/captaindata-exporter/config.yaml:ro" captaindata-exporter:0.1.0
+#
+# The config file refers to the API key as `api_key: "${CAPTAINDATA_API_KEY}"` (environment) or
+# `api_key_file: /run/secrets/captaindata-api-key` (a mounted file). See docs/deployment.md.
+
+# Pinned by tag; pin by digest too (python:3.11.13-slim-bookworm@sha256:...) for bit-for-bit rebuilds.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+
+# ---- Stage 1: build the wheels (the project's and its dependencies') -----------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# .dockerignore lets through only what the wheel is built from.
+COPY pyproject.toml README.md ./
+COPY exporter/ exporter/
+RUN pip wheel --wheel-dir /wheels .
+
+# ---- Stage 2: runtime, no compilers, no build tools, no source tree ------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="captaindata-exporter" \
+      org.opencontainers.image.description="Prometheus exporter for Captain Data runs" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+# Install from the wheels of stage 1 only (no index), then drop pip and friends: nothing is built or
+# installed at run time.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels captaindata-exporter \
+    && pip uninstall --yes pip setuptools wheel \
+    && groupadd --system --gid 10001 exporter \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin exporter \
+    && mkdir -p /etc/captaindata-exporter
+# Numeric so that Kubernetes' runAsNonRoot can check it.
+USER 10001:10001
+EXPOSE 10237
+# Probes the default listen address (:10237). Python, because the slim image has no curl or wget.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10237/-/healthy', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["captaindata-exporter"]
+CMD ["--config", "/etc/captaindata-exporter/config.yaml"]

@@ -1,0 +1,982 @@
+"""Generate the Captain Data Grafana dashboards (and their Kubernetes ConfigMap) as code.
+
+Usage::
+
+    python grafana/generate.py            # write the files below
+    python grafana/generate.py --check    # exit 1 if a committed file differs from what would be generated
+
+Writes:
+
+- ``grafana/dashboards/captaindata-overview.json`` and ``grafana/dashboards/captaindata-workflow.json``
+- ``deploy/kubernetes/grafana-dashboards-configmap.yaml`` (both dashboards, label ``grafana_dashboard: "1"``)
+
+The dashboards are built with grafana-foundation-sdk (a dev dependency, never needed at runtime). Status
+colours live here; status meanings and recommended actions come from ``exporter/statuses.py``, so the
+needs-action table's "Recommended action" column always says what the status guide says. Runbook links
+point at ``${runbook_base_url}#<alertname lowercased>``, the sections of docs/runbooks.md; the variable's
+default is the alert rules' runbook knob (``deploy/generate.py``'s ``DEFAULT_RUNBOOK_BASE_URL``), and
+``--runbook-base-url`` changes it here as ``deploy/generate.py --runbook-base-url`` does for the alerts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from grafana_foundation_sdk.builders import bargauge, heatmap, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import heatmap as heatmap_models
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # ``python grafana/generate.py`` from a checkout that is not pip-installed
+    sys.path.insert(0, str(ROOT))
+
+from deploy.generate import DEFAULT_RUNBOOK_BASE_URL  # noqa: E402  (the alert rules' runbook knob)
+from exporter import statuses  # noqa: E402
+
+OVERVIEW_UID = "captaindata-overview"
+WORKFLOW_UID = "captaindata-workflow"
+OVERVIEW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-overview.json"
+WORKFLOW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-workflow.json"
+CONFIGMAP_PATH = ROOT / "deploy" / "kubernetes" / "grafana-dashboards-configmap.yaml"
+CONFIGMAP_NAME = "captaindata-grafana-dashboards"
+TAGS = ["captaindata", "captaindata-exporter"]
+
+#: The datasource every panel, target, variable and annotation uses: the ``datasource`` variable.
+DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+#: Grafana colours that match each status's meaning: blue for work in progress, green for success,
+#: orange/red/yellow for the statuses that need action, grey for a manual stop, purple for the unexpected.
+STATUS_COLOURS: dict[str, str] = {
+    statuses.RUNNING: "blue",
+    statuses.PENDING: "light-blue",
+    statuses.FINISHED: "green",
+    statuses.WARNING: "orange",
+    statuses.SHUTDOWN: "red",
+    statuses.STOPPED: "text",
+    statuses.PAUSED: "yellow",
+    statuses.UNKNOWN: "purple",
+}
+#: Statuses whose count is bad news when above zero (green at zero, their colour otherwise).
+ALERTING_STATUSES = statuses.NEEDS_ACTION_STATUSES | {statuses.UNKNOWN}
+
+# Label selectors, from the exporter scrape down to one workflow.
+EXPORTER = 'job=~"$job", instance=~"$instance"'
+WORKSPACE = EXPORTER + ', workspace=~"$workspace"'
+WORKFLOWS = WORKSPACE + ', workflow=~"$workflow"'  # Overview: multi-value workflow variable
+ONE_WORKFLOW = WORKSPACE + ', workflow="$workflow"'  # Workflow dashboard: exactly one workflow
+RUNS_PER_HOUR = "suffix: runs/h"
+
+
+def alert_name(status: str) -> str:
+    """The alert that fires for runs in ``status`` (CaptainDataRunWarning, ...): one runbook section each."""
+    return f"CaptainDataRun{statuses.GUIDE[status].title}"
+
+
+def sel(base: str, **extra: str) -> str:
+    matchers = [base] + [f'{name}="{value}"' for name, value in extra.items()]
+    return "{" + ", ".join(matchers) + "}"
+
+
+def query(expr: str, legend: str = "__auto", ref: str = "A", *, instant: bool = False,
+          fmt: PromQueryFormat | None = None) -> prom.Dataquery:
+    target = prom.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE).legend_format(legend)
+    target = target.instant() if instant else target.range()
+    if fmt is not None:
+        target = target.format(fmt)
+    return target
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return (
+        dash.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=colour) for value, colour in steps])
+    )
+
+
+def fixed_colour(colour: str) -> model.DynamicConfigValue:
+    return model.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": colour})
+
+
+def status_colour_overrides(panel: timeseries.Panel) -> timeseries.Panel:
+    """Colour each ``{{status}}`` series with its status colour."""
+    for status in statuses.STATUS_LABEL_VALUES:
+        panel = panel.override_by_name(status, [fixed_colour(STATUS_COLOURS[status])])
+    return panel
+
+
+def legend(panel: timeseries.Panel, *calcs: str) -> timeseries.Panel:
+    options = (
+        common_builders.VizLegendOptions()
+        .display_mode(common.LegendDisplayMode.TABLE if calcs else common.LegendDisplayMode.LIST)
+        .placement(common.LegendPlacement.BOTTOM)
+        .show_legend(True)
+        .calcs(list(calcs))
+    )
+    tooltip = common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(
+        common.SortOrder.DESCENDING
+    )
+    return panel.legend(options).tooltip(tooltip)
+
+
+def graph(title: str, description: str, unit: str, targets: Sequence[prom.Dataquery], *, width: int,
+          height: int = 8, bars: bool = False, by_status: bool = False, minimum: float | None = 0,
+          calcs: Sequence[str] = ("lastNotNull", "max")) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .targets(list(targets))
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .line_width(1)
+        .fill_opacity(60 if bars else 10)
+        .draw_style(common.GraphDrawStyle.BARS if bars else common.GraphDrawStyle.LINE)
+        .show_points(common.VisibilityMode.NEVER)
+        .span_nulls(False)
+    )
+    if minimum is not None:
+        panel = panel.min(minimum)
+    if by_status:
+        panel = status_colour_overrides(panel)
+    return legend(panel, *calcs)
+
+
+def status_stat(status: str, selector: str) -> stat.Panel:
+    guide = statuses.GUIDE[status]
+    colour = STATUS_COLOURS[status]
+    steps: tuple[tuple[float | None, str], ...] = (
+        ((None, "green"), (1, colour)) if status in ALERTING_STATUSES else ((None, colour),)
+    )
+    description = f"Runs the API lists as {guide.title} right now. {guide.meaning} What to do: {guide.action}"
+    return (
+        stat.Panel()
+        .title(guide.title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .with_target(query(f"sum(captaindata_runs{sel(selector, status=status)})", guide.title, instant=True))
+        .unit("short")
+        .decimals(0)
+        .thresholds(thresholds(*steps))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE)
+        .justify_mode(common.BigValueJustifyMode.CENTER)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(3)
+        .height(4)
+    )
+
+
+def status_stats(selector: str) -> list[stat.Panel]:
+    return [status_stat(status, selector) for status in statuses.STATUS_LABEL_VALUES]
+
+
+def runs_by_status(selector: str, scope: str) -> timeseries.Panel:
+    return graph(
+        "Runs by status",
+        f"How many runs the Captain Data API lists in each status over time, for {scope} "
+        "(captaindata_runs). A growing Warning, Shutdown or Paused line means runs wait for you.",
+        "short",
+        [query(f"sum by (status) (captaindata_runs{sel(selector)})", "{{status}}")],
+        width=12,
+        by_status=True,
+    )
+
+
+def status_changes(selector: str, scope: str) -> timeseries.Panel:
+    return graph(
+        "Status changes per hour",
+        f"Runs entering each status, as an hourly rate, for {scope} "
+        "(captaindata_run_status_changes_total; the first poll's runs are a baseline, not changes).",
+        RUNS_PER_HOUR,
+        [
+            query(
+                "sum by (status) (rate(captaindata_run_status_changes_total"
+                f"{sel(selector)}[$__rate_interval])) * 3600",
+                "{{status}}",
+            )
+        ],
+        width=12,
+        by_status=True,
+    )
+
+
+def value_map(results: dict[str, model.ValueMappingResult]) -> list[model.ValueMapping]:
+    return [model.ValueMap(options=results)]
+
+
+def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Panel:
+    """Runs in warning/shutdown/paused with the recommended action and a runbook link per status.
+
+    The "action" and "runbook" columns are copies of the status label (label_replace) that value mappings,
+    generated from exporter/statuses.py, turn into the recommended action and the alert's name.
+    """
+    needs_action = sorted(statuses.NEEDS_ACTION_STATUSES, key=statuses.STATUS_LABEL_VALUES.index)
+    by = "workspace, workflow, run_name, run_uid, status"
+    expr = (
+        "label_replace(label_replace(max by (" + by + ") "
+        "(captaindata_run_needs_action" + sel(selector) + "), "
+        '"action", "$1", "status", "(.*)"), "runbook", "$1", "status", "(.*)")'
+    )
+    status_mappings = value_map({
+        status: model.ValueMappingResult(text=statuses.GUIDE[status].title, color=STATUS_COLOURS[status],
+                                         index=index)
+        for index, status in enumerate(statuses.STATUS_LABEL_VALUES)
+    })
+    action_mappings = value_map({
+        status: model.ValueMappingResult(text=statuses.GUIDE[status].action, index=index)
+        for index, status in enumerate(needs_action)
+    })
+    runbook_mappings = value_map({
+        status: model.ValueMappingResult(text=f"{alert_name(status)} runbook", index=index)
+        for index, status in enumerate(needs_action)
+    })
+    workflow_link = model.DashboardLink(
+        title="Open the ${__value.raw} workflow dashboard",
+        url=(
+            f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
+            "&${instance:queryparam}&var-workspace=${__data.fields.workspace}"
+            "&var-workflow=${__value.raw}&${__url_time_range}"
+        ),
+    )
+    runbook_link = model.DashboardLink(
+        title="Runbook: what to do about ${__value.text}",
+        url="${runbook_base_url}#captaindatarun${__value.raw}",
+        target_blank=True,
+    )
+    columns = ["workspace", "workflow", "run_name", "run_uid", "status", "action", "runbook"]
+    names = ["Workspace", "Workflow", "Run name", "Run uid", "Status", "Recommended action", "Runbook"]
+    widths = [120, 180, 200, 200, 100, 0, 230]
+    panel = (
+        table.Panel()
+        .title("Needs action")
+        .description(
+            f"Runs currently in Warning, Shutdown or Paused for {scope} (captaindata_run_needs_action, "
+            "capped by the exporter, most recent first), with the recommended action from the status guide "
+            "(exporter/statuses.py) and a link to the runbook of the alert that fires for that status. "
+            "Click a workflow to open its dashboard."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(expr, ref="A", instant=True, fmt=PromQueryFormat.TABLE))
+        .unit("none")
+        .no_value("Nothing needs action")
+        .show_header(True)
+        .cell_height(common.TableCellHeight.SM)
+        .footer(common_builders.TableFooterOptions().show(False).reducer(["count"]).count_rows(True))
+        .sort_by([common_builders.TableSortByFieldState().display_name("Status")])
+        .with_transformation(model.DataTransformerConfig(
+            id_val="organize",
+            options={
+                "excludeByName": {"Time": True, "Value": True},
+                "indexByName": {name: index for index, name in enumerate(columns)},
+            },
+        ))
+        .span(width)
+        .height(10)
+    )
+    for column, name, width_px in zip(columns, names, widths, strict=True):
+        properties = [model.DynamicConfigValue(id_val="displayName", value=name)]
+        if width_px:
+            properties.append(model.DynamicConfigValue(id_val="custom.width", value=width_px))
+        if column == "status":
+            properties += [
+                model.DynamicConfigValue(id_val="mappings", value=status_mappings),
+                model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
+            ]
+        elif column == "action":
+            properties += [
+                model.DynamicConfigValue(id_val="mappings", value=action_mappings),
+                model.DynamicConfigValue(id_val="custom.inspect", value=True),
+            ]
+        elif column == "runbook":
+            properties += [
+                model.DynamicConfigValue(id_val="mappings", value=runbook_mappings),
+                model.DynamicConfigValue(id_val="links", value=[runbook_link]),
+            ]
+        elif column == "workflow":
+            properties.append(model.DynamicConfigValue(id_val="links", value=[workflow_link]))
+        panel = panel.override_by_name(column, properties)
+    return panel
+
+
+def duration_quantiles(selector: str, scope: str, by: str, width: int) -> timeseries.Panel:
+    extra_by = f", {by}" if by else ""
+    legend_suffix = f" {{{{{by}}}}}" if by else ""
+    targets = [
+        query(
+            f"histogram_quantile({q}, sum by (le{extra_by}) (rate(captaindata_run_duration_seconds_bucket"
+            f"{sel(selector)}[$__rate_interval])))",
+            f"p{round(q * 100)}{legend_suffix}",
+            ref=ref,
+        )
+        for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))[: 2 if by else 3]
+    ]
+    return graph(
+        "Completed-run duration quantiles" + (" by outcome" if by else ""),
+        f"How long runs that completed in each interval took from start to finish, for {scope} "
+        "(histogram_quantile over captaindata_run_duration_seconds_bucket; buckets from 1 minute to 1 day, "
+        "so values under a minute are interpolated). Gaps mean no run completed in that interval.",
+        "s",
+        targets,
+        width=width,
+    )
+
+
+def duration_heatmap(selector: str, scope: str, width: int) -> heatmap.Panel:
+    return (
+        heatmap.Panel()
+        .title("Completed-run duration distribution")
+        .description(
+            f"How many runs completed in each duration bucket per interval, for {scope} "
+            "(captaindata_run_duration_seconds_bucket). Darker cells hold more runs."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                f"sum by (le) (increase(captaindata_run_duration_seconds_bucket{sel(selector)}"
+                "[$__rate_interval]))",
+                "{{le}}",
+                fmt=PromQueryFormat.HEATMAP,
+            )
+        )
+        .unit("short")
+        .calculate(False)
+        .cell_gap(1)
+        .y_axis(heatmap.YAxisConfig().unit("s").axis_placement(common.AxisPlacement.LEFT))
+        .rows_frame(heatmap.RowsHeatmapOptions().layout(common.HeatmapCellLayout.LE))
+        .cell_values(heatmap.CellValues().unit("short").decimals(1))
+        .color(
+            heatmap.HeatmapColorOptions()
+            .mode(heatmap_models.HeatmapColorMode.SCHEME)
+            .scheme("Oranges")
+            .scale(heatmap_models.HeatmapColorScale.EXPONENTIAL)
+            .exponent(0.5)
+            .steps(64)
+            .fill("dark-orange")
+        )
+        .show_legend()
+        .show_tooltip()
+        .span(width)
+        .height(8)
+    )
+
+
+def workflow_dashboard_link_for_series(label: str) -> model.DashboardLink:
+    return model.DashboardLink(
+        title="Open the ${__field.labels." + label + "} workflow dashboard",
+        url=(
+            f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
+            "&${instance:queryparam}&var-workspace=${__field.labels.workspace}"
+            "&var-workflow=${__field.labels." + label + "}&${__url_time_range}"
+        ),
+    )
+
+
+def row(title: str) -> dash.Row:
+    return dash.Row(title).collapsed(False)
+
+
+# Variables -----------------------------------------------------------------------------------------------
+
+
+def variables(*, multi_workflow: bool, runbook_base_url: str) -> list[Builder[model.VariableModel]]:
+    def label_values(name: str, label: str, expr: str, description: str, *, multi: bool = True
+                     ) -> dash.QueryVariable:
+        return (
+            dash.QueryVariable(name)
+            .label(label)
+            .description(description)
+            .datasource(DATASOURCE)
+            .query(f"label_values({expr}, {name})")
+            .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+            .multi(multi)
+            .include_all(multi)
+        )
+
+    return [
+        dash.DatasourceVariable("datasource")
+        .label("Data source")
+        .description("The Prometheus that scrapes captaindata-exporter.")
+        .type("prometheus"),
+        label_values("job", "Job", "captaindata_exporter_build_info", "Prometheus job of the exporter."),
+        label_values("instance", "Instance", 'captaindata_exporter_build_info{job=~"$job"}',
+                     "Exporter instance (host:port)."),
+        label_values("workspace", "Workspace", 'captaindata_up{job=~"$job", instance=~"$instance"}',
+                     "Captain Data workspace, as named in the exporter configuration."),
+        label_values("workflow", "Workflow",
+                     'captaindata_runs{job=~"$job", instance=~"$instance", workspace=~"$workspace"}',
+                     "Captain Data workflow (by name).", multi=multi_workflow),
+        dash.TextBoxVariable("runbook_base_url")
+        .label("Runbooks")
+        .description("Base URL of docs/runbooks.md; each alert has a section whose anchor is its "
+                     "lowercased name.")
+        .default_value(runbook_base_url)
+        .current(model.VariableOption(selected=True, text=runbook_base_url, value=runbook_base_url))
+        .hide(model.VariableHide.HIDE_VARIABLE),
+    ]
+
+
+def alert_annotation() -> dash.AnnotationQuery:
+    return (
+        dash.AnnotationQuery()
+        .name("Captain Data alerts")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .hide(False)
+        .icon_color("red")
+        .expr('ALERTS{alertname=~"CaptainData.+", alertstate="firing"}')
+    )
+
+
+def dashboard_links(runbooks: bool = True) -> list[Builder[model.DashboardLink]]:
+    links: list[Builder[model.DashboardLink]] = [
+        dash.DashboardLink("Captain Data")
+        .type(model.DashboardLinkType.DASHBOARDS)
+        .tags(["captaindata"])
+        .as_dropdown(True)
+        .include_vars(True)
+        .keep_time(True),
+    ]
+    if runbooks:
+        links.append(
+            dash.DashboardLink("Runbooks")
+            .type(model.DashboardLinkType.LINK)
+            .url("${runbook_base_url}")
+            .icon("doc")
+            .tooltip("What to do about each Captain Data alert")
+            .target_blank(True)
+        )
+    return links
+
+
+def base_dashboard(title: str, uid: str, description: str, *, multi_workflow: bool,
+                   runbook_base_url: str) -> dash.Dashboard:
+    return (
+        dash.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .editable()
+        .time("now-6h", "now")
+        .refresh("1m")
+        .timezone("browser")
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .variables(variables(multi_workflow=multi_workflow, runbook_base_url=runbook_base_url))
+        .annotation(alert_annotation())
+        .links(dashboard_links())
+    )
+
+
+# Overview ------------------------------------------------------------------------------------------------
+
+
+def overview(runbook_base_url: str) -> dash.Dashboard:
+    scope = "the selected workspaces and workflows"
+    board = base_dashboard(
+        "Captain Data / Overview",
+        OVERVIEW_UID,
+        "Captain Data runs at a glance: runs per status, what needs action and what to do about it, time in "
+        "Running, Captain Data API rate limiting and the exporter's own health.",
+        multi_workflow=True,
+        runbook_base_url=runbook_base_url,
+    )
+    board = board.with_row(row("Runs by status"))
+    for panel in status_stats(WORKFLOWS):
+        board = board.with_panel(panel)
+    board = board.with_panel(runs_by_status(WORKFLOWS, scope)).with_panel(status_changes(WORKFLOWS, scope))
+
+    board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS, scope))
+
+    longest = (
+        bargauge.Panel()
+        .title("Longest-running run per workflow")
+        .description(
+            "Age of the oldest run currently in Running, per workflow "
+            "(captaindata_running_run_max_age_seconds; 0 when none runs). A run Running for hours may be "
+            "rate limited or waiting for its eligible times: "
+            "see the Running section of the status guide. Click a bar to open that workflow."
+        )
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                "sort_desc(max by (workspace, workflow) "
+                f"(captaindata_running_run_max_age_seconds{sel(WORKFLOWS)}))",
+                "{{workflow}}",
+                instant=True,
+            )
+        )
+        .unit("s")
+        .min(0)
+        .thresholds(thresholds((None, "blue"), (3600, "orange"), (4 * 3600, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(8)
+        .height(8)
+    )
+    board = (
+        board.with_row(row("Time in Running"))
+        .with_panel(longest)
+        .with_panel(duration_quantiles(WORKFLOWS, scope, "", 8))
+        .with_panel(duration_heatmap(WORKFLOWS, scope, 8))
+    )
+
+    api = "the selected workspaces"
+    board = (
+        board.with_row(row("Captain Data API"))
+        .with_panel(graph(
+            "429 responses (rate limited)",
+            "Requests Captain Data answered with 429 Too Many Requests, per second, by workspace and "
+            "endpoint "
+            f"(captaindata_api_rate_limited_total), for {api}. Runs stay Running while Captain Data rate "
+            "limits them; check your plan's limits.",
+            "reqps",
+            [query(
+                "sum by (workspace, endpoint) (rate(captaindata_api_rate_limited_total"
+                f"{sel(WORKSPACE)}[$__rate_interval]))",
+                "{{workspace}} {{endpoint}}",
+            )],
+            width=6,
+        ))
+        .with_panel(graph(
+            "API requests by code",
+            "Captain Data API requests per second by HTTP status code (captaindata_api_requests_total), for "
+            f"{api}. 429 is rate limiting, 401/403 a bad API key, 5xx a Captain Data problem.",
+            "reqps",
+            [query(
+                f"sum by (code) (rate(captaindata_api_requests_total{sel(WORKSPACE)}[$__rate_interval]))",
+                "{{code}}",
+            )],
+            width=6,
+        )
+            .override_by_regexp("2..", [fixed_colour("green")])
+            .override_by_name("429", [fixed_colour("orange")])
+            .override_by_regexp("5..", [fixed_colour("red")]))
+        .with_panel(graph(
+            "API latency",
+            "Captain Data API request duration quantiles by endpoint "
+            "(captaindata_api_request_duration_seconds), "
+            f"for {api}.",
+            "s",
+            [
+                query(
+                    f"histogram_quantile({q}, sum by (le, endpoint) (rate("
+                    f"captaindata_api_request_duration_seconds_bucket{sel(WORKSPACE)}[$__rate_interval])))",
+                    f"p{round(q * 100)} {{{{endpoint}}}}",
+                    ref=ref,
+                )
+                for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+            ],
+            width=6,
+        ))
+        .with_panel(graph(
+            "Retry-After",
+            "The Retry-After Captain Data last asked for, per workspace "
+            "(captaindata_api_retry_after_seconds); "
+            "the exporter waits that long before polling again.",
+            "s",
+            [query(f"max by (workspace) (captaindata_api_retry_after_seconds{sel(WORKSPACE)})",
+                   "{{workspace}}")],
+            width=6,
+        ))
+    )
+
+    board = board.with_row(row("Exporter health"))
+    for health_panel in health_panels():
+        board = board.with_panel(health_panel)
+    return board
+
+
+def health_panels() -> list[Builder[model.Panel]]:
+    scope = "the selected workspaces"
+    up = (
+        stat.Panel()
+        .title("Workspace up")
+        .description(
+            "Whether the exporter's last poll of each workspace succeeded (captaindata_up). Down means the "
+            "dashboards show stale data: check the exporter log and the Poll errors panel."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(f"max by (workspace) (captaindata_up{sel(WORKSPACE)})", "{{workspace}}",
+                           instant=True))
+        .unit("none")
+        .mappings(value_map({
+            "0": model.ValueMappingResult(text="Down", color="red", index=0),
+            "1": model.ValueMappingResult(text="Up", color="green", index=1),
+        }))
+        .thresholds(thresholds((None, "red"), (1, "green")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(6)
+    )
+    since = (
+        stat.Panel()
+        .title("Time since last successful poll")
+        .description(
+            "Seconds since each workspace was last polled successfully "
+            "(time() - captaindata_last_poll_success_timestamp_seconds). It should stay near the poll "
+            "interval; "
+            "orange after 5 minutes, red after 15."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(
+            f"time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds{sel(WORKSPACE)})",
+            "{{workspace}}",
+            instant=True,
+        ))
+        .unit("s")
+        .thresholds(thresholds((None, "green"), (300, "orange"), (900, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(6)
+    )
+    duration = graph(
+        "Poll duration",
+        "How long the last poll of each workspace took, all pages and workflows "
+        "(captaindata_poll_duration_seconds), "
+        f"for {scope}.",
+        "s",
+        [query(f"max by (workspace) (captaindata_poll_duration_seconds{sel(WORKSPACE)})", "{{workspace}}")],
+        width=5,
+        height=6,
+    )
+    errors = graph(
+        "Poll errors by reason",
+        "Failed polls per second by reason (captaindata_poll_errors_total: rate_limited, unauthorized, "
+        "timeout, "
+        f"server_error, bad_response, network, page_cap), for {scope}.",
+        "cps",
+        [query(
+            f"sum by (reason) (rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval]))",
+            "{{reason}}",
+        )],
+        width=5,
+        height=6,
+    )
+    workflows = (
+        stat.Panel()
+        .title("Tracked workflows")
+        .description("Workflows the exporter tracks per workspace (captaindata_workflows).")
+        .datasource(DATASOURCE)
+        .with_target(query(f"sum by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}",
+                           instant=True))
+        .unit("short")
+        .decimals(0)
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(3)
+        .height(6)
+    )
+    version = (
+        stat.Panel()
+        .title("Exporter version")
+        .description("captaindata-exporter version and Python version of each instance "
+                     "(captaindata_exporter_build_info).")
+        .datasource(DATASOURCE)
+        .with_target(query(
+            f"max by (instance, version, python_version) (captaindata_exporter_build_info{sel(EXPORTER)})",
+            "{{version}} (Python {{python_version}})",
+            instant=True,
+        ))
+        .unit("none")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.NAME)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(3)
+        .height(6)
+    )
+    return [up, since, duration, errors, workflows, version]
+
+
+# Workflow ------------------------------------------------------------------------------------------------
+
+
+def workflow(runbook_base_url: str) -> dash.Dashboard:
+    scope = "this workflow"
+    board = base_dashboard(
+        "Captain Data / Workflow",
+        WORKFLOW_UID,
+        "One Captain Data workflow: runs per status, its success ratio, what needs action, time in Running "
+        "and run durations.",
+        multi_workflow=False,
+        runbook_base_url=runbook_base_url,
+    )
+    board = board.with_row(row("Runs by status"))
+    for panel in status_stats(ONE_WORKFLOW):
+        board = board.with_panel(panel)
+
+    completed = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}"
+    finished = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW, status=statuses.FINISHED)}"
+    ratio_stat = (
+        stat.Panel()
+        .title("Success ratio")
+        .description(
+            "Share of the runs that completed in the selected time range that Finished (rather than ended in "
+            "Warning, Shutdown or Stopped), from captaindata_run_duration_seconds_count. Empty when no run "
+            "completed in the range."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(
+            f"sum(increase({finished}[$__range])) / sum(increase({completed}[$__range]))",
+            "Success ratio",
+            instant=True,
+        ))
+        .unit("percentunit")
+        .decimals(1)
+        .min(0)
+        .max(1)
+        .thresholds(thresholds((None, "red"), (0.8, "orange"), (0.95, "green")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(8)
+    )
+    board = (
+        board.with_row(row("Outcomes"))
+        .with_panel(ratio_stat)
+        .with_panel(graph(
+            "Success ratio over time",
+            "Share of the runs completing in each interval that Finished "
+            "(captaindata_run_duration_seconds_count). "
+            "Gaps mean no run completed in that interval.",
+            "percentunit",
+            [query(
+                f"sum(rate({finished}[$__rate_interval])) / sum(rate({completed}[$__rate_interval]))",
+                "Success ratio",
+            )],
+            width=10,
+            calcs=("mean", "min"),
+        ).max(1))
+        .with_panel(graph(
+            "Completed runs per hour by outcome",
+            "Runs completing per hour by the status they ended in (captaindata_run_duration_seconds_count).",
+            RUNS_PER_HOUR,
+            [query(
+                f"sum by (status) (rate({completed}[$__rate_interval])) * 3600",
+                "{{status}}",
+            )],
+            width=10,
+            by_status=True,
+        ))
+        .with_panel(runs_by_status(ONE_WORKFLOW, scope))
+        .with_panel(status_changes(ONE_WORKFLOW, scope))
+    )
+
+    board = board.with_row(row("Needs action")).with_panel(needs_action_table(ONE_WORKFLOW, scope))
+
+    oldest = (
+        stat.Panel()
+        .title("Oldest Running run started")
+        .description(
+            "When the oldest run now in Running started "
+            "(captaindata_running_run_oldest_start_timestamp_seconds; "
+            "absent when no run is Running)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(
+            "min by (workspace) (captaindata_running_run_oldest_start_timestamp_seconds"
+            f"{sel(ONE_WORKFLOW)}) * 1000",
+            "{{workspace}}",
+            instant=True,
+        ))
+        .unit("dateTimeFromNow")
+        .no_value("No run is Running")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(
+            STATUS_COLOURS[statuses.RUNNING]))
+        .color_mode(common.BigValueColorMode.VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(8)
+    )
+    last_seen = (
+        stat.Panel()
+        .title("Last run per status")
+        .description(
+            "When this workflow last had a run in each status: its finish time for Finished, Warning, "
+            "Shutdown and Stopped, its start time otherwise "
+            "(captaindata_workflow_last_status_timestamp_seconds)."
+        )
+        .datasource(DATASOURCE)
+        .with_target(query(
+            f"max by (status) (captaindata_workflow_last_status_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
+            "{{status}}",
+            instant=True,
+        ))
+        .unit("dateTimeFromNow")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(8)
+        .height(8)
+    )
+    board = (
+        board.with_row(row("Time in Running and run durations"))
+        .with_panel(graph(
+            "Longest-running run",
+            "Age of the oldest run currently in Running (captaindata_running_run_max_age_seconds; 0 "
+            "when none runs). A run Running for hours may be rate limited or waiting for its eligible times.",
+            "s",
+            [query(f"max by (workspace) (captaindata_running_run_max_age_seconds{sel(ONE_WORKFLOW)})",
+                   "{{workspace}}")],
+            width=12,
+        ))
+        .with_panel(oldest)
+        .with_panel(last_seen)
+        .with_panel(duration_quantiles(ONE_WORKFLOW, scope, "status", 8))
+        .with_panel(graph(
+            "Mean completed-run duration by outcome",
+            "Mean duration of the runs completing in each interval, by the status they ended in "
+            "(captaindata_run_duration_seconds_sum / _count). Gaps mean no run completed in that interval.",
+            "s",
+            [query(
+                "sum by (status) (rate(captaindata_run_duration_seconds_sum"
+                f"{sel(ONE_WORKFLOW)}[$__rate_interval]))"
+                f" / sum by (status) (rate({completed}[$__rate_interval]))",
+                "{{status}}",
+            )],
+            width=8,
+            by_status=True,
+        ))
+        .with_panel(duration_heatmap(ONE_WORKFLOW, scope, 8))
+    )
+    return board
+
+
+# Output --------------------------------------------------------------------------------------------------
+
+
+class LinkBuilder(Builder[model.DashboardLink]):
+    """Wraps a ready DashboardLink for builder methods that only take builders."""
+
+    def __init__(self, link: model.DashboardLink) -> None:
+        self._link = link
+
+    def build(self) -> model.DashboardLink:
+        return self._link
+
+
+def to_dict(board: dash.Dashboard) -> dict[str, Any]:
+    """The dashboard as plain JSON data, with stable panel ids and the Prometheus annotation's labels."""
+    data: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    for index, panel in enumerate(iter_panels(data["panels"]), start=1):
+        panel["id"] = index
+    for annotation in data["annotations"]["list"]:
+        annotation.update({"titleFormat": "{{alertname}}", "textFormat": "{{workflow}} {{status}}",
+                           "tagKeys": "severity,workspace", "step": "1m"})
+    return data
+
+
+def iter_panels(panels: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from iter_panels(panel.get("panels", []))
+
+
+def render_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    pass
+
+
+def _literal_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LiteralDumper.add_representer(str, _literal_str)
+
+
+def render_configmap(files: dict[str, str]) -> str:
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONFIGMAP_NAME,
+            "labels": {
+                "app.kubernetes.io/name": "captaindata-exporter",
+                "app.kubernetes.io/component": "dashboards",
+                "grafana_dashboard": "1",
+            },
+            "annotations": {"grafana_folder": "Captain Data"},
+        },
+        "data": files,
+    }
+    header = "# Generated by grafana/generate.py from grafana/dashboards/*.json. Do not edit by hand.\n"
+    body = yaml.dump(manifest, Dumper=_LiteralDumper, sort_keys=False, allow_unicode=True, width=4096)
+    return header + body
+
+
+def render_all(runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[Path, str]:
+    """Every generated file and its content."""
+    boards = {OVERVIEW_PATH: overview(runbook_base_url), WORKFLOW_PATH: workflow(runbook_base_url)}
+    rendered = {path: render_json(to_dict(board)) for path, board in boards.items()}
+    rendered[CONFIGMAP_PATH] = render_configmap({path.name: text for path, text in rendered.items()})
+    return rendered
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if any generated file differs from the committed one")
+    parser.add_argument("--runbook-base-url", default=DEFAULT_RUNBOOK_BASE_URL,
+                        help="default of the dashboards' runbook_base_url variable (default: %(default)s)")
+    args = parser.parse_args(argv)
+    rendered = render_all(args.runbook_base_url)
+    if args.check:
+        stale = [path for path, text in rendered.items()
+                 if not path.exists() or path.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"out of date: {path.relative_to(ROOT)} (run: python grafana/generate.py)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in rendered.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
