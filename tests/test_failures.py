@@ -25,7 +25,9 @@ def api_requests(sim: Simulator) -> list[int]:
 
 
 @pytest.mark.parametrize("style", ["seconds", "http-date", "reset"])
-async def test_429_is_counted_waited_and_the_poll_continues(sim: Simulator, harness_for: Any, style: str) -> None:
+async def test_429_is_counted_waited_and_the_poll_continues(
+    sim: Simulator, harness_for: Any, style: str
+) -> None:
     seed_runs(sim)
     # Two requests per second; the poll needs three (workflows, page 0, page 1).
     sim.set_rate_limit(2, window_seconds=1.0, style=style)
@@ -105,7 +107,9 @@ async def test_failed_poll_keeps_last_metrics_counts_reason_then_recovers(
     assert failed.value("captaindata_last_poll_success_timestamp_seconds") == last_success
     # The last good view is still served, unchanged.
     assert failed.find("captaindata_runs") == good.find("captaindata_runs")
-    assert failed.find("captaindata_run_status_changes_total") == good.find("captaindata_run_status_changes_total")
+    assert failed.find("captaindata_run_status_changes_total") == good.find(
+        "captaindata_run_status_changes_total"
+    )
 
     sim.clear_faults()
     recovered = await harness.poll()
@@ -116,15 +120,15 @@ async def test_failed_poll_keeps_last_metrics_counts_reason_then_recovers(
     assert recovered.value("captaindata_last_poll_success_timestamp_seconds") > last_success
 
 
-async def test_timeouts_and_dropped_connections_are_counted_per_request(sim: Simulator, harness_for: Any) -> None:
+async def test_timeouts_and_dropped_connections_are_counted_per_request(
+    sim: Simulator, harness_for: Any
+) -> None:
     seed_runs(sim)
     sim.add_fault("drop", count=1)
     sim.add_fault("slow", count=1, delay=2.0)
     exposition = await harness_for(api={"request_timeout": "500ms"}).poll()
     assert exposition.value("captaindata_up") == 1
-    failures = {
-        s.label("reason"): s.value for s in exposition.find("captaindata_api_request_failures_total")
-    }
+    failures = {s.label("reason"): s.value for s in exposition.find("captaindata_api_request_failures_total")}
     assert failures == {"network": 1, "timeout": 1}
 
 

@@ -17,7 +17,9 @@ WF = "wf-1"
 
 
 def runs_by_status(exposition: Any, workflow_uid: str = WF) -> dict[str, float]:
-    return {s.label("status"): s.value for s in exposition.find("captaindata_runs", workflow_uid=workflow_uid)}
+    return {
+        s.label("status"): s.value for s in exposition.find("captaindata_runs", workflow_uid=workflow_uid)
+    }
 
 
 def changes(exposition: Any, status: str, workflow_uid: str = WF) -> float:
@@ -84,7 +86,9 @@ async def test_timestamp_forms(sim: Simulator, harness_for: Any, time_format: st
     sim.add_workflow(WF, "A")
     sim.add_run(WF, "running", start_time=start, time_format=time_format)
     exposition = await harness_for().poll()
-    assert exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF) == start
+    assert (
+        exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF) == start
+    )
 
 
 async def test_offset_timestamps_are_converted_to_utc(sim: Simulator, harness_for: Any) -> None:
@@ -92,11 +96,16 @@ async def test_offset_timestamps_are_converted_to_utc(sim: Simulator, harness_fo
     sim.add_run(WF, "running", extra={"start_time": "2026-01-01T02:00:00+02:00"})
     sim.add_run(WF, "pending", extra={"start_time": None, "scheduled_time": "not a time"})
     exposition = await harness_for().poll()
-    assert exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF) == 1767225600.0
+    assert (
+        exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF)
+        == 1767225600.0
+    )
     assert runs_by_status(exposition)["pending"] == 1
 
 
-async def test_unknown_fields_and_missing_optional_fields_are_tolerated(sim: Simulator, harness_for: Any) -> None:
+async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
+    sim: Simulator, harness_for: Any
+) -> None:
     sim.add_workflow(WF, "A")
     sim.add_run(WF, "finished", extra={"brand_new_field": {"x": 1}, "name": None, "finish_time": None})
     exposition = await harness_for().poll()
@@ -125,7 +134,9 @@ async def test_runs_shifting_between_pages_are_counted_once(sim: Simulator, harn
     sim.request_log.clear()
     # While page 1 is being answered, three new runs arrive and push older runs onto later pages.
     sim.add_fault("slow", count=1, delay=0.5, path_contains="page=1")
-    added = threading.Timer(0.2, lambda: [sim.add_run(WF, "running", start_time=time.time()) for _ in range(3)])
+    added = threading.Timer(
+        0.2, lambda: [sim.add_run(WF, "running", start_time=time.time()) for _ in range(3)]
+    )
     added.start()
     exposition = await harness.poll()
     added.join()
@@ -224,15 +235,21 @@ async def test_run_durations_are_observed_when_runs_finish(sim: Simulator, harne
     exposition = await harness.poll()
     finished = {
         s.label("le"): s.value
-        for s in exposition.find("captaindata_run_duration_seconds_bucket", workflow_uid=WF, status="finished")
+        for s in exposition.find(
+            "captaindata_run_duration_seconds_bucket", workflow_uid=WF, status="finished"
+        )
     }
     assert finished["600.0"] == 0
     assert finished["1800.0"] == 1
     assert finished["+Inf"] == 1
-    assert exposition.value("captaindata_run_duration_seconds_sum", status="finished") == pytest.approx(900, abs=1)
+    assert exposition.value("captaindata_run_duration_seconds_sum", status="finished") == pytest.approx(
+        900, abs=1
+    )
     assert exposition.value("captaindata_run_duration_seconds_count", status="shutdown") == 1
     assert exposition.value("captaindata_run_duration_seconds_count", status="warning") == 0
-    bounds = [s.label("le") for s in exposition.find("captaindata_run_duration_seconds_bucket", status="finished")]
+    bounds = [
+        s.label("le") for s in exposition.find("captaindata_run_duration_seconds_bucket", status="finished")
+    ]
     assert bounds[0] == "60.0"
     assert bounds[-2] == "86400.0"
 

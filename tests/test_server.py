@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import html
 import gzip
+import html
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,7 +37,9 @@ async def served(sim: Simulator, harness_for: Any) -> AsyncIterator[tuple[Any, s
     sim.add_workflow(WF, "Extract LinkedIn People Profile")
     now = time.time()
     sim.add_run(WF, "running", start_time=now - 100)
-    sim.add_run(WF, "warning", name="Campaign <script>alert(1)</script>", start_time=now - 50, finish_time=now)
+    sim.add_run(
+        WF, "warning", name="Campaign <script>alert(1)</script>", start_time=now - 50, finish_time=now
+    )
     harness = harness_for()
     runner, url = await serve(create_app(harness.hub))
     yield harness, url
@@ -79,7 +81,8 @@ async def test_openmetrics_when_the_scraper_asks_for_it(served: tuple[Any, str])
         response = await client.get(f"{url}/metrics", headers={"Accept": prometheus_accept})
     assert response.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
     assert response.text.endswith("# EOF\n")
-    families = {family.name: family for family in parse_openmetrics(response.text)}
+    parsed = parse_openmetrics(response.text)  # type: ignore[no-untyped-call]
+    families = {family.name: family for family in parsed}
     assert families["captaindata_run_status_changes"].type == "counter"
     assert families["captaindata_run_duration_seconds"].type == "histogram"
     assert not [s for f in families.values() for s in f.samples if s.name.endswith("_created")]
