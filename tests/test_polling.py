@@ -8,9 +8,13 @@ from typing import Any
 
 import pytest
 
+from exporter.config import parse_config
+from exporter.poller import build
 from exporter.simulator import Simulator
 from exporter.statuses import STATUS_LABEL_VALUES
-from tests.conftest import WORKSPACE_UID
+from tests.conftest import API_KEY, WORKSPACE_UID
+from tests.support.exporter_proc import fast_config, workspace_config
+from tests.support.metrics import Exposition
 
 HOUR = 3600.0
 WF = "wf-1"
@@ -320,3 +324,34 @@ async def test_workflow_name_falls_back_to_uid(sim: Simulator, harness_for: Any)
     sim.add_workflow("wf-a", "")
     exposition = await harness_for().poll()
     assert exposition.find("captaindata_runs")[0].label("workflow") == "wf-a"
+
+
+async def test_workspaces_are_polled_and_reported_independently(sim: Simulator, sim_url: str) -> None:
+    other_uid = sim.add_workspace("7d1e0c2a-9b8f-4e3d-a6c5-1f2e3d4c5b6a", "b" * 64)
+    sim.add_workflow("wf-a", "A", workspace_uid=WORKSPACE_UID)
+    sim.add_workflow("wf-b", "B", workspace_uid=other_uid)
+    sim.add_run("wf-a", "finished")
+    sim.add_run("wf-b", "paused")
+    config = parse_config(
+        fast_config(
+            [
+                workspace_config("acme", sim_url, WORKSPACE_UID, API_KEY),
+                workspace_config("globex", sim_url, other_uid, "wrong" * 10),
+            ]
+        )
+    )
+    hub, pollers = build(config)
+    try:
+        results = [await poller.poll_once() for poller in pollers]
+    finally:
+        for poller in pollers:
+            await poller.aclose()
+    assert results == [True, False]
+    exposition = Exposition(hub.exposition.text.decode())
+    assert exposition.value("captaindata_up", workspace="acme") == 1
+    assert exposition.value("captaindata_up", workspace="globex") == 0
+    assert exposition.value("captaindata_poll_errors_total", workspace="globex", reason="unauthorized") == 1
+    assert {s.label("workflow_uid") for s in exposition.find("captaindata_runs", workspace="acme")} == {
+        "wf-a"
+    }
+    assert exposition.find("captaindata_runs", workspace="globex") == []
