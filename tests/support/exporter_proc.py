@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
-from tests.support.procs import log_tail, running_process
+from tests.support.net import LOOPBACK, free_port
+from tests.support.procs import running_server
 
 
 @dataclass
@@ -82,17 +82,7 @@ def running_exporter(
         *extra_args,
     ]
     log_path = config_path.with_suffix(".log")
-    with running_process(argv, log_path, env={**os.environ, **(env or {})}) as proc:
-        url = f"http://{address}"
-        target = f"{url}/-/ready" if wait_ready else f"{url}/-/healthy"
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the exporter exited with {proc.returncode}:\n{log_tail(log_path)}")
-            return http_ok(target)
-
-        try:
-            wait_until(up, 30, "the exporter to be ready")
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
+    url = f"http://{address}"
+    ready_url = f"{url}/-/ready" if wait_ready else f"{url}/-/healthy"
+    with running_server(argv, log_path, ready_url, "the exporter", env={**os.environ, **(env or {})}):
         yield ExporterProcess(url=url, address=address, log_path=log_path)

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.net import http_ok, wait_until
+
 
 def log_tail(path: Path, lines: int = 40) -> str:
     if not path.exists():
@@ -34,3 +36,27 @@ def running_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@contextmanager
+def running_server(
+    argv: Sequence[str],
+    log_path: Path,
+    ready_url: str,
+    what: str,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Like :func:`running_process`, once ``ready_url`` answers 200; fails at once if the process exits."""
+    with running_process(argv, log_path, env) as proc:
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_tail(log_path)}")
+            return http_ok(ready_url)
+
+        try:
+            wait_until(ready, timeout, f"{what} to be ready")
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
+        yield proc

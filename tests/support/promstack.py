@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
-from tests.support.procs import log_tail, running_process
+from tests.support.net import LOOPBACK, free_port, wait_until
+from tests.support.procs import log_tail, running_server
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -139,12 +139,8 @@ def running_prometheus(
         "--log.level=info",
     ]
     log_path = home / "prometheus.log"
-    with running_process(argv, log_path) as proc:
-        url = f"http://{LOOPBACK}:{port}"
-        try:
-            wait_until(lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), timeout, "Prometheus ready")
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
+    url = f"http://{LOOPBACK}:{port}"
+    with running_server(argv, log_path, f"{url}/-/ready", "Prometheus", timeout):
         yield Prometheus(url=url, log_path=log_path)
 
 
@@ -167,12 +163,6 @@ def running_alertmanager(
         "--log.level=info",
     ]
     log_path = home / "alertmanager.log"
-    with running_process(argv, log_path) as proc:
-        url = f"http://{LOOPBACK}:{port}"
-        try:
-            wait_until(
-                lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), timeout, "Alertmanager ready"
-            )
-        except TimeoutError as error:
-            raise TimeoutError(f"{error}\n{log_tail(log_path)}") from None
+    url = f"http://{LOOPBACK}:{port}"
+    with running_server(argv, log_path, f"{url}/-/ready", "Alertmanager", timeout):
         yield Alertmanager(url=url, address=f"{LOOPBACK}:{port}", log_path=log_path)
