@@ -72,7 +72,9 @@ async def measure(url: str, scrapes: int) -> list[float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workflows", type=int, default=200)
     parser.add_argument("--runs", type=int, default=40, help="runs per workflow")
     parser.add_argument("--scrapes", type=int, default=200)

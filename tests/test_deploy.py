@@ -30,7 +30,7 @@ import yaml
 
 import exporter
 from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
-from tests.support.procs import log_tail, running_process
+from tests.support.procs import log_tail, running_process, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -1186,9 +1186,10 @@ def test_compose_prometheus_scrapes_the_exporter_with_rules_and_alertmanager(
         f"--web.listen-address={LOOPBACK}:{prom_port}",
     ]
     prom_url = f"http://{LOOPBACK}:{prom_port}"
+    am_ready = f"http://{LOOPBACK}:{am_port}/-/ready"
     with (
-        running_process(am_argv, tmp_path / "am.log") as am,
-        running_process(prom_argv, tmp_path / "prom.log") as prom,
+        running_server(am_argv, tmp_path / "am.log", am_ready, "Alertmanager") as am,
+        running_server(prom_argv, tmp_path / "prom.log", f"{prom_url}/-/ready", "Prometheus") as prom,
     ):
 
         def api(path: str) -> Any:
