@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ if str(REPO) not in sys.path:  # `python deploy/generate.py` from a checkout, wi
     sys.path.insert(0, str(REPO))
 
 from exporter import statuses as st  # noqa: E402
+from exporter.durations import parse_duration as seconds  # noqa: E402
 
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
@@ -44,17 +44,9 @@ COMMITTED: dict[str, Path] = {
     RUNBOOKS_FILE: Path("docs") / RUNBOOKS_FILE,
 }
 
-DEFAULT_RUNBOOK_BASE_URL = "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
-
-_DURATION = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def seconds(duration: str) -> float:
-    """Seconds in a Prometheus duration such as ``1h30m``."""
-    if not _DURATION.match(duration):
-        raise ValueError(f"not a Prometheus duration: {duration!r}")
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
+DEFAULT_RUNBOOK_BASE_URL = (
+    "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
+)
 
 
 def _number(value: float) -> str:
@@ -258,11 +250,11 @@ def _new_runs_design(knobs: Knobs, status: str) -> str:
     w = knobs.recent_window
     return (
         "One alert per run (labels `run_uid`, `run_name`) from "
-        f"`captaindata_run_needs_action{{status=\"{status}\"}}`, "
+        f'`captaindata_run_needs_action{{status="{status}"}}`, '
         f"which the exporter sets for runs currently in {status} (capped, most recent first), so the alert "
         "names the run to retry and resolves as soon as the run leaves the status (for example after a "
         f"retry). Three conditions keep it from paging on an old {status}: the workflow must have a "
-        f"recent {status}, either because `captaindata_run_status_changes_total{{status=\"{status}\"}}` "
+        f'recent {status}, either because `captaindata_run_status_changes_total{{status="{status}"}}` '
         f"increased within {w} (the exporter saw a run enter {status}; its baseline at start-up is not "
         f"counted) or because the workflow's latest {status} finished less than {w} ago "
         f"(`captaindata_workflow_last_status_timestamp_seconds`, which also covers a run that entered "
@@ -376,7 +368,7 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
                     "The alert for the run resolves when the run leaves `warning` (the retry moves it back "
                     "to "
                     f"running), {knobs.scrape_gap} later at most. `captaindata_run_needs_action"
-                    "{status=\"warning\", run_uid=\"...\"}` is gone and the retried run ends `finished`. "
+                    '{status="warning", run_uid="..."}` is gone and the retried run ends `finished`. '
                     f"Unhandled, it resolves by itself {knobs.recent_window} after the warning."
                 ),
                 escalate=warning.escalation,
@@ -460,7 +452,7 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
                 ),
                 steps=(
                     "List the workflow's runs in shutdown "
-                    "(`captaindata_run_needs_action{status=\"shutdown\"}` "
+                    '(`captaindata_run_needs_action{status="shutdown"}` '
                     "or `GET /v3/workflows/$WORKFLOW_UID/jobs?page=0`) and collect their uids.",
                     "Read each run's error in its failed webhook or `GET /v3/jobs/$RUN_UID` "
                     "(`error_message`).",
@@ -477,7 +469,7 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
                 escalate="This alert is the escalation: page whoever owns the Captain Data relationship.",
                 design=(
                     f"Counts runs that entered shutdown with `increase(captaindata_run_status_changes_total"
-                    f"{{status=\"shutdown\"}}[{knobs.shutdowns_persisting_window}])`, which needs no `for:`: "
+                    f'{{status="shutdown"}}[{knobs.shutdowns_persisting_window}])`, which needs no `for:`: '
                     "the window itself makes the condition sustained, a missed scrape does not change a "
                     "range "
                     "query, an exporter restart is a counter reset that `increase` handles, and the baseline "
@@ -526,17 +518,17 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
                 api_calls=paused.api_calls,
                 confirm=(
                     "The run leaves `paused` (it resumes or is retried): its "
-                    "`captaindata_run_needs_action{status=\"paused\"}` series disappears and "
-                    "`captaindata_runs{status=\"paused\"}` for the workflow drops to 0. Allow "
+                    '`captaindata_run_needs_action{status="paused"}` series disappears and '
+                    '`captaindata_runs{status="paused"}` for the workflow drops to 0. Allow '
                     f"{knobs.scrape_gap}."
                 ),
                 escalate=paused.escalation,
                 design=(
                     "Paused is a current state, not an event: a run paused since last month still waits for "
-                    "someone, so the alert follows `captaindata_run_needs_action{status=\"paused\"}` (one "
+                    'someone, so the alert follows `captaindata_run_needs_action{status="paused"}` (one '
                     "alert per paused run, with its name and uid) and lasts while the run is paused. "
                     "Workflows whose paused runs have no `needs_action` series (the exporter caps them) "
-                    "still alert, once per workflow, from `captaindata_runs{status=\"paused\"} > 0` (the "
+                    'still alert, once per workflow, from `captaindata_runs{status="paused"} > 0` (the '
                     "`or on (workspace, workflow_uid)` branch; the description then gives the count). "
                     f"`max_over_time`/`last_over_time` over {gap} bridge missed scrapes, and "
                     f"`for: {knobs.paused_for}` leaves time for a pause that is being fixed already "
@@ -547,12 +539,7 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
         Alert(
             name="CaptainDataRunStopped",
             group=GROUP_RUNS,
-            expr=(
-                f"max by ({RUN_LABELS}) (\n"
-                f"  increase({changes_stopped}"
-                f"[{knobs.stopped_window}])\n"
-                ") > 0"
-            ),
+            expr=(f"max by ({RUN_LABELS}) (\n  increase({changes_stopped}[{knobs.stopped_window}])\n) > 0"),
             for_="0s",
             severity="info",
             labels={"status": st.STOPPED},
@@ -586,7 +573,7 @@ def run_alerts(knobs: Knobs) -> list[Alert]:
                 design=(
                     "Stopped runs have no `needs_action` series, so the alert counts stops per workflow "
                     "with "
-                    f"`increase(captaindata_run_status_changes_total{{status=\"stopped\"}}"
+                    f'`increase(captaindata_run_status_changes_total{{status="stopped"}}'
                     f"[{knobs.stopped_window}])`. It notifies once per stop and ends by itself after "
                     f"{knobs.stopped_window}; a missed scrape does not change a range query, and the "
                     "baseline poll after an exporter restart is not counted, so old stops never alert."
@@ -608,10 +595,7 @@ def exporter_alerts(knobs: Knobs) -> list[Alert]:
         f"workspace=%q}}[{knobs.poll_errors_window}]) > 0)` $labels.instance $labels.workspace | query }}}}"
         ' {{ .Labels.reason }}={{ .Value | printf "%.0f" }}{{ end }}'
     )
-    explained_elsewhere = (
-        f"increase({errors_explained}"
-        f"[{knobs.poll_errors_window}]) > 0"
-    )
+    explained_elsewhere = f"increase({errors_explained}[{knobs.poll_errors_window}]) > 0"
     return [
         Alert(
             name="CaptainDataRateLimited",
@@ -723,14 +707,14 @@ def exporter_alerts(knobs: Knobs) -> list[Alert]:
                     "Look at the reasons in the alert (from `captaindata_poll_errors_total`) and at the "
                     "exporter's log (`--log.level debug` shows each request).",
                     "From the exporter's host or pod: `curl -sS -o /dev/null -w '%{http_code}\\n' "
-                    "-H \"Authorization: x-api-key $CAPTAINDATA_API_KEY\" -H \"x-project-id: "
-                    "$WORKSPACE_UID\" "
+                    '-H "Authorization: x-api-key $CAPTAINDATA_API_KEY" -H "x-project-id: '
+                    '$WORKSPACE_UID" '
                     "https://api.captaindata.co/v3/workflows`.",
                     "Fix the network path or the exporter's base_url / timeouts in its configuration; for "
                     "`page_cap`, raise the cap in the configuration.",
                 ),
                 confirm=(
-                    "`captaindata_up{workspace=\"...\"}` is back to 1 and "
+                    '`captaindata_up{workspace="..."}` is back to 1 and '
                     "`captaindata_last_poll_success_timestamp_seconds` moves again; the alert resolves at "
                     "the "
                     "next evaluation."
@@ -845,16 +829,16 @@ def exporter_alerts(knobs: Knobs) -> list[Alert]:
                 ),
                 steps=(
                     "Check the key from the exporter's host: `curl -sS -o /dev/null -w '%{http_code}\\n' "
-                    "-H \"Authorization: x-api-key $CAPTAINDATA_API_KEY\" -H \"x-project-id: "
-                    "$WORKSPACE_UID\" "
+                    '-H "Authorization: x-api-key $CAPTAINDATA_API_KEY" -H "x-project-id: '
+                    '$WORKSPACE_UID" '
                     "https://api.captaindata.co/v3/workflows` must print 200.",
                     "Get the workspace's current API key from the Captain Data app.",
                     "Update `api_key` / `api_key_file` (or the Kubernetes Secret) for this workspace in the "
                     "exporter's configuration and restart the exporter.",
                 ),
                 confirm=(
-                    "`captaindata_up{workspace=\"...\"}` is back to 1 and "
-                    "`captaindata_poll_errors_total{reason=\"unauthorized\"}` stops increasing."
+                    '`captaindata_up{workspace="..."}` is back to 1 and '
+                    '`captaindata_poll_errors_total{reason="unauthorized"}` stops increasing.'
                 ),
                 escalate=(
                     "If a key that works with curl is still rejected by the exporter, open an exporter "
@@ -864,7 +848,7 @@ def exporter_alerts(knobs: Knobs) -> list[Alert]:
                 design=(
                     f"Two conditions, both robust to a missed scrape: 401/403 poll errors within "
                     f"{knobs.poll_errors_window} (`increase(captaindata_poll_errors_total{{reason="
-                    f"\"unauthorized\"}}[{knobs.poll_errors_window}]) > 0`), and the latest poll failed "
+                    f'"unauthorized"}}[{knobs.poll_errors_window}]) > 0`), and the latest poll failed '
                     f"(`last_over_time(captaindata_up[{gap}]) == 0`). A single 401 followed by a success "
                     f"does not fire, and `for: {knobs.unauthorized_for}` requires the rejection to last. "
                     "Severity is critical because nothing else about the workspace can alert until it is "
@@ -963,9 +947,7 @@ def rule_groups(knobs: Knobs) -> list[dict[str, Any]]:
 
 def _header(knobs: Knobs, comment: str) -> str:
     changed = [
-        f"{f.name}={getattr(knobs, f.name)}"
-        for f in KNOB_FIELDS
-        if getattr(knobs, f.name) != f.default
+        f"{f.name}={getattr(knobs, f.name)}" for f in KNOB_FIELDS if getattr(knobs, f.name) != f.default
     ]
     lines = [
         "Generated by deploy/generate.py from exporter/statuses.py. Do not edit: change the generator",
@@ -1009,8 +991,8 @@ _BODIES = {
     st.RETRY_A_RUN.name: "--data @launch-payload.json",
     st.LAUNCH_WORKFLOW.name: "--data @launch-payload.json",
     st.UPDATE_INTEGRATION_ACCOUNT.name: (
-        "--data '{\"account\": {\"uid\": \"ACCOUNT_UID\", \"cookies\": {\"li_at\": \"NEW_SESSION_COOKIE\"}}, "
-        "\"resume_paused_jobs\": true}'"
+        '--data \'{"account": {"uid": "ACCOUNT_UID", "cookies": {"li_at": "NEW_SESSION_COOKIE"}}, '
+        '"resume_paused_jobs": true}\''
     ),
 }
 
