@@ -355,3 +355,19 @@ async def test_workspaces_are_polled_and_reported_independently(sim: Simulator, 
         "wf-a"
     }
     assert exposition.find("captaindata_runs", workspace="globex") == []
+
+
+async def test_an_unknown_status_is_logged_once(
+    sim: Simulator, harness_for: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim.add_workflow(WF, "A")
+    sim.add_run(WF, "Teleported")
+    sim.add_run(WF, "Teleported")
+    harness = harness_for()
+    with caplog.at_level("WARNING", logger="exporter.statuses"):
+        await harness.poll()
+        exposition = await harness.poll()
+    assert exposition.value("captaindata_runs", status="unknown") == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "unknown run status 'Teleported' counted as 'unknown'"
+    ]
