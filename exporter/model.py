@@ -65,12 +65,12 @@ def _items(payload: object, what: str) -> list[dict[str, object]]:
 
 
 def parse_workflows(payload: object) -> list[Workflow]:
-    """``GET /v3/workflows``: a bare array of workflow objects."""
-    workflows = []
+    """``GET /v3/workflows``: a bare array of workflow objects (a uid listed twice counts once)."""
+    workflows: dict[str, Workflow] = {}
     for item in _items(payload, "workflows"):
         uid = _identifier(item, "workflow")
-        workflows.append(Workflow(uid=uid, name=_text(item.get("name")) or uid))
-    return workflows
+        workflows.setdefault(uid, Workflow(uid=uid, name=_text(item.get("name")) or uid))
+    return list(workflows.values())
 
 
 def parse_runs(payload: object) -> list[Run]:

@@ -84,3 +84,4 @@ def test_demo_is_deterministic_under_a_seed() -> None:
         "stopped",
         "paused",
     }
+
