@@ -138,12 +138,21 @@ async def test_runs_shifting_between_pages_are_counted_once(sim: Simulator, harn
     sim.request_log.clear()
     # While page 1 is being answered, three new runs arrive and push older runs onto later pages.
     sim.add_fault("slow", count=1, delay=0.5, path_contains="page=1")
-    added = threading.Timer(
-        0.2, lambda: [sim.add_run(WF, "running", start_time=time.time()) for _ in range(3)]
-    )
+
+    def add_runs_once_page_1_is_asked() -> None:
+        deadline = time.monotonic() + 10
+        while not any(e["query"].get("page") == "1" for e in list(sim.request_log)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for _ in range(3):
+            sim.add_run(WF, "running", start_time=time.time())
+
+    added = threading.Thread(target=add_runs_once_page_1_is_asked)
     added.start()
     exposition = await harness.poll()
     added.join()
+    pages = [e["query"]["page"] for e in sim.request_log if e["path"].endswith("/jobs")]
+    assert pages == ["0", "1", "2", "3"]  # the shift pushed three runs onto page 2
     assert runs_by_status(exposition)["finished"] == 10
     # Page 0 was read before the new runs arrived; they are counted on the next poll, once.
     exposition = await harness.poll()

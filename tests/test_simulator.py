@@ -50,19 +50,19 @@ def test_auth_is_required(sim: Simulator, sim_url: str) -> None:
 
 def test_runs_follow_their_timeline(sim: Simulator, sim_url: str) -> None:
     workflow = sim.add_workflow(name="Timed")
-    run = sim.launch(workflow, [(0, "pending"), (0.3, "running"), (0.6, "shutdown")])
+    run = sim.launch(workflow, [(0, "pending"), (1.0, "running"), (2.0, "shutdown")])
 
     def status() -> tuple[str, str | None, str | None]:
         item = httpx.get(f"{sim_url}/v3/jobs/{run}", headers=auth()).json()
         return item["status"], item["start_time"], item["finish_time"]
 
     assert status() == ("pending", None, None)
-    time.sleep(0.4)
+    time.sleep(1.4)
     running = status()
     assert running[0] == "running"
     assert running[1] is not None
     assert running[2] is None
-    time.sleep(0.3)
+    time.sleep(1.0)
     assert status()[0] == "shutdown"
     assert status()[2] is not None
 
