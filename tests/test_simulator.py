@@ -84,4 +84,3 @@ def test_demo_is_deterministic_under_a_seed() -> None:
         "stopped",
         "paused",
     }
-
