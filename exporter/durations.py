@@ -17,16 +17,3 @@ def parse_duration(text: str) -> float:
         int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value
     )
 
-
-def format_duration(seconds: float) -> str:
-    """The shortest Prometheus duration for ``seconds`` (rounded to milliseconds)."""
-    millis = round(seconds * 1000)
-    if millis == 0:
-        return "0s"
-    parts = []
-    for unit, factor in _UNITS.items():
-        unit_millis = round(factor * 1000)
-        count, millis = divmod(millis, unit_millis)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
