@@ -1,43 +1,30 @@
-"""Poll each workspace on its interval and publish a new exposition after every poll."""
+"""Poll each workspace on its interval and publish a new snapshot after every poll."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 from exporter.client import BAD_RESPONSE, TIMEOUT, CaptainDataClient, PollError
 from exporter.config import Config, WorkspaceConfig
-from exporter.exposition import Exposition
+from exporter.published import Published
 from exporter.state import WorkspaceState
+from exporter.state_snapshot import snapshot_of
 
 logger = logging.getLogger(__name__)
-
-
-class Hub:
-    """The workspaces' states and the exposition rendered from them after the latest poll."""
-
-    def __init__(self, states: Sequence[WorkspaceState]) -> None:
-        self.states = list(states)
-        self.exposition = Exposition.render(self.states)
-
-    def publish(self) -> None:
-        self.exposition = Exposition.render(self.states)
-
-    @property
-    def ready(self) -> bool:
-        return all(state.attempted for state in self.states)
 
 
 class Poller:
     """Polls one workspace: one poll at a time, each bounded by ``poll.timeout``."""
 
-    def __init__(self, workspace: WorkspaceConfig, config: Config, state: WorkspaceState, hub: Hub) -> None:
+    def __init__(
+        self, workspace: WorkspaceConfig, config: Config, state: WorkspaceState, published: Published
+    ) -> None:
         self.workspace = workspace
         self.config = config
         self.state = state
-        self.hub = hub
+        self.published = published
         self.client = CaptainDataClient(workspace, config.api, state.api)
 
     async def poll_once(self) -> bool:
@@ -69,7 +56,7 @@ class Poller:
                 },
             )
         self.state.last_poll_duration = time.monotonic() - started
-        self.hub.publish()
+        self.published.publish(snapshot_of(self.state))
         return self.state.up
 
     async def run_forever(self) -> None:
@@ -83,11 +70,13 @@ class Poller:
         await self.client.aclose()
 
 
-def build(config: Config) -> tuple[Hub, list[Poller]]:
+def build(config: Config) -> tuple[Published, list[Poller]]:
     states = [
         WorkspaceState(w.name, needs_action_limit=config.metrics.needs_action_limit)
         for w in config.workspaces
     ]
-    hub = Hub(states)
-    pollers = [Poller(w, config, state, hub) for w, state in zip(config.workspaces, states, strict=True)]
-    return hub, pollers
+    published = Published([w.name for w in config.workspaces])
+    pollers = [
+        Poller(w, config, state, published) for w, state in zip(config.workspaces, states, strict=True)
+    ]
+    return published, pollers

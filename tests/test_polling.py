@@ -349,14 +349,14 @@ async def test_workspaces_are_polled_and_reported_independently(sim: Simulator, 
             ]
         )
     )
-    hub, pollers = build(config)
+    published, pollers = build(config)
     try:
         results = [await poller.poll_once() for poller in pollers]
     finally:
         for poller in pollers:
             await poller.aclose()
     assert results == [True, False]
-    exposition = Exposition(hub.exposition.text.decode())
+    exposition = Exposition((await published.exposition(openmetrics=False, gzip=False)).decode())
     assert exposition.value("captaindata_up", workspace="acme") == 1
     assert exposition.value("captaindata_up", workspace="globex") == 0
     assert exposition.value("captaindata_poll_errors_total", workspace="globex", reason="unauthorized") == 1

@@ -41,7 +41,7 @@ async def served(sim: Simulator, harness_for: Any) -> AsyncIterator[tuple[Any, s
         WF, "warning", name="Campaign <script>alert(1)</script>", start_time=now - 50, finish_time=now
     )
     harness = harness_for()
-    runner, url = await serve(create_app(harness.hub))
+    runner, url = await serve(create_app(harness.published))
     yield harness, url
     await runner.cleanup()
 
@@ -121,7 +121,7 @@ async def test_concurrent_scrapes_never_see_half_a_poll(sim: Simulator, harness_
     sim.add_workflow("wf-2", "B")
     uids = [sim.add_run(WF if i % 2 else "wf-2", "finished") for i in range(12)]
     harness = harness_for()
-    runner, url = await serve(create_app(harness.hub))
+    runner, url = await serve(create_app(harness.published))
     await harness.poll()
     flips = 0
 
