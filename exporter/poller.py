@@ -134,6 +134,8 @@ class Poller:
     async def _loop(self) -> None:
         interval = self.config.poll.interval
         while True:
+            if self.checkpoint is not None:
+                self.checkpoint("loop")
             started = time.monotonic()
             await self.poll_once()
             elapsed = time.monotonic() - started
