@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from exporter import __version__
+from exporter._shim_published import Published
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
-from exporter._shim_published import Published
 from exporter.ratelimit import Backoff
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -112,7 +112,9 @@ class Poller:
         try:
             self.sink.publish(self.state.refresh())
         except Exception:
-            logger.exception("publishing after an internal error failed", extra={"workspace": self.workspace.name})
+            logger.exception(
+                "publishing after an internal error failed", extra={"workspace": self.workspace.name}
+            )
 
     async def run_forever(self) -> None:
         """Poll until cancelled; an exception anywhere restarts the loop after a backoff."""
@@ -158,7 +160,7 @@ class Poller:
 
     def stalled_for(self) -> float:
         """Seconds past its allowance since the loop last finished a poll attempt (<= 0: healthy).
-        The allowance is max(3 × interval, poll.timeout) plus the 429 waits since then."""
+        The allowance is max(3 x interval, poll.timeout) plus the 429 waits since then."""
         poll = self.config.poll
         window = self.transport.window
         waits = window.waited - self._waited_at_last_attempt + max(0.0, window.until - time.monotonic())
@@ -173,9 +175,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-def build(
-    config: Config, checkpoint: Checkpoint | None = None
-) -> tuple[Published, list[Poller]]:
+def build(config: Config, checkpoint: Checkpoint | None = None) -> tuple[Published, list[Poller]]:
     published = Published([w.name for w in config.workspaces])
     pollers = [Poller(w, config, published.publish, checkpoint=checkpoint) for w in config.workspaces]
     for poller in pollers:

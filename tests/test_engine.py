@@ -48,9 +48,11 @@ class Events:
             self.fail[point] = left - 1 if left > 0 else left
             raise RuntimeError(f"injected fault at {point}")
 
-    async def wait_for(self, point: str, count: int, timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self.seen.count(point) < count:
+    async def wait_for(self, point: str, count: int, within: float = 20.0) -> None:
+        async with asyncio.timeout(within):
+            while True:
+                if self.seen.count(point) >= count:
+                    return
                 await asyncio.sleep(0.02)
 
 
@@ -71,7 +73,7 @@ async def test_a_slow_budget_still_completes_the_first_poll_and_refreshes_every_
     with caplog.at_level(logging.WARNING, logger="exporter.poller"):
         task = asyncio.create_task(poller.run_forever())
         try:
-            await events.wait_for("loop", 3, timeout=60)  # two polls finished
+            await events.wait_for("loop", 3, within=60)  # two polls finished
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -166,7 +168,9 @@ async def test_counting_is_exact_when_a_workflows_first_read_fails(sim: Simulato
     second = await harness.poll()  # its first successful read
     assert runs(second, "wf-old", "shutdown") == 12
     assert changes(second, "wf-old", "shutdown") == 0
-    assert second.value("captaindata_run_duration_seconds_count", workflow_uid="wf-old", status="shutdown") == 0
+    assert (
+        second.value("captaindata_run_duration_seconds_count", workflow_uid="wf-old", status="shutdown") == 0
+    )
     # A workflow created after the exporter's first list counts every run, a new run counts once.
     sim.add_workflow("wf-new", "New")
     sim.add_run("wf-new", "finished")
@@ -190,11 +194,16 @@ async def test_series_follow_renames_and_deletions(sim: Simulator, harness_for: 
     sim.update_run(run, "finished", finish_time=time.time())
     sim.rename_workflow("wf-a", "After")
     exposition = await harness.poll()
-    names = {s.label("workflow") for s in exposition.series if s.labels and ("workflow_uid", "wf-a") in s.labels}
+    names = {
+        s.label("workflow") for s in exposition.series if s.labels and ("workflow_uid", "wf-a") in s.labels
+    }
     assert names == {"After"}
     assert changes(exposition, "wf-a", "running") == 1  # kept across the rename
     assert changes(exposition, "wf-a", "finished") == 1
-    assert exposition.value("captaindata_run_duration_seconds_count", workflow_uid="wf-a", status="finished") == 1
+    assert (
+        exposition.value("captaindata_run_duration_seconds_count", workflow_uid="wf-a", status="finished")
+        == 1
+    )
     assert exposition.find("captaindata_run_needs_action", workflow_uid="wf-b")
 
     sim.remove_workflow("wf-b")
@@ -280,6 +289,15 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def until_health(client: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
+    async with asyncio.timeout(20):
+        while True:
+            answer = await client.get(f"{url}/-/healthy")
+            if answer.status_code == status:
+                return answer
+            await asyncio.sleep(0.05)
+
+
 async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow("wf-a", "A")
     events = Events()
@@ -291,17 +309,12 @@ async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulat
         task = asyncio.create_task(pollers[0].run_forever())
         try:
             await events.wait_for("loop", 2)  # restarted after a backoff
-            async with asyncio.timeout(20):
-                while (answer := await client.get(f"{url}/-/healthy")).status_code == 200:
-                    await asyncio.sleep(0.05)
-            assert answer.status_code == 503
+            answer = await until_health(client, url, 503)
             assert "acme" in answer.text
             exposition = await harness.exposition()
             assert exposition.value("captaindata_poll_errors_total", reason="internal") >= 2
             events.fail.clear()  # the bug goes away: the loop polls again and health recovers
-            async with asyncio.timeout(20):
-                while (answer := await client.get(f"{url}/-/healthy")).status_code != 200:
-                    await asyncio.sleep(0.05)
+            await until_health(client, url, 200)
             assert (await harness.exposition()).value("captaindata_up") == 1
         finally:
             task.cancel()

@@ -38,7 +38,9 @@ async def test_429_is_counted_waited_and_the_poll_continues(
     assert exposition.value("captaindata_up") == 1
     assert exposition.value("captaindata_runs", status="finished") == 2
     assert exposition.total("captaindata_api_rate_limited_total", endpoint=RUNS) >= 1
-    limit_types = {s.label("limit_type") for s in exposition.find("captaindata_api_rate_limited_total") if s.value}
+    limit_types = {
+        s.label("limit_type") for s in exposition.find("captaindata_api_rate_limited_total") if s.value
+    }
     assert limit_types == {"second"}  # X-RateLimit-Type of the simulator's 1 s window
     assert exposition.value("captaindata_api_requests_total", endpoint=RUNS, code="429") >= 1
     assert exposition.value("captaindata_poll_errors_total", reason="rate_limited") == 0
@@ -68,9 +70,10 @@ async def test_429_without_hints_backs_off_then_gives_up(sim: Simulator, harness
     exposition = await harness_for(api={"max_rate_limit_retries": 2}).poll()
     assert api_requests(sim) == [429, 429, 429]
     assert exposition.value("captaindata_poll_errors_total", reason="rate_limited") == 1
-    assert exposition.value(
-        "captaindata_api_rate_limited_total", endpoint="/v3/workflows", limit_type="none"
-    ) == 3
+    assert (
+        exposition.value("captaindata_api_rate_limited_total", endpoint="/v3/workflows", limit_type="none")
+        == 3
+    )
     assert 0 < exposition.value("captaindata_api_retry_after_seconds") <= 0.2
 
 
