@@ -16,6 +16,7 @@ from exporter.apistats import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT, ApiStats
 from exporter.config import ApiConfig, WorkspaceConfig
 from exporter.model import BadResponse, Run, Workflow, parse_runs, parse_workflows
 from exporter.ratelimit import Backoff, TokenBucket, retry_after_seconds
+from exporter.statuses import UnknownStatuses
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class CaptainDataClient:
             follow_redirects=False,
         )
         self._deadline = float("inf")
+        self.unknown = UnknownStatuses(workspace.name)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -85,7 +87,7 @@ class CaptainDataClient:
             workflow
             for workflow in parse_or_fail(
                 parse_workflows, await self._get_json(WORKFLOWS_ENDPOINT, "/v3/workflows")
-            )
+            ).items
             if self.workspace.workflows.keeps(workflow.uid, workflow.name)
         ]
         result = PollResult(workflows=[], runs={})
@@ -117,7 +119,7 @@ class CaptainDataClient:
             except _NotFound:
                 logger.info("workflow disappeared during the poll", extra={"workflow_uid": workflow.uid})
                 return None
-            page_runs = parse_or_fail(parse_runs, payload)
+            page_runs = parse_or_fail(lambda body: parse_runs(body, self.unknown), payload).items
             if not page_runs:
                 return list(runs.values())
             if page > 0 and all(run.uid in runs for run in page_runs):
