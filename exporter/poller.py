@@ -53,7 +53,9 @@ class Poller:
         self.transport = ApiTransport(
             workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
         )
-        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows)
+        self.source: PollSource = V3Source(
+            self.transport, config.api, workspace.workflows, workspace.name
+        )
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
