@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from exporter import __version__
-from exporter._shim_published import Published
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
+from exporter.published import Published
 from exporter.ratelimit import Backoff
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -53,9 +53,7 @@ class Poller:
         self.transport = ApiTransport(
             workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
         )
-        self.source: PollSource = V3Source(
-            self.transport, config.api, workspace.workflows, workspace.name
-        )
+        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows, workspace.name)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
