@@ -111,11 +111,17 @@ def _recency(run: Run) -> tuple[float, str]:
 
 
 class WorkspaceState:
-    def __init__(self, name: str, needs_action_limit: int = 50, api_version: str = "v3") -> None:
+    def __init__(
+        self,
+        name: str,
+        needs_action_limit: int = 50,
+        api_version: str = "v3",
+        endpoints: Sequence[str] = ENDPOINTS,
+    ) -> None:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
-        self.api = ApiStats(ENDPOINTS)
+        self.api = ApiStats(tuple(endpoints))
         # Poll health.
         self.up = False
         self.attempted = False
@@ -357,12 +363,13 @@ class WorkspaceState:
         workflow_records: Iterable[Mapping[str, Any]],
         needs_action_limit: int = 50,
         api_version: str = "v3",
+        endpoints: Sequence[str] = ENDPOINTS,
         now: float | None = None,
     ) -> WorkspaceState:
         """A state that continues from saved records. Restored runs are remembered, not listed: the
         next read counts a changed status once and a run new since the save as new."""
         now = time.time() if now is None else now
-        state = cls(name, needs_action_limit, api_version)
+        state = cls(name, needs_action_limit, api_version, endpoints)
         state.listed_once = bool(workspace_record.get("listed_once", False))
         state.last_success = _finite(workspace_record.get("last_success"))
         _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
