@@ -31,7 +31,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import setup_logging
-from exporter.poller import build
+from exporter.poller import build, unhealthy
 from exporter.server import create_app
 from exporter.simulator import build_demo_simulator, start_simulator
 
@@ -114,7 +114,9 @@ async def _serve(config: Config) -> int:
     published, pollers = build(config)
     host, port = parse_listen_address(config.web.listen_address)
     runner = web.AppRunner(
-        create_app(published), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
+        create_app(published, lambda: unhealthy(pollers)),
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access"),
     )
     await runner.setup()
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from aiohttp import web
 
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, negotiate
@@ -9,6 +11,8 @@ from exporter.landing import render_landing_page
 from exporter.published import Published
 
 PUBLISHED_KEY = web.AppKey("published", Published)
+Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
+HEALTH_KEY: web.AppKey[Health] = web.AppKey("health")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -30,6 +34,12 @@ async def landing(request: web.Request) -> web.Response:
 
 
 async def healthy(request: web.Request) -> web.Response:
+    stalled = request.app[HEALTH_KEY]()
+    if stalled:
+        return web.Response(
+            status=503,
+            text=f"Unhealthy: no poll attempt finished in time for workspace(s): {', '.join(stalled)}.\n",
+        )
     return web.Response(text="Healthy.\n")
 
 
@@ -39,9 +49,10 @@ async def ready(request: web.Request) -> web.Response:
     return web.Response(status=503, text="Not ready: the first poll of every workspace has not finished.\n")
 
 
-def create_app(published: Published) -> web.Application:
+def create_app(published: Published, health: Health = list) -> web.Application:
     app = web.Application()
     app[PUBLISHED_KEY] = published
+    app[HEALTH_KEY] = health
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)

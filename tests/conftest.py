@@ -77,9 +77,9 @@ class Harness:
 async def harness_for(config_dict: ConfigFactory) -> Any:
     made: list[Harness] = []
 
-    def make(**sections: dict[str, Any]) -> Harness:
+    def make(checkpoint: Any = None, **sections: dict[str, Any]) -> Harness:
         config = parse_config(config_dict(**sections))
-        published, pollers = build(config)
+        published, pollers = build(config, checkpoint=checkpoint)
         harness = Harness(config, published, pollers)
         made.append(harness)
         return harness

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
+from exporter.model import SKIP_REASONS
 from exporter.snapshot import (
     ApiStatsSnapshot,
     HistogramSnapshot,
@@ -14,7 +15,7 @@ from exporter.snapshot import (
     WorkspaceSnapshot,
     next_version,
 )
-from exporter.state_snapshot import SKIP_REASONS, empty_snapshot
+from exporter.state_snapshot import empty_snapshot
 from exporter.statuses import STATUS_LABEL_VALUES, TERMINAL_STATUSES
 
 NOW = 1_764_378_000.25
