@@ -196,7 +196,7 @@ def with_stalling_workflow(snapshot: Any, gate: _Gate) -> Any:
 
 
 async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate) -> None:
-    published = Published(["big"])
+    published = Published(["big"], render_gap=0.0)
     snapshot = big_workspace("big", 40)
     published.publish(snapshot)
     runner, url = await serve(create_app(published))
@@ -220,7 +220,7 @@ async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate
             assert [task for _, task in published._renders.values()] == [render]
             gate.release.set()
             await render
-            for _ in range(2):  # the first scrape now starts the render of the latest publish
+            for _ in range(3):  # the render of the latest publish starts now
                 after = Exposition((await client.get(f"{url}/metrics")).text)
                 if after.value("captaindata_poll_duration_seconds") == 4321:
                     break
