@@ -32,6 +32,11 @@ def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
     }
 
 
+def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
+    """The reader of the workspace's API version."""
+    return V3Source(transport, config.api, workspace.workflows, workspace.name)
+
+
 class Poller:
     """Polls one workspace."""
 
@@ -51,19 +56,26 @@ class Poller:
         self.checkpoint = checkpoint
         self.sink = StateSink(self.state, publish, checkpoint)
         self.transport = ApiTransport(
-            workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
+            workspace.base_url,
+            v3_headers(workspace),
+            config.api,
+            self.state.api,
+            self._progress,
+            self.sink.executor,
         )
-        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows, workspace.name)
+        self.source = make_source(workspace, config, self.transport)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
         self._warned_interval = False
-        # Health: when the loop last finished a poll attempt, and the 429 waits up to then.
+        # Health: when the loop last finished a poll attempt, and when the poll in progress last made
+        # progress (a successful request, or the end of a 429 wait it is in).
         self.last_attempt_end = time.monotonic()
-        self._waited_at_last_attempt = 0.0
+        self.last_progress = self.last_attempt_end
 
     def _progress(self, extra: float) -> None:
         """A request succeeded (extra 0) or a 429 wait of ``extra`` seconds starts: the poll is alive."""
+        self.last_progress = max(self.last_progress, time.monotonic() + extra)
         if self._guard is not None:
             self._guard.reschedule(asyncio.get_running_loop().time() + self.config.poll.timeout + extra)
 
@@ -96,13 +108,12 @@ class Poller:
         else:
             self._internal_streak = 0
         snapshot = await self.sink.call(self.state.end_poll, time.monotonic() - started)
-        self.sink.publish(snapshot)
+        self.sink.publish(snapshot, now=True)
         self._attempt_finished()
         return snapshot.up
 
     def _attempt_finished(self) -> None:
         self.last_attempt_end = time.monotonic()
-        self._waited_at_last_attempt = self.transport.window.waited
 
     def _record_internal(self, error: BaseException) -> None:
         """Count a failure outside a poll attempt, without trusting the state's own code paths."""
@@ -110,7 +121,7 @@ class Poller:
         self.state.last_error = f"{INTERNAL}: {_describe(error)}"
         self.state.up = False
         try:
-            self.sink.publish(self.state.refresh())
+            self.sink.publish(self.state.refresh(), now=True)
         except Exception:
             logger.exception(
                 "publishing after an internal error failed", extra={"workspace": self.workspace.name}
@@ -159,16 +170,17 @@ class Poller:
             await asyncio.sleep(pause)
 
     def stalled_for(self) -> float:
-        """Seconds past its allowance since the loop last finished a poll attempt (<= 0: healthy).
-        The allowance is max(3 x interval, poll.timeout) plus the 429 waits since then."""
+        """Seconds past its allowance (<= 0: healthy). The allowance, max(3 x interval, poll.timeout),
+        runs from the end of the last poll attempt, or from the last progress of the poll in flight
+        (a successful request; a 429 wait counts until it ends): a long poll that keeps reading is
+        alive, a loop that neither finishes attempts nor reads is not."""
         poll = self.config.poll
-        window = self.transport.window
-        waits = window.waited - self._waited_at_last_attempt + max(0.0, window.until - time.monotonic())
-        allowance = max(3 * poll.interval, poll.timeout) + waits
-        return time.monotonic() - self.last_attempt_end - allowance
+        allowance = max(3 * poll.interval, poll.timeout)
+        return time.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        self.sink.close()  # last: publishes what is pending and ends the workspace's worker thread
 
 
 def _describe(error: BaseException) -> str:

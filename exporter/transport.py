@@ -4,9 +4,11 @@ cap and a whole-request timeout. Bodies are parsed in a worker thread."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import TypeVar
 
 import httpx
@@ -67,17 +69,12 @@ class RateLimitWindow:
     def __init__(self, max_wait: float) -> None:
         self.max_wait = max_wait
         self.until = 0.0  # time.monotonic() when the window closes
-        self.waited = 0.0  # seconds the window was open, ever (the health check allows for them)
 
     def open(self, seconds: float) -> float:
         """Open (or extend) the window by ``seconds`` from now, clamped to ``max_wait``; returns the
         wait the exporter will actually do."""
         wait = min(max(0.0, seconds), self.max_wait)
-        now = time.monotonic()
-        until = now + wait
-        if until > self.until:
-            self.waited += until - max(self.until, now)
-            self.until = until
+        self.until = max(self.until, time.monotonic() + wait)
         return wait
 
     async def wait(self) -> None:
@@ -100,8 +97,10 @@ class ApiTransport:
         api: ApiConfig,
         stats: ApiStats,
         on_progress: Callable[[float], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.api = api
+        self.executor = executor  # where bodies are parsed (None: the loop's default executor)
         self.stats = stats
         self.on_progress = on_progress
         self.bucket = TokenBucket(api.requests_per_second, api.burst)
@@ -154,7 +153,7 @@ class ApiTransport:
             started = time.monotonic()
             try:
                 code, headers, body = await self._fetch(path, params)
-            except TimeoutError:
+            except (TimeoutError, httpx.TimeoutException):
                 self.stats.record_failure(endpoint, TIMEOUT)
                 reason, why = TIMEOUT, f"GET {path} timed out after {self.api.request_timeout:g}s"
             except _BodyTooLarge:
@@ -171,7 +170,8 @@ class ApiTransport:
                 if code == 200:
                     self._progress(0.0)
                     try:
-                        return await asyncio.to_thread(parse, body)
+                        loop = asyncio.get_running_loop()
+                        return await loop.run_in_executor(self.executor, functools.partial(parse, body))
                     except BadResponse as error:
                         raise RequestFailed(BAD_RESPONSE, f"GET {path}: {error}") from None
                 if code == 429:
