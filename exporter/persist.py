@@ -258,6 +258,12 @@ class WorkspaceJournal:
         )
         return loaded
 
+    def discard(self, reason: str) -> None:
+        """The loaded records could not be used: set the file aside as corrupt."""
+        with self._lock:
+            if self.path.exists():
+                self._set_aside(reason, CORRUPT_SUFFIX)
+
     def _set_aside(self, reason: str, suffix: str) -> None:
         kept = self.path.with_name(self.path.name + suffix)
         try:
