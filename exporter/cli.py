@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import platform
 import signal
 import sys
@@ -41,6 +42,8 @@ from exporter.simulator import build_demo_simulator, start_simulator
 logger = logging.getLogger("exporter")
 
 EXIT_CONFIG_ERROR = 1
+#: The state directory when neither --state.path nor state.path sets one (the container image sets it).
+STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
 EXIT_POLL_FAILED = 1
 DEMO_POLL_INTERVAL = 5.0
 
@@ -202,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.listen_address:
         config = dataclasses.replace(config, web=WebConfig(args.listen_address))
-    if args.state_path is not None:
-        config = dataclasses.replace(
-            config, state=StateConfig(Path(args.state_path) if args.state_path else None)
-        )
+    state_path = args.state_path
+    if state_path is None and config.state.path is None:
+        state_path = os.environ.get(STATE_PATH_ENV)  # the container image's default
+    if state_path is not None:
+        config = dataclasses.replace(config, state=StateConfig(Path(state_path) if state_path else None))
     setup_logging(args.log_level or config.log.level, args.log_format or config.log.format, config.secrets())
     if args.once:
         return asyncio.run(_poll_once_and_print(config))
