@@ -204,3 +204,37 @@ def test_the_state_file_holds_no_secret(sim: Simulator, with_state: dict[str, An
     content = b"".join(path.read_bytes() for path in (tmp_path / "state").iterdir())
     assert API_KEY.encode() not in content
     assert b"running" in content
+
+
+def test_the_image_default_is_used_and_a_second_process_is_refused(
+    sim: Simulator, config_dict: ConfigFactory, tmp_path: Path
+) -> None:
+    sim.add_workflow(A, "A")
+    sim.add_run(A, "running")
+    state = tmp_path / "from-env"
+    plain = config_dict()  # no state.path: the environment's default applies
+    config_path = tmp_path / "plain.yaml"
+    config_path.write_text(yaml.safe_dump(plain))
+    env = {**os.environ, "CAPTAINDATA_EXPORTER_STATE_PATH": str(state)}
+    address = f"{LOOPBACK}:{free_port()}"
+    argv = [sys.executable, "-m", "exporter", "--config", str(config_path), "--web.listen-address", address]
+    with running_server(argv, tmp_path / "env.log", f"http://{address}/-/ready", "the exporter", env=env):
+        assert journal(state).exists()
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "exporter",
+                "--config",
+                str(config_path),
+                "--web.listen-address",
+                f"{LOOPBACK}:{free_port()}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert second.returncode == 1
+    assert "in use by another exporter process" in second.stderr + second.stdout
