@@ -17,9 +17,9 @@ import httpx
 from aiohttp import web
 
 from exporter.client import PollResult
-from exporter.exposition import TEXT_CONTENT_TYPE, Exposition
+from exporter.exposition import TEXT_CONTENT_TYPE
 from exporter.model import Run, Workflow
-from exporter.poller import Hub
+from exporter.published import Published
 from exporter.server import create_app
 from exporter.state import WorkspaceState
 from exporter.statuses import KNOWN_STATUSES
@@ -33,7 +33,15 @@ def synthetic_state(workflows: int, runs: int) -> WorkspaceState:
         workflows=flows,
         runs={
             flow.uid: [
-                Run(f"{flow.uid}-run-{j}", f"Run {j}", KNOWN_STATUSES[j % 7], now - 3600 + j, now - j, None)
+                Run(
+                    f"{flow.uid}-run-{j}",
+                    f"Run {j}",
+                    KNOWN_STATUSES[j % 7],
+                    KNOWN_STATUSES[j % 7],
+                    now - 3600 + j,
+                    now - j,
+                    None,
+                )
                 for j in range(runs)
             ]
             for flow in flows

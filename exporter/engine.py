@@ -8,13 +8,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from exporter._shim import Parsed
-from exporter.model import Run, Workflow
+from exporter.model import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 
 T = TypeVar("T")
-#: Test hook: called with a point name ("poll", "apply") where a test may raise to simulate a bug.
+#: Test hook: called with a point name where a test may raise to simulate a bug in our own code:
+#: "loop" (each iteration of a workspace's loop, outside a poll attempt), "poll" (start of an attempt),
+#: "apply" (each state update, in the worker thread).
 Checkpoint = Callable[[str], None]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from exporter import __version__
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
-from exporter._shim_published import Published
+from exporter.published import Published
 from exporter.ratelimit import Backoff
 from exporter.restore import WorkspaceSaver
 from exporter.snapshot import WorkspaceSnapshot
@@ -47,6 +47,8 @@ class Poller:
     ) -> None:
         self.workspace = workspace
         self.config = config
+        if state is None and saver is not None:
+            state = saver.restore()  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
             workspace.name, config.metrics.needs_action_limit, workspace.api_version
         )
@@ -56,7 +58,7 @@ class Poller:
         self.transport = ApiTransport(
             workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
         )
-        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows)
+        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows, workspace.name)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
@@ -139,6 +141,8 @@ class Poller:
     async def _loop(self) -> None:
         interval = self.config.poll.interval
         while True:
+            if self.checkpoint is not None:
+                self.checkpoint("loop")
             started = time.monotonic()
             await self.poll_once()
             elapsed = time.monotonic() - started
@@ -161,7 +165,7 @@ class Poller:
 
     def stalled_for(self) -> float:
         """Seconds past its allowance since the loop last finished a poll attempt (<= 0: healthy).
-        The allowance is max(3 × interval, poll.timeout) plus the 429 waits since then."""
+        The allowance is max(3 x interval, poll.timeout) plus the 429 waits since then."""
         poll = self.config.poll
         window = self.transport.window
         waits = window.waited - self._waited_at_last_attempt + max(0.0, window.until - time.monotonic())
@@ -185,13 +189,11 @@ def build(
 ) -> tuple[Published, list[Poller]]:
     """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
     published = Published([w.name for w in config.workspaces])
-    pollers = []
-    for workspace in config.workspaces:
-        saver = (savers or {}).get(workspace.name)
-        state = saver.restore() if saver is not None else None
-        pollers.append(
-            Poller(workspace, config, published.publish, state, checkpoint=checkpoint, saver=saver)
-        )
+    savers = savers or {}
+    pollers = [
+        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name))
+        for w in config.workspaces
+    ]
     for poller in pollers:
         published.publish(poller.state.snapshot)
     return published, pollers

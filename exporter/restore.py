@@ -8,10 +8,10 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.apistats import ApiStats
+from exporter.apistats import ENDPOINTS, ApiStats
 from exporter.config import Config, WorkspaceConfig
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
@@ -51,7 +51,7 @@ class WorkspaceSaver:
         self._workspace_digest = b""
         self._failing = False
 
-    def restore(self) -> WorkspaceState | None:
+    def restore(self, endpoints: Sequence[str] = ENDPOINTS) -> WorkspaceState | None:
         """The state to continue from, or None for a fresh baseline. Never raises."""
         loaded = self.journal.load()
         if loaded is None or loaded.workspace is None:
@@ -72,6 +72,7 @@ class WorkspaceSaver:
                 records.values(),
                 needs_action_limit=self.needs_action_limit,
                 api_version=ident.api_version,
+                endpoints=endpoints,
             )
             _restore_api(state.api, workspace.get("api"))
         except Exception as error:  # a record the state cannot take: never stop the exporter

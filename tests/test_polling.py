@@ -106,7 +106,7 @@ async def test_offset_timestamps_are_converted_to_utc(sim: Simulator, harness_fo
         exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF)
         == 1767225600.0
     )
-    assert runs_by_status(exposition)["pending"] == 1
+    assert runs_by_status(exposition)["pending"] == 0  # an unreadable timestamp skips the run (contract §1)
 
 
 async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
@@ -118,9 +118,15 @@ async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
     assert runs_by_status(exposition)["finished"] == 1
 
 
-def jobs_requests(sim_url: str) -> list[tuple[str, str]]:
+async def request_log(sim_url: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as client:
+        log: list[dict[str, Any]] = (await client.get(f"{sim_url}/_sim/requests", timeout=5)).json()
+        return log
+
+
+async def jobs_requests(sim_url: str) -> list[tuple[str, str]]:
     """(workflow uid, page) of every runs request, from the simulator's request log over HTTP."""
-    log = httpx.get(f"{sim_url}/_sim/requests", timeout=5).json()
+    log = await request_log(sim_url)
     return [(e["path"].split("/")[3], e["query"].get("page")) for e in log if e["path"].endswith("/jobs")]
 
 
@@ -136,7 +142,7 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     harness = harness_for(api={"concurrency": 1})
     exposition = await harness.poll()
     assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
-    first = jobs_requests(sim_url)
+    first = await jobs_requests(sim_url)
     # Until a page followed by a non-empty page is seen, an empty page ends pagination (as before);
     # wf-a teaches the page size at its page 1, so its short page 4 is its last request.
     assert [page for uid, page in first if uid == "wf-a"] == ["0", "1", "2", "3", "4"]
@@ -144,8 +150,8 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     sim.request_log.clear()
     exposition = await harness.poll()
     lower_bound = 1 + sum(max(1, math.ceil(size / 5)) for size in sizes.values())
-    requests = len(httpx.get(f"{sim_url}/_sim/requests", timeout=5).json())
-    assert requests <= 1.1 * lower_bound, (requests, lower_bound, jobs_requests(sim_url))
+    requests = len(await request_log(sim_url))
+    assert requests <= 1.1 * lower_bound, (requests, lower_bound)
     assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
 
     # New runs: a short page still ends pagination, a full one asks for the next.
@@ -154,7 +160,7 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     sim.add_run("wf-b", "running", start_time=time.time())
     sim.add_run("wf-d", "running", start_time=time.time())
     exposition = await harness.poll()
-    pages = jobs_requests(sim_url)
+    pages = await jobs_requests(sim_url)
     assert [page for uid, page in pages if uid == "wf-b"] == ["0", "1"]  # 5 runs: a full page
     assert [page for uid, page in pages if uid == "wf-d"] == ["0", "1", "2"]  # 11 runs
     assert runs_by_status(exposition, "wf-b")["running"] == 2
@@ -316,15 +322,16 @@ async def test_time_in_running(sim: Simulator, harness_for: Any) -> None:
 
 async def test_last_status_timestamps(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow(WF, "A")
-    sim.add_run(WF, "finished", start_time=1000.0, finish_time=5000.0, created_at=time.time() - 10)
-    sim.add_run(WF, "finished", start_time=2000.0, finish_time=3000.0, created_at=time.time() - 20)
-    sim.add_run(WF, "running", start_time=7000.0, created_at=time.time() - 5)
+    base = 1767225600.0  # timestamps before 2015 are treated as missing
+    sim.add_run(WF, "finished", start_time=base + 1000, finish_time=base + 5000, created_at=time.time() - 10)
+    sim.add_run(WF, "finished", start_time=base + 2000, finish_time=base + 3000, created_at=time.time() - 20)
+    sim.add_run(WF, "running", start_time=base + 7000, created_at=time.time() - 5)
     exposition = await harness_for().poll()
     stamps = {
         s.label("status"): s.value
         for s in exposition.find("captaindata_workflow_last_status_timestamp_seconds", workflow_uid=WF)
     }
-    assert stamps == {"finished": 5000.0, "running": 7000.0}
+    assert stamps == {"finished": base + 5000, "running": base + 7000}
 
 
 async def test_needs_action_series_most_recent_first_and_capped(sim: Simulator, harness_for: Any) -> None:
