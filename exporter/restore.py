@@ -93,7 +93,7 @@ class WorkspaceSaver:
         streak), never raised: the journal rewrites itself whole at the next save that works."""
         try:
             self._save(state, force)
-        except (OSError, ValueError) as error:
+        except OSError as error:
             if not self._failing:
                 logger.error(
                     "cannot save the state; counts since the last save would be lost by a restart",
@@ -126,7 +126,11 @@ class WorkspaceSaver:
             return
         workspace["api"] = _export_api(state.api)
         self._workspace_digest = workspace_digest
-        self.journal.save(workspace, records)
+        for key in self.journal.save(workspace, records):  # left out: tried again at its next change
+            if key:
+                self._digests.pop(key, None)
+            else:
+                self._workspace_digest = b""
 
 
 def _export_api(api: ApiStats) -> dict[str, Any]:

@@ -48,6 +48,15 @@ def test_saved_records_come_back_the_last_one_winning(tmp_path: Path) -> None:
     assert loaded.workflows == {"wf-a": workflow_record(2, "success")}
 
 
+def test_a_record_that_is_not_json_is_left_out_alone(tmp_path: Path) -> None:
+    store = journal(tmp_path)
+    skipped = store.save({}, {"good": workflow_record(1), "nan": {"x": float("nan")}, "set": {"x": {1}}})
+    assert skipped == {"nan", "set"}
+    loaded = journal(tmp_path).load()
+    assert loaded is not None
+    assert set(loaded.workflows) == {"good"}
+
+
 def test_a_save_appends_only_what_changed(tmp_path: Path) -> None:
     store = journal(tmp_path)
     store.save({}, {f"wf-{i}": workflow_record(500) for i in range(20)})
