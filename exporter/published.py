@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 #: At most this many workflows in all: rendered on the event loop (cheaper than a thread hop).
 INLINE_MAX_WORKFLOWS = 16
-#: A previous body at least this big may be served while a fresh one renders ...
+#: A previous body at least this big (uncompressed) may be served while a fresh one renders ...
 STALE_BYTES = 256 * 1024
 #: ... once the scrape has waited this long for the fresh one.
 STALE_AFTER = 0.1
@@ -95,7 +95,7 @@ class Published:
             self._renders[key] = (generation, task)
         else:
             task = running[1]
-        if previous is not None and len(previous[1]) >= STALE_BYTES:
+        if previous is not None and plain is not None and len(plain[1]) >= STALE_BYTES:
             done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
             if not done:
                 return previous[1]

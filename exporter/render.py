@@ -1,10 +1,11 @@
 """Render snapshots into the Prometheus text format (0.0.4) and OpenMetrics (1.0.0).
 
-Rendering is split so that a publish costs only what changed: each workflow renders its own chunk of
-every family it has series in, each workspace joins its workflows' chunks and adds its own series, and
-the body is the families' headers with every workspace's chunk under each. Sample lines are the same in
-both formats (label values escape backslash, quote and newline in both); only the headers differ, and
-OpenMetrics ends with ``# EOF``.
+Label names are written in sorted order, as prometheus_client writes them, so the bytes are the same
+as its writers'. Rendering is split so that a publish costs only what changed: each workflow renders
+its own chunk of every family it has series in, each workspace joins its workflows' chunks and adds
+its own series, and the body is the families' headers with every workspace's chunk under each. Sample
+lines are the same in both formats (label values escape backslash, quote and newline in both); only
+the headers differ, and OpenMetrics ends with ``# EOF``.
 
 Nothing here can fail on a name: label values are escaped and any character UTF-8 cannot encode (a
 lone surrogate) becomes U+FFFD. Nothing non-finite reaches a sample: a gauge or counter sample whose
@@ -106,8 +107,9 @@ def _le_values(bounds: tuple[float, ...]) -> tuple[str, ...] | None:
     return (*(value for value in values if value is not None), "+Inf")
 
 
-def _histogram(lines: list[str], name: str, labels: str, histogram: HistogramSnapshot) -> None:
-    """Append one histogram series, or nothing if any part of it could not be exported faithfully."""
+def _histogram(lines: list[str], name: str, head: str, tail: str, histogram: HistogramSnapshot) -> None:
+    """Append one histogram series, or nothing if any part of it could not be exported faithfully.
+    ``head`` holds the labels that sort before ``le`` (each followed by a comma), ``tail`` the others."""
     try:
         les = _le_values(tuple(histogram.bounds))
         cumulative = tuple(histogram.cumulative)
@@ -122,7 +124,8 @@ def _histogram(lines: list[str], name: str, labels: str, histogram: HistogramSna
     if any(later < earlier for earlier, later in itertools.pairwise(cumulative)):
         return
     for le, count in zip(les, counts, strict=True):
-        lines.append(f'{name}_bucket{{{labels},le="{le}"}} {count}\n')
+        lines.append(f'{name}_bucket{{{head}le="{le}",{tail}}} {count}\n')
+    labels = head + tail
     lines.append(f"{name}_count{{{labels}}} {counts[-1]}\n")
     lines.append(f"{name}_sum{{{labels}}} {total}\n")
 
@@ -143,8 +146,8 @@ class _Lines:
         if text is not None:
             self.by_family[family].append(f"{FAMILY_NAMES[family]}_total{{{labels}}} {text}\n")
 
-    def histogram(self, family: int, labels: str, histogram: HistogramSnapshot) -> None:
-        _histogram(self.by_family[family], FAMILY_NAMES[family], labels, histogram)
+    def histogram(self, family: int, head: str, tail: str, histogram: HistogramSnapshot) -> None:
+        _histogram(self.by_family[family], FAMILY_NAMES[family], head, tail, histogram)
 
     def chunks(self) -> Chunks:
         return tuple(encode("".join(lines)) if lines else b"" for lines in self.by_family)
@@ -155,7 +158,7 @@ def workspace_label(name: str) -> str:
 
 
 def _workflow_labels(workspace: str, workflow: WorkflowSnapshot) -> str:
-    return f'{workspace},workflow_uid="{escape(workflow.uid)}",workflow="{escape(workflow.name)}"'
+    return f'workflow="{escape(workflow.name)}",workflow_uid="{escape(workflow.uid)}",{workspace}'
 
 
 def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
@@ -164,14 +167,14 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     lines = _Lines()
     labels = _workflow_labels(workspace, workflow)
     for status, value in workflow.runs_by_status.items():
-        lines.gauge(RUNS, f'{labels},status="{escape(status)}"', value)
+        lines.gauge(RUNS, f'status="{escape(status)}",{labels}', value)
     for api_status, value in workflow.runs_by_api_status.items():
-        lines.gauge(RUNS_BY_API_STATUS, f'{labels},api_status="{escape(api_status)}"', value)
+        lines.gauge(RUNS_BY_API_STATUS, f'api_status="{escape(api_status)}",{labels}', value)
     lines.gauge(RUNS_POSTPONED, labels, workflow.postponed)
     for status, value in workflow.status_changes.items():
-        lines.counter(STATUS_CHANGES, f'{labels},status="{escape(status)}"', value)
+        lines.counter(STATUS_CHANGES, f'status="{escape(status)}",{labels}', value)
     for status, histogram in workflow.durations.items():
-        lines.histogram(RUN_DURATION, f'{labels},status="{escape(status)}"', histogram)
+        lines.histogram(RUN_DURATION, "", f'status="{escape(status)}",{labels}', histogram)
     oldest = workflow.oldest_running_start
     age = 0.0
     if oldest is not None and workflow.read_at is not None:
@@ -180,7 +183,7 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     if oldest is not None:
         lines.gauge(OLDEST_START, labels, oldest)
     for status, moment in workflow.last_status_time.items():
-        lines.gauge(LAST_STATUS, f'{labels},status="{escape(status)}"', moment)
+        lines.gauge(LAST_STATUS, f'status="{escape(status)}",{labels}', moment)
     if workflow.last_success is not None:
         lines.gauge(WORKFLOW_LAST_SUCCESS, labels, workflow.last_success)
     return lines.chunks()
@@ -199,22 +202,22 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     needing.sort(key=_recency, reverse=True)
     for workflow, run in needing[: max(0, snapshot.needs_action_limit)]:
         labels = (
-            f'{_workflow_labels(workspace, workflow)},status="{escape(run.status)}",'
-            f'run_uid="{escape(run.uid)}",run_name="{escape(run.name)}"'
+            f'run_name="{escape(run.name)}",run_uid="{escape(run.uid)}",status="{escape(run.status)}",'
+            f"{_workflow_labels(workspace, workflow)}"
         )
         lines.gauge(NEEDS_ACTION, labels, 1)
     api = snapshot.api
     for (endpoint, code), value in api.requests.items():
-        lines.counter(API_REQUESTS, f'{workspace},endpoint="{escape(endpoint)}",code="{escape(code)}"', value)
+        lines.counter(API_REQUESTS, f'code="{escape(code)}",endpoint="{escape(endpoint)}",{workspace}', value)
     for (endpoint, reason), value in api.failures.items():
         lines.counter(
-            API_FAILURES, f'{workspace},endpoint="{escape(endpoint)}",reason="{escape(reason)}"', value
+            API_FAILURES, f'endpoint="{escape(endpoint)}",reason="{escape(reason)}",{workspace}', value
         )
     for (endpoint, limit_type), value in api.rate_limited.items():
-        labels = f'{workspace},endpoint="{escape(endpoint)}",limit_type="{escape(limit_type)}"'
+        labels = f'endpoint="{escape(endpoint)}",limit_type="{escape(limit_type)}",{workspace}'
         lines.counter(API_RATE_LIMITED, labels, value)
     for endpoint, histogram in api.durations.items():
-        lines.histogram(API_DURATION, f'{workspace},endpoint="{escape(endpoint)}"', histogram)
+        lines.histogram(API_DURATION, f'endpoint="{escape(endpoint)}",', workspace, histogram)
     lines.gauge(RETRY_AFTER, workspace, api.retry_after)
     lines.gauge(UP, workspace, 1 if snapshot.up else 0)
     if snapshot.last_success is not None:
@@ -222,9 +225,9 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     if snapshot.last_poll_duration is not None:
         lines.gauge(POLL_DURATION, workspace, snapshot.last_poll_duration)
     for reason, value in snapshot.poll_errors.items():
-        lines.counter(POLL_ERRORS, f'{workspace},reason="{escape(reason)}"', value)
+        lines.counter(POLL_ERRORS, f'reason="{escape(reason)}",{workspace}', value)
     for reason, value in snapshot.runs_skipped.items():
-        lines.counter(RUNS_SKIPPED, f'{workspace},reason="{escape(reason)}"', value)
+        lines.counter(RUNS_SKIPPED, f'reason="{escape(reason)}",{workspace}', value)
     lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
     return lines.chunks()
 
@@ -260,8 +263,8 @@ OPENMETRICS_HEADERS = tuple(
     _openmetrics_header(name, kind, help_text) for name, (kind, help_text) in FAMILIES.items()
 )
 BUILD_INFO_LINE = encode(
-    f'captaindata_exporter_build_info{{version="{escape(__version__)}",'
-    f'python_version="{escape(platform.python_version())}"}} 1.0\n'
+    f'captaindata_exporter_build_info{{python_version="{escape(platform.python_version())}",'
+    f'version="{escape(__version__)}"}} 1.0\n'
 )
 
 
