@@ -33,6 +33,11 @@ def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
     }
 
 
+def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
+    """The reader of the workspace's API version."""
+    return V3Source(transport, config.api, workspace.workflows, workspace.name)
+
+
 class Poller:
     """Polls one workspace."""
 
@@ -58,7 +63,7 @@ class Poller:
         self.transport = ApiTransport(
             workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
         )
-        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows, workspace.name)
+        self.source = make_source(workspace, config, self.transport)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0

@@ -149,7 +149,7 @@ class ApiTransport:
             started = time.monotonic()
             try:
                 code, headers, body = await self._fetch(path, params)
-            except TimeoutError:
+            except (TimeoutError, httpx.TimeoutException):
                 self.stats.record_failure(endpoint, TIMEOUT)
                 reason, why = TIMEOUT, f"GET {path} timed out after {self.api.request_timeout:g}s"
             except _BodyTooLarge:
