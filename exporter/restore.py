@@ -4,7 +4,6 @@ save the workflows whose counted data changed, with the workspace's record, as o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -34,11 +33,19 @@ def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
     )
 
 
-def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> bytes:
-    stable = {key: value for key, value in record.items() if key not in volatile}
-    return hashlib.blake2b(
-        json.dumps(stable, sort_keys=True, default=str).encode("utf-8", "surrogatepass"), digest_size=16
-    ).digest()
+_UNKNOWN = -1  # never a hash() value: compares unequal to every digest
+
+
+def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> int:
+    """What a record counts, in one number, compared within this process only. The runs (the bulk)
+    are hashed as tuples (their strings cache their hashes); the small rest as canonical JSON."""
+    rest = {key: value for key, value in record.items() if key not in volatile and key != "runs"}
+    runs = record.get("runs")
+    try:
+        runs_hash = hash(tuple(map(tuple, runs))) if isinstance(runs, list) else hash(repr(runs))
+        return hash((runs_hash, json.dumps(rest, sort_keys=True, default=str)))
+    except (TypeError, ValueError):  # unhashable items in a record read back from disk
+        return _UNKNOWN
 
 
 class WorkspaceSaver:
@@ -47,8 +54,8 @@ class WorkspaceSaver:
     def __init__(self, journal: WorkspaceJournal, needs_action_limit: int = 50) -> None:
         self.journal = journal
         self.needs_action_limit = needs_action_limit
-        self._digests: dict[str, bytes] = {}
-        self._workspace_digest = b""
+        self._digests: dict[str, int] = {}
+        self._workspace_digest = _UNKNOWN
         self._failing = False
 
     def restore(self, endpoints: Sequence[str] = ENDPOINTS) -> WorkspaceState | None:
@@ -116,13 +123,14 @@ class WorkspaceSaver:
                 continue
             record = state.export_workflow(uid)
             digest = _digest(record)
-            if self._digests.get(uid) != digest:
+            if digest == _UNKNOWN or self._digests.get(uid) != digest:
                 self._digests[uid] = digest
                 records[uid] = record
         workspace = state.export_workspace()
         # Its last_success changes once per poll: the API counters are saved at least that often.
         workspace_digest = _digest(workspace, volatile=())
-        if not records and workspace_digest == self._workspace_digest and not force:
+        unchanged = workspace_digest == self._workspace_digest != _UNKNOWN
+        if not records and unchanged and not force:
             return
         workspace["api"] = _export_api(state.api)
         self._workspace_digest = workspace_digest
@@ -130,7 +138,7 @@ class WorkspaceSaver:
             if key:
                 self._digests.pop(key, None)
             else:
-                self._workspace_digest = b""
+                self._workspace_digest = _UNKNOWN
 
 
 def _export_api(api: ApiStats) -> dict[str, Any]:

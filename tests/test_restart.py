@@ -20,7 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from exporter.persist import CORRUPT_SUFFIX, JOURNAL_SUFFIX, MISMATCH_SUFFIX
+from exporter.persist import CORRUPT_SUFFIX, JOURNAL_SUFFIX, MISMATCH_SUFFIX, WorkspaceJournal
+from exporter.poller import Poller
+from exporter.restore import WorkspaceSaver, identity
 from exporter.simulator import Simulator
 from tests.conftest import API_KEY, ConfigFactory
 from tests.support.metrics import Exposition
@@ -243,3 +245,28 @@ def test_the_image_default_is_used_and_a_second_process_is_refused(
         )
     assert second.returncode == 1
     assert "in use by another exporter process" in second.stderr + second.stdout
+
+
+async def test_only_reads_that_change_what_is_counted_are_written(
+    sim: Simulator, harness_for: Any, tmp_path: Path
+) -> None:
+    sim.add_workflow(A, "A")
+    run = sim.add_run(A, "running", start_time=time.time() - 60)
+    harness = harness_for()
+    workspace = harness.config.workspaces[0]
+    saver = WorkspaceSaver(WorkspaceJournal(tmp_path, identity(workspace)))
+    poller = Poller(workspace, harness.config, harness.published.publish, saver=saver)
+
+    def workflow_records() -> int:
+        return saver.journal.path.read_bytes().count(b'"kind":"workflow"')
+
+    try:
+        await poller.poll_once()  # listed (a record), then read (another)
+        first = workflow_records()
+        await poller.poll_once()  # the same runs: only the workspace's record (its last success)
+        assert workflow_records() == first
+        sim.update_run(run, "warning", finish_time=time.time())
+        await poller.poll_once()
+        assert workflow_records() == first + 1
+    finally:
+        await poller.aclose()
