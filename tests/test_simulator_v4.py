@@ -96,7 +96,7 @@ def test_list_filters_sort_and_paging(sim4: Simulator, url: str, clock: ManualCl
     "params", [{"limit": 0}, {"limit": 101}, {"limit": "x"}, {"offset": -1}, {"sort": "name"}]
 )
 def test_bad_parameters_get_the_v4_error_body(url: str, params: dict[str, str | int]) -> None:
-    response = get(url, "/v4/runs", **params)
+    response = httpx.get(f"{url}/v4/runs", params=params, headers={"X-API-Key": KEY})
     assert response.status_code == 422
     body = response.json()
     assert body["error_scope"] == "param"
