@@ -31,7 +31,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import setup_logging
-from exporter.poller import build
+from exporter.poller import build, unhealthy
 from exporter.server import create_app
 from exporter.simulator import build_demo_simulator, start_simulator
 
@@ -99,22 +99,22 @@ def _display_url(listen_address: str) -> str:
 
 
 async def _poll_once_and_print(config: Config) -> int:
-    hub, pollers = build(config)
+    published, pollers = build(config)
     try:
         results = await asyncio.gather(*(poller.poll_once() for poller in pollers))
     finally:
         for poller in pollers:
             await poller.aclose()
-    sys.stdout.write(hub.exposition.text.decode())
+    sys.stdout.write((await published.exposition(openmetrics=False, gzip=False)).decode())
     sys.stdout.flush()
     return 0 if all(results) else EXIT_POLL_FAILED
 
 
 async def _serve(config: Config) -> int:
-    hub, pollers = build(config)
+    published, pollers = build(config)
     host, port = parse_listen_address(config.web.listen_address)
     runner = web.AppRunner(
-        create_app(hub), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
+        create_app(published, lambda: unhealthy(pollers)), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
     )
     await runner.setup()
     try:

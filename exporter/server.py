@@ -1,43 +1,49 @@
-"""The HTTP side: /metrics (pre-rendered bytes), the landing page and the health endpoints."""
+"""The HTTP side: /metrics, the landing page and the health endpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from aiohttp import web
 
+from exporter._shim_published import Published
 from exporter.landing import render_landing_page
-from exporter.poller import Hub
 
-HUB_KEY = web.AppKey("hub", Hub)
+PUBLISHED_KEY = web.AppKey("published", Published)
+HEALTH_KEY = web.AppKey("health", Callable[[], Sequence[str]])
 
 
 async def metrics(request: web.Request) -> web.Response:
-    exposition = request.app[HUB_KEY].exposition
-    body, content_type, gzipped = exposition.select(
-        request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
-    )
-    headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
-    if gzipped:
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
+    body = await request.app[PUBLISHED_KEY].exposition(openmetrics=False, gzip=False)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def landing(request: web.Request) -> web.Response:
-    return web.Response(text=render_landing_page(request.app[HUB_KEY].states), content_type="text/html")
+    return web.Response(
+        text=render_landing_page(request.app[PUBLISHED_KEY].workspaces()), content_type="text/html"
+    )
 
 
 async def healthy(request: web.Request) -> web.Response:
+    stalled = request.app[HEALTH_KEY]()
+    if stalled:
+        return web.Response(
+            status=503,
+            text=f"Unhealthy: no poll attempt finished in time for workspace(s): {', '.join(stalled)}.\n",
+        )
     return web.Response(text="Healthy.\n")
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[HUB_KEY].ready:
+    if request.app[PUBLISHED_KEY].ready:
         return web.Response(text="Ready.\n")
     return web.Response(status=503, text="Not ready: the first poll of every workspace has not finished.\n")
 
 
-def create_app(hub: Hub) -> web.Application:
+def create_app(published: Published, health: Callable[[], Sequence[str]] = list) -> web.Application:
     app = web.Application()
-    app[HUB_KEY] = hub
+    app[PUBLISHED_KEY] = published
+    app[HEALTH_KEY] = health
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)
