@@ -18,6 +18,7 @@ from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
 from exporter.v3source import V3Source
+from exporter.v4source import V4Source, v4_headers
 
 logger = logging.getLogger(__name__)
 RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
@@ -50,10 +51,14 @@ class Poller:
         )
         self.checkpoint = checkpoint
         self.sink = StateSink(self.state, publish, checkpoint)
-        self.transport = ApiTransport(
-            workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
+        v4 = workspace.api_version == "v4"
+        headers = v4_headers(workspace) if v4 else v3_headers(workspace)
+        self.transport = ApiTransport(workspace.base_url, headers, config.api, self.state.api, self._progress)
+        self.source: PollSource = (
+            V4Source(self.transport, workspace, config)
+            if v4
+            else V3Source(self.transport, config.api, workspace.workflows)
         )
-        self.source: PollSource = V3Source(self.transport, config.api, workspace.workflows)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from exporter._shim import SKIP_REASONS, Parsed
-from exporter.apistats import ENDPOINTS, ApiStats
+from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.model import Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
@@ -121,7 +121,7 @@ class WorkspaceState:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
-        self.api = ApiStats(ENDPOINTS)
+        self.api = ApiStats(V4_ENDPOINTS if api_version == "v4" else ENDPOINTS)
         # Poll health.
         self.up = False
         self.attempted = False
