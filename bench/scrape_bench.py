@@ -33,7 +33,15 @@ def synthetic_state(workflows: int, runs: int) -> WorkspaceState:
         workflows=flows,
         runs={
             flow.uid: [
-                Run(f"{flow.uid}-run-{j}", f"Run {j}", KNOWN_STATUSES[j % 7], now - 3600 + j, now - j, None)
+                Run(
+                    f"{flow.uid}-run-{j}",
+                    f"Run {j}",
+                    KNOWN_STATUSES[j % 7],
+                    KNOWN_STATUSES[j % 7],
+                    now - 3600 + j,
+                    now - j,
+                    None,
+                )
                 for j in range(runs)
             ]
             for flow in flows

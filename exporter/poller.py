@@ -117,7 +117,9 @@ class Poller:
         try:
             self.sink.publish(self.state.refresh())
         except Exception:
-            logger.exception("publishing after an internal error failed", extra={"workspace": self.workspace.name})
+            logger.exception(
+                "publishing after an internal error failed", extra={"workspace": self.workspace.name}
+            )
 
     async def run_forever(self) -> None:
         """Poll until cancelled; an exception anywhere restarts the loop after a backoff."""
@@ -176,9 +178,7 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-def build(
-    config: Config, checkpoint: Checkpoint | None = None
-) -> tuple[Published, list[Poller]]:
+def build(config: Config, checkpoint: Checkpoint | None = None) -> tuple[Published, list[Poller]]:
     published = Published([w.name for w in config.workspaces])
     pollers = [Poller(w, config, published.publish, checkpoint=checkpoint) for w in config.workspaces]
     for poller in pollers:

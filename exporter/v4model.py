@@ -11,9 +11,9 @@ from typing import Final
 
 from exporter.model import (
     INVALID_ITEM,
-    BadResponse,
     INVALID_TIMESTAMP,
     INVALID_UID,
+    BadResponse,
     Parsed,
     Run,
     load_json,

@@ -5,7 +5,7 @@ down to a cutoff, then applied per action (the workflow labels carry ``action_na
   apply each action with ``complete=True``: runs the API no longer lists are dropped, and actions with
   no run left are no longer listed.
 - A steady-state poll lists down to the previous listing's high-water mark (its newest ``updated_at``)
-  minus an overlap of 2 × ``poll.interval``, and applies with ``complete=False`` (upserts). Its cost is
+  minus an overlap of 2 x ``poll.interval``, and applies with ``complete=False`` (upserts). Its cost is
   the number of runs changed since then, not the number tracked.
 - Offsets drift while runs change during a listing: a run seen twice is kept once; a run updated
   mid-listing moves above the listing's first page, so its ``updated_at`` is newer than the high-water

@@ -6,21 +6,21 @@ import pytest
 
 from exporter.model import BadResponse, parse_runs, parse_workflows
 from exporter.ratelimit import Backoff, retry_after_seconds
+from exporter.statuses import UnknownStatuses
 from exporter.timestamps import parse_timestamp
 
 
 def test_workflows_listed_twice_count_once_and_names_fall_back_to_uids() -> None:
-    workflows = parse_workflows([{"uid": "a", "name": "A"}, {"uid": "a", "name": "again"}, {"uid": 7}])
-    assert [(w.uid, w.name) for w in workflows] == [("a", "A"), ("7", "7")]
+    parsed = parse_workflows([{"uid": "a", "name": "A"}, {"uid": "a", "name": "again"}, {"uid": 7}])
+    assert [(w.uid, w.name) for w in parsed.items] == [("a", "A"), ("7", "7")]
+    assert not parsed.skipped
 
 
-def test_what_has_no_identity_or_shape_is_a_bad_response() -> None:
-    with pytest.raises(BadResponse, match="without a uid"):
-        parse_runs([{"status": "running"}])
-    with pytest.raises(BadResponse, match="expected a JSON array of runs, got dict"):
-        parse_runs({"data": []})
-    with pytest.raises(BadResponse, match="expected workflows objects, got str"):
-        parse_workflows(["a"])
+def test_only_a_payload_of_the_wrong_shape_is_a_bad_response() -> None:
+    with pytest.raises(BadResponse, match="expected a JSON array of runs, got object"):
+        parse_runs({"data": []}, UnknownStatuses())
+    with pytest.raises(BadResponse, match="expected a JSON array of workflows, got null"):
+        parse_workflows(None)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,7 @@ def test_what_has_no_identity_or_shape_is_a_bad_response() -> None:
         ("2026-01-01T00:00:00Z", 1767225600.0),
         (1767225600, 1767225600.0),
         (1767225600000, 1767225600.0),
+        ("1767225600", 1767225600.0),
         (None, None),
         ("", None),
         ("yesterday", None),

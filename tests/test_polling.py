@@ -106,7 +106,7 @@ async def test_offset_timestamps_are_converted_to_utc(sim: Simulator, harness_fo
         exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF)
         == 1767225600.0
     )
-    assert runs_by_status(exposition)["pending"] == 1
+    assert runs_by_status(exposition)["pending"] == 0  # an unreadable timestamp skips the run (contract §1)
 
 
 async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
@@ -316,15 +316,16 @@ async def test_time_in_running(sim: Simulator, harness_for: Any) -> None:
 
 async def test_last_status_timestamps(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow(WF, "A")
-    sim.add_run(WF, "finished", start_time=1000.0, finish_time=5000.0, created_at=time.time() - 10)
-    sim.add_run(WF, "finished", start_time=2000.0, finish_time=3000.0, created_at=time.time() - 20)
-    sim.add_run(WF, "running", start_time=7000.0, created_at=time.time() - 5)
+    base = 1767225600.0  # timestamps before 2015 are treated as missing
+    sim.add_run(WF, "finished", start_time=base + 1000, finish_time=base + 5000, created_at=time.time() - 10)
+    sim.add_run(WF, "finished", start_time=base + 2000, finish_time=base + 3000, created_at=time.time() - 20)
+    sim.add_run(WF, "running", start_time=base + 7000, created_at=time.time() - 5)
     exposition = await harness_for().poll()
     stamps = {
         s.label("status"): s.value
         for s in exposition.find("captaindata_workflow_last_status_timestamp_seconds", workflow_uid=WF)
     }
-    assert stamps == {"finished": 5000.0, "running": 7000.0}
+    assert stamps == {"finished": base + 5000, "running": base + 7000}
 
 
 async def test_needs_action_series_most_recent_first_and_capped(sim: Simulator, harness_for: Any) -> None:
