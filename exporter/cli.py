@@ -114,7 +114,9 @@ async def _serve(config: Config) -> int:
     published, pollers = build(config)
     host, port = parse_listen_address(config.web.listen_address)
     runner = web.AppRunner(
-        create_app(published, lambda: unhealthy(pollers)), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
+        create_app(published, lambda: unhealthy(pollers)),
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access"),
     )
     await runner.setup()
     try:

@@ -14,7 +14,9 @@ from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 
 T = TypeVar("T")
-#: Test hook: called with a point name ("poll", "apply") where a test may raise to simulate a bug.
+#: Test hook: called with a point name where a test may raise to simulate a bug in our own code:
+#: "loop" (each iteration of a workspace's loop, outside a poll attempt), "poll" (start of an attempt),
+#: "apply" (each state update, in the worker thread).
 Checkpoint = Callable[[str], None]
 
 

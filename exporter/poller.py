@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from exporter import __version__
+from exporter._shim_published import Published
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
-from exporter._shim_published import Published
 from exporter.ratelimit import Backoff
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -141,6 +141,8 @@ class Poller:
     async def _loop(self) -> None:
         interval = self.config.poll.interval
         while True:
+            if self.checkpoint is not None:
+                self.checkpoint("loop")
             started = time.monotonic()
             await self.poll_once()
             elapsed = time.monotonic() - started
@@ -163,7 +165,7 @@ class Poller:
 
     def stalled_for(self) -> float:
         """Seconds past its allowance since the loop last finished a poll attempt (<= 0: healthy).
-        The allowance is max(3 × interval, poll.timeout) plus the 429 waits since then."""
+        The allowance is max(3 x interval, poll.timeout) plus the 429 waits since then."""
         poll = self.config.poll
         window = self.transport.window
         waits = window.waited - self._waited_at_last_attempt + max(0.0, window.until - time.monotonic())

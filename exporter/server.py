@@ -10,7 +10,8 @@ from exporter._shim_published import Published
 from exporter.landing import render_landing_page
 
 PUBLISHED_KEY = web.AppKey("published", Published)
-HEALTH_KEY = web.AppKey("health", Callable[[], Sequence[str]])
+Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
+HEALTH_KEY: web.AppKey[Health] = web.AppKey("health")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -40,7 +41,7 @@ async def ready(request: web.Request) -> web.Response:
     return web.Response(status=503, text="Not ready: the first poll of every workspace has not finished.\n")
 
 
-def create_app(published: Published, health: Callable[[], Sequence[str]] = list) -> web.Application:
+def create_app(published: Published, health: Health = list) -> web.Application:
     app = web.Application()
     app[PUBLISHED_KEY] = published
     app[HEALTH_KEY] = health

@@ -34,20 +34,20 @@ class WorkflowState:
     """One tracked workflow. No per-run objects beyond the parsed Run itself."""
 
     __slots__ = (
-        "uid",
-        "name",
         "baseline",
-        "read",
-        "runs",
-        "vanished",
-        "status_changes",
         "durations",
-        "last_status_time",
-        "last_success",
         "last_attempt",
         "last_error",
+        "last_status_time",
+        "last_success",
+        "name",
+        "read",
         "read_at",
+        "runs",
         "snapshot",
+        "status_changes",
+        "uid",
+        "vanished",
     )
 
     def __init__(self, uid: str, name: str, baseline: bool) -> None:
@@ -411,9 +411,7 @@ def _finite(value: object) -> float | None:
     return None
 
 
-def _restore_counts(
-    target: dict[str, int], saved: object, allowed: Iterable[str] | None = None
-) -> None:
+def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:
     keys = set(target if allowed is None else allowed)
     if isinstance(saved, dict):
         for key, value in saved.items():

@@ -11,10 +11,10 @@ from typing import TypeVar
 
 import httpx
 
+from exporter._shim import rate_limit_type
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
 from exporter.model import BadResponse
-from exporter._shim import rate_limit_type
 from exporter.ratelimit import Backoff, TokenBucket, retry_after_seconds
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,10 @@ class RateLimitWindow:
 
     async def wait(self) -> None:
         """Sleep until the window is closed."""
-        while (left := self.until - time.monotonic()) > 0:
+        while True:  # the window may be extended while we sleep
+            left = self.until - time.monotonic()
+            if left <= 0:
+                return
             await asyncio.sleep(left)
 
 
@@ -186,7 +189,11 @@ class ApiTransport:
                     self.stats.retry_after = wait
                     logger.info(
                         "rate limited; every request of the workspace waits",
-                        extra={"endpoint": endpoint, "wait_seconds": round(wait, 3), "limit_type": limit_type},
+                        extra={
+                            "endpoint": endpoint,
+                            "wait_seconds": round(wait, 3),
+                            "limit_type": limit_type,
+                        },
                     )
                     self._progress(wait)
                     continue
@@ -208,4 +215,3 @@ class ApiTransport:
                 "retrying", extra={"endpoint": endpoint, "reason": reason, "delay_seconds": round(delay, 3)}
             )
             await asyncio.sleep(delay)
-

@@ -105,7 +105,9 @@ class V3Source:
             return self._done(workflow, runs, total, complete=False), "api.max_pages reached"
         return self._done(workflow, runs, total, complete=True), ""
 
-    def _done(self, workflow: Workflow, runs: dict[str, Run], total: Parsed[Run], complete: bool) -> Parsed[Run]:
+    def _done(
+        self, workflow: Workflow, runs: dict[str, Run], total: Parsed[Run], complete: bool
+    ) -> Parsed[Run]:
         if complete:
             self._listing[workflow.uid] = (len(runs), hash(frozenset(runs)))
         else:

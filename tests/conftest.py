@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Config, parse_config
 from exporter._shim_published import Published
+from exporter.config import Config, parse_config
 from exporter.poller import Poller, build
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import fast_config, workspace_config

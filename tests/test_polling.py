@@ -118,9 +118,15 @@ async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
     assert runs_by_status(exposition)["finished"] == 1
 
 
-def jobs_requests(sim_url: str) -> list[tuple[str, str]]:
+async def request_log(sim_url: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as client:
+        log: list[dict[str, Any]] = (await client.get(f"{sim_url}/_sim/requests", timeout=5)).json()
+        return log
+
+
+async def jobs_requests(sim_url: str) -> list[tuple[str, str]]:
     """(workflow uid, page) of every runs request, from the simulator's request log over HTTP."""
-    log = httpx.get(f"{sim_url}/_sim/requests", timeout=5).json()
+    log = await request_log(sim_url)
     return [(e["path"].split("/")[3], e["query"].get("page")) for e in log if e["path"].endswith("/jobs")]
 
 
@@ -136,7 +142,7 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     harness = harness_for(api={"concurrency": 1})
     exposition = await harness.poll()
     assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
-    first = jobs_requests(sim_url)
+    first = await jobs_requests(sim_url)
     # Until a page followed by a non-empty page is seen, an empty page ends pagination (as before);
     # wf-a teaches the page size at its page 1, so its short page 4 is its last request.
     assert [page for uid, page in first if uid == "wf-a"] == ["0", "1", "2", "3", "4"]
@@ -144,8 +150,8 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     sim.request_log.clear()
     exposition = await harness.poll()
     lower_bound = 1 + sum(max(1, math.ceil(size / 5)) for size in sizes.values())
-    requests = len(httpx.get(f"{sim_url}/_sim/requests", timeout=5).json())
-    assert requests <= 1.1 * lower_bound, (requests, lower_bound, jobs_requests(sim_url))
+    requests = len(await request_log(sim_url))
+    assert requests <= 1.1 * lower_bound, (requests, lower_bound)
     assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
 
     # New runs: a short page still ends pagination, a full one asks for the next.
@@ -154,7 +160,7 @@ async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
     sim.add_run("wf-b", "running", start_time=time.time())
     sim.add_run("wf-d", "running", start_time=time.time())
     exposition = await harness.poll()
-    pages = jobs_requests(sim_url)
+    pages = await jobs_requests(sim_url)
     assert [page for uid, page in pages if uid == "wf-b"] == ["0", "1"]  # 5 runs: a full page
     assert [page for uid, page in pages if uid == "wf-d"] == ["0", "1", "2"]  # 11 runs
     assert runs_by_status(exposition, "wf-b")["running"] == 2
