@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
-from exporter.statuses import TERMINAL_STATUSES, UnknownStatuses, api_status, normalize_status
+from exporter.statuses import TERMINAL_STATUSES, UnknownStatuses, v3_statuses
 from exporter.text import clean_identifier, clean_text
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 
@@ -26,6 +26,7 @@ INVALID_TIMESTAMP: Final = "invalid_timestamp"
 DUPLICATE_UID: Final = "duplicate_uid"  # counted by the state (a uid listed by two workflows)
 #: Every value of the ``reason`` label of ``captaindata_runs_skipped_total``.
 SKIP_REASONS: Final[tuple[str, ...]] = (INVALID_ITEM, INVALID_UID, INVALID_TIMESTAMP, DUPLICATE_UID)
+_RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
 
 
 class BadResponse(ValueError):
@@ -141,18 +142,20 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
             parsed.skip(INVALID_UID, f"run {index} has no usable uid")
             continue
         try:
-            start, finish, scheduled = _run_times(item, now)
-        except InvalidTimestamp as error:
-            parsed.skip(INVALID_TIMESTAMP, f"run {index}'s {error}")
+            start = read_timestamp(item.get("start_time"), now)
+            finish = read_timestamp(item.get("finish_time"), now)
+            scheduled = read_timestamp(item.get("scheduled_time"), now)
+        except InvalidTimestamp:
+            parsed.skip(INVALID_TIMESTAMP, f"run {index}'s {_unreadable_time(item, now)}")
             continue
         raw_name = item.get("name")
-        raw_status = item.get("status")
+        status, api_status = v3_statuses(item.get("status"), unknown)
         parsed.items.append(
             Run(
                 uid=uid,
-                name=clean_text(raw_name) if isinstance(raw_name, str) else "",
-                status=normalize_status(raw_status, unknown),
-                api_status=api_status(raw_status),
+                name=clean_text(raw_name) if type(raw_name) is str else "",
+                status=status,
+                api_status=api_status,
                 start_time=start,
                 finish_time=finish,
                 scheduled_time=scheduled,
@@ -161,15 +164,14 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
     return parsed
 
 
-def _run_times(item: dict[object, object], now: float) -> tuple[float | None, float | None, float | None]:
-    """A run's start, finish and scheduled times; ``InvalidTimestamp`` names the unreadable one."""
-    times: list[float | None] = []
-    for key in ("start_time", "finish_time", "scheduled_time"):
+def _unreadable_time(item: dict[object, object], now: float) -> str:
+    """Which of a run's timestamps is unreadable, and what it is instead."""
+    for key in _RUN_TIMES:
         try:
-            times.append(read_timestamp(item.get(key), now))
+            read_timestamp(item.get(key), now)
         except InvalidTimestamp as error:
-            raise InvalidTimestamp(f"{key} is {error}") from None
-    return times[0], times[1], times[2]
+            return f"{key} is {error}"
+    return "timestamp is unreadable"
 
 
 def parse_workflows_body(body: bytes) -> Parsed[Workflow]:

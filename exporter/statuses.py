@@ -278,9 +278,6 @@ class UnknownStatuses:
         with self._lock:
             return frozenset(self._seen)
 
-    def __len__(self) -> int:
-        return len(self._seen)
-
     def note(self, raw: object) -> None:
         """Record that ``raw`` (a status value from the API) is not a known status."""
         key = _unknown_key(raw)
@@ -317,11 +314,25 @@ def _unknown_key(raw: object) -> str:
 def normalize_status(raw: object, unknown: UnknownStatuses) -> str:
     """The guide's status for a v3 wire value: case-insensitive, aliases folded, else ``unknown``
     (noted in ``unknown``). Always one of ``STATUS_LABEL_VALUES``' interned strings."""
-    status = _GUIDE_STATUSES.get(_wire_value(raw))
-    if status is not None:
-        return status
-    unknown.note(raw)
-    return UNKNOWN
+    return v3_statuses(raw, unknown)[0]
+
+
+def v3_statuses(raw: object, unknown: UnknownStatuses) -> tuple[str, str]:
+    """``(normalize_status(raw), api_status(raw))`` in one step (the parser's hot path)."""
+    if type(raw) is str:
+        known = _V3_EXACT.get(raw)
+        if known is not None:
+            return known
+    wire = _wire_value(raw)
+    status = _GUIDE_STATUSES.get(wire)
+    if status is None:
+        unknown.note(raw)
+        status = UNKNOWN
+    return status, _API_STATUSES.get(wire, UNKNOWN)
+
+
+# The values as the API spells them, mapped without any string work.
+_V3_EXACT: Final = {value: (_GUIDE_STATUSES[value], value) for value in API_STATUS_VALUES if value != UNKNOWN}
 
 
 # API v4 (2025+). Captain Data does not document how its ten UPPERCASE statuses relate to the status

@@ -16,17 +16,12 @@ ELLIPSIS: Final = "\u2026"
 _UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
-def _is_plain(value: str) -> bool:
-    """True for the common case of printable ASCII (no control character, nothing to replace)."""
-    return value.isascii() and value.isprintable()
-
-
 def clean_text(value: str, limit: int = NAME_MAX_CHARS) -> str:
     """``value`` with every unencodable or control character replaced by U+FFFD, cut to ``limit``
     characters (the last one an ellipsis when it was cut)."""
     if len(value) > limit:
         value = value[: limit - 1] + ELLIPSIS
-    if _is_plain(value):
+    if value.isascii() and value.isprintable():  # the common case: nothing to replace
         return value
     return _UNSAFE.sub(REPLACEMENT, value)
 
@@ -43,7 +38,7 @@ def clean_identifier(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > UID_MAX_CHARS:
         return None
-    if _is_plain(value):
+    if value.isascii() and value.isprintable():
         return value if not value.isspace() else None
     if value.isspace() or _UNSAFE.search(value):
         return None

@@ -10,7 +10,6 @@ Three outcomes, so a parser can count what it could not read:
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from datetime import UTC, datetime
@@ -31,51 +30,52 @@ class InvalidTimestamp(ValueError):
     noun phrase, never the value)."""
 
 
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+_EPOCH_UTC: Final = _EPOCH_NAIVE.replace(tzinfo=UTC)
+
+
 def _sane(seconds: float, now: float) -> float | None:
-    if math.isfinite(seconds) and EARLIEST <= seconds <= now + MAX_FUTURE:
+    if seconds > _EPOCH_MILLIS_THRESHOLD:
+        seconds /= 1000
+    if EARLIEST <= seconds <= now + MAX_FUTURE:  # False for NaN; infinities are out of range
         return seconds
     return None
 
 
-def _from_number(value: float, now: float) -> float | None:
-    seconds = value / 1000 if value > _EPOCH_MILLIS_THRESHOLD else value
-    return _sane(seconds, now)
+def _from_text(text: str, now: float) -> float | None:
+    if len(text) > _MAX_TEXT:
+        raise InvalidTimestamp("text too long")
+    if (len(text) < 5 or text[4] != "-") and _NUMBER.fullmatch(text):  # not ISO: epoch in a string
+        return _sane(float(text), now)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidTimestamp("text that is not ISO 8601") from None
+    # Naive means UTC. Subtracting the epoch never overflows, unlike .timestamp() near year 1 or 9999.
+    elapsed = parsed - (_EPOCH_NAIVE if parsed.tzinfo is None else _EPOCH_UTC)
+    return _sane(elapsed.total_seconds(), now)
 
 
 def read_timestamp(value: object, now: float | None = None) -> float | None:
     """Epoch seconds, or ``None`` when absent, non-finite or out of range; raises
     ``InvalidTimestamp`` when present but unreadable. ``now`` defaults to the current time."""
+    # Exact types: JSON gives no subclasses, and a bool must not pass for an int.
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise InvalidTimestamp("a boolean")
     now = time.time() if now is None else now
-    if isinstance(value, float):
-        return _from_number(value, now)
-    if isinstance(value, int):
+    if type(value) is str:
+        text = value.strip()
+        return _from_text(text, now) if text else None
+    if type(value) is float:
+        return _sane(value, now)
+    if type(value) is int:
         try:
-            return _from_number(float(value), now)
+            return _sane(float(value), now)
         except OverflowError:
             raise InvalidTimestamp("a number too large") from None
-    if not isinstance(value, str):
-        raise InvalidTimestamp("neither text nor a number")
-    text = value.strip()
-    if not text:
-        return None
-    if len(text) > _MAX_TEXT:
-        raise InvalidTimestamp("text too long")
-    if _NUMBER.fullmatch(text):
-        return _from_number(float(text), now)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidTimestamp("text that is not ISO 8601") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        return _sane(parsed.timestamp(), now)
-    except (OverflowError, ValueError):  # a valid date too far from the epoch for this platform
-        return None
+    if type(value) is bool:
+        raise InvalidTimestamp("a boolean")
+    raise InvalidTimestamp("neither text nor a number")
 
 
 def parse_timestamp(value: object, now: float | None = None) -> float | None:
