@@ -54,7 +54,7 @@ def test_the_table_covers_exactly_the_ten_statuses() -> None:
 def test_each_status(raw: object, status: str, api_status: str) -> None:
     unknown = UnknownStatuses()
     assert v4_status(raw, None, unknown) == (status, api_status)
-    assert len(unknown) == (1 if status == "unknown" else 0)
+    assert len(unknown.values) == (1 if status == "unknown" else 0)
 
 
 @pytest.mark.parametrize(
