@@ -112,3 +112,19 @@ def test_a_mixed_file_checks_with_the_cli(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "workspaces[0].v4: is only for api_version: v4" in refused.stderr
+
+
+def test_demo_runs_a_v3_and_a_v4_workspace_side_by_side() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "exporter", "--demo", "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert 'captaindata_up{workspace="demo"} 1' in shown.stdout
+    assert 'captaindata_up{workspace="demo-v4"} 1' in shown.stdout
+    action = 'workflow="enrich_company",workflow_uid="enrich_company",workspace="demo-v4"'
+    assert f'captaindata_runs{{status="finished",{action}}}' in shown.stdout
+    assert 'endpoint="/v4/runs"' in shown.stdout

@@ -106,3 +106,10 @@ def populate_demo_v4(sim: Simulator, workspace_uid: str) -> None:
         postponed_until=now + 3 * _HOUR,
     )
     api.start_autopilot(3.0, 600.0, DEMO_ACTIONS, v4_plan, workspace_uid)
+
+
+def add_demo_v4_workspace(sim: Simulator) -> str:
+    """A second workspace with the v4 demo in it; returns its API key (the v4 key names the user)."""
+    uid = sim.add_workspace()
+    populate_demo_v4(sim, uid)
+    return sim.workspaces[uid].api_key
