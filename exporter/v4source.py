@@ -4,12 +4,13 @@ down to a cutoff, then applied per action (the workflow labels carry ``action_na
 - The first poll, and a resync every ``v4.resync_interval``, list down to ``now - v4.lookback`` and
   apply each action with ``complete=True``: runs the API no longer lists are dropped, and actions with
   no run left are no longer listed.
-- A steady-state poll lists down to the previous listing's high-water mark (its newest ``updated_at``)
-  minus an overlap of 2 x ``poll.interval``, and applies with ``complete=False`` (upserts). Its cost is
-  the number of runs changed since then, not the number tracked.
+- A steady-state poll lists down to the previous listing's high-water mark (when it started) minus an
+  overlap of 2 x ``poll.interval``, and applies with ``complete=False`` (upserts). Its cost is the
+  number of runs changed since then, not the number tracked. The overlap absorbs a difference between
+  the API's clock and ours, and runs that become visible late, of up to 2 intervals.
 - Offsets drift while runs change during a listing: a run seen twice is kept once; a run updated
-  mid-listing moves above the listing's first page, so its ``updated_at`` is newer than the high-water
-  mark and the next poll reads it.
+  mid-listing moves above the page being read, so its ``updated_at`` is newer than the high-water mark
+  and the next poll reads it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class _Listing:
     def __init__(self) -> None:
         self.items: dict[str, V4Item] = {}
         self.skipped: Counter[str] = Counter()
-        self.newest: float | None = None
         self.requests = 0
         self.truncated = ""  # why the listing stopped before its cutoff ("" when it did not)
 
@@ -61,8 +61,6 @@ class _Listing:
         known = self.items.get(item.run.uid)
         if known is None or (item.updated_at or 0.0) > (known.updated_at or 0.0):
             self.items[item.run.uid] = item
-        if item.updated_at is not None and (self.newest is None or item.updated_at > self.newest):
-            self.newest = item.updated_at
 
 
 class V4Source:
@@ -81,7 +79,7 @@ class V4Source:
         self.overlap = OVERLAP_INTERVALS * config.poll.interval
         self.unknown = UnknownStatuses(workspace.name)
         self.clock = clock
-        self.high_water: float | None = None  # the newest updated_at of the last complete listing
+        self.high_water: float | None = None  # clock() when the last complete listing started
         self.last_resync: float | None = None  # clock() when the last full re-list started
         self.actions: dict[str, Workflow] = {}  # listed to the sink, in first-seen order
         self.last_requests = 0  # requests of the latest listing (for the benchmark and logs)
@@ -123,8 +121,8 @@ class V4Source:
             await sink.runs_read(workflow, parsed, complete)
         if complete:
             self.last_resync = now
-        if not listing.truncated and listing.newest is not None:
-            self.high_water = max(listing.newest, self.high_water or listing.newest)
+        if not listing.truncated:
+            self.high_water = now
         logger.debug(
             "v4 poll",
             extra={"full": full, "requests": listing.requests, "runs": len(listing.items), "cutoff": cutoff},
