@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter import __version__
 from exporter._shim_published import Published
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
 from exporter.ratelimit import Backoff
+from exporter.restore import WorkspaceSaver
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
@@ -43,6 +44,7 @@ class Poller:
         publish: Callable[[WorkspaceSnapshot], None],
         state: WorkspaceState | None = None,
         checkpoint: Checkpoint | None = None,
+        saver: WorkspaceSaver | None = None,
     ) -> None:
         self.workspace = workspace
         self.config = config
@@ -50,7 +52,8 @@ class Poller:
             workspace.name, config.metrics.needs_action_limit, workspace.api_version
         )
         self.checkpoint = checkpoint
-        self.sink = StateSink(self.state, publish, checkpoint)
+        self.saver = saver
+        self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
         v4 = workspace.api_version == "v4"
         headers = v4_headers(workspace) if v4 else v3_headers(workspace)
         self.transport = ApiTransport(workspace.base_url, headers, config.api, self.state.api, self._progress)
@@ -173,6 +176,8 @@ class Poller:
         return time.monotonic() - self.last_attempt_end - allowance
 
     async def aclose(self) -> None:
+        if self.saver is not None:  # the API counters too, so a clean restart continues every counter
+            await self.sink.call(self.saver.save, self.state, True)
         await self.transport.aclose()
 
 
@@ -180,9 +185,20 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-def build(config: Config, checkpoint: Checkpoint | None = None) -> tuple[Published, list[Poller]]:
+def build(
+    config: Config,
+    checkpoint: Checkpoint | None = None,
+    savers: Mapping[str, WorkspaceSaver] | None = None,
+) -> tuple[Published, list[Poller]]:
+    """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
     published = Published([w.name for w in config.workspaces])
-    pollers = [Poller(w, config, published.publish, checkpoint=checkpoint) for w in config.workspaces]
+    pollers = []
+    for workspace in config.workspaces:
+        saver = (savers or {}).get(workspace.name)
+        state = saver.restore() if saver is not None else None
+        pollers.append(
+            Poller(workspace, config, published.publish, state, checkpoint=checkpoint, saver=saver)
+        )
     for poller in pollers:
         published.publish(poller.state.snapshot)
     return published, pollers
