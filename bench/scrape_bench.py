@@ -17,9 +17,9 @@ import httpx
 from aiohttp import web
 
 from exporter.client import PollResult
-from exporter.exposition import TEXT_CONTENT_TYPE, Exposition
+from exporter.exposition import TEXT_CONTENT_TYPE
 from exporter.model import Run, Workflow
-from exporter.poller import Hub
+from exporter.published import Published
 from exporter.server import create_app
 from exporter.state import WorkspaceState
 from exporter.statuses import KNOWN_STATUSES

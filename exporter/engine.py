@@ -8,8 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from exporter._shim import Parsed
-from exporter.model import Run, Workflow
+from exporter.model import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from exporter import __version__
-from exporter._shim_published import Published
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
+from exporter.published import Published
 from exporter.ratelimit import Backoff
 from exporter.restore import WorkspaceSaver
 from exporter.snapshot import WorkspaceSnapshot
@@ -60,7 +60,7 @@ class Poller:
         self.source: PollSource = (
             V4Source(self.transport, workspace, config)
             if v4
-            else V3Source(self.transport, config.api, workspace.workflows)
+            else V3Source(self.transport, config.api, workspace.workflows, workspace.name)
         )
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)

@@ -1,4 +1,4 @@
-"""The HTTP side: /metrics, the landing page and the health endpoints."""
+"""The HTTP side: /metrics (rendered once per publish), the landing page and the health endpoints."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from exporter._shim_published import Published
+from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, negotiate
 from exporter.landing import render_landing_page
+from exporter.published import Published
 
 PUBLISHED_KEY = web.AppKey("published", Published)
 Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
@@ -15,8 +16,15 @@ HEALTH_KEY: web.AppKey[Health] = web.AppKey("health")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = await request.app[PUBLISHED_KEY].exposition(openmetrics=False, gzip=False)
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    openmetrics, gzipped = negotiate(
+        request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
+    )
+    body = await request.app[PUBLISHED_KEY].exposition(openmetrics, gzipped)
+    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+    headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
 
 
 async def landing(request: web.Request) -> web.Response:

@@ -10,10 +10,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from exporter._shim import SKIP_REASONS, Parsed
 from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
-from exporter.model import Run, Workflow
+from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
 from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
@@ -21,13 +20,8 @@ from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
 #: How long a run that vanished from its workflow's list is remembered, so that a run missed by one
 #: read (page shifts, page cap) is not counted again when it comes back.
 FORGET_VANISHED_RUNS_AFTER = 86400.0
-DUPLICATE_UID = "duplicate_uid"
 _TERMINAL_ORDER = tuple(sorted(TERMINAL_STATUSES))
 _NEVER = float("-inf")
-
-
-def _api_status(run: Run) -> str:
-    return str(getattr(run, "api_status", run.status))
 
 
 class WorkflowState:
@@ -81,10 +75,10 @@ class WorkflowState:
         flagged: list[Run] = []
         for run in self.runs.values():
             by_status[run.status] += 1
-            by_api_status[_api_status(run)] += 1
+            by_api_status[run.api_status] += 1
             if run.status == RUNNING and run.start_time is not None:
                 oldest = run.start_time if oldest is None else min(oldest, run.start_time)
-            until = getattr(run, "postponed_until", None)
+            until = run.postponed_until
             if until is not None and until > now:
                 postponed += 1
             if run.status in NEEDS_ACTION_STATUSES:
@@ -105,7 +99,7 @@ class WorkflowState:
             last_success=self.last_success,
             last_error=self.last_error,
             needs_action=tuple(
-                RunView(run.uid, run.name, run.status, _api_status(run), run.status_time)
+                RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
                 for run in flagged[:needs_action_limit]
             ),
         )
@@ -117,11 +111,19 @@ def _recency(run: Run) -> tuple[float, str]:
 
 
 class WorkspaceState:
-    def __init__(self, name: str, needs_action_limit: int = 50, api_version: str = "v3") -> None:
+    def __init__(
+        self,
+        name: str,
+        needs_action_limit: int = 50,
+        api_version: str = "v3",
+        endpoints: Sequence[str] | None = None,
+    ) -> None:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
-        self.api = ApiStats(V4_ENDPOINTS if api_version == "v4" else ENDPOINTS)
+        if endpoints is None:
+            endpoints = V4_ENDPOINTS if api_version == "v4" else ENDPOINTS
+        self.api = ApiStats(tuple(endpoints))
         # Poll health.
         self.up = False
         self.attempted = False
@@ -363,12 +365,13 @@ class WorkspaceState:
         workflow_records: Iterable[Mapping[str, Any]],
         needs_action_limit: int = 50,
         api_version: str = "v3",
+        endpoints: Sequence[str] | None = None,
         now: float | None = None,
     ) -> WorkspaceState:
         """A state that continues from saved records. Restored runs are remembered, not listed: the
         next read counts a changed status once and a run new since the save as new."""
         now = time.time() if now is None else now
-        state = cls(name, needs_action_limit, api_version)
+        state = cls(name, needs_action_limit, api_version, endpoints)
         state.listed_once = bool(workspace_record.get("listed_once", False))
         state.last_success = _finite(workspace_record.get("last_success"))
         _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))

@@ -11,11 +11,10 @@ from typing import TypeVar
 
 import httpx
 
-from exporter._shim import rate_limit_type
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
 from exporter.model import BadResponse
-from exporter.ratelimit import Backoff, TokenBucket, retry_after_seconds
+from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

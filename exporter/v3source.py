@@ -8,11 +8,11 @@ import logging
 from collections import Counter
 from functools import partial
 
-from exporter._shim import Parsed, UnknownStatuses, parse_runs_body, parse_workflows_body
 from exporter.apistats import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.config import ApiConfig, WorkflowFilter
 from exporter.engine import StateSink
-from exporter.model import Run, Workflow
+from exporter.model import Parsed, Run, Workflow, parse_runs_body, parse_workflows_body
+from exporter.statuses import UnknownStatuses
 from exporter.transport import ApiTransport, NotFound, RequestFailed
 
 logger = logging.getLogger(__name__)
@@ -22,11 +22,13 @@ class V3Source:
     """Reads one v3 workspace. Learns the API's page size (the length of a page followed by a
     non-empty page): after that, a shorter page ends pagination without asking for an empty one."""
 
-    def __init__(self, transport: ApiTransport, api: ApiConfig, workflows: WorkflowFilter) -> None:
+    def __init__(
+        self, transport: ApiTransport, api: ApiConfig, workflows: WorkflowFilter, workspace: str
+    ) -> None:
         self.transport = transport
         self.api = api
         self.filter = workflows
-        self.unknown = UnknownStatuses()
+        self.unknown = UnknownStatuses(workspace)
         self.page_size: int | None = None
         # workflow uid -> (number of runs, hash of their uids) of its last complete listing
         self._listing: dict[str, tuple[int, int]] = {}
@@ -58,8 +60,12 @@ class V3Source:
                 await sink.truncated(workflow, truncated)
             if parsed.skipped:
                 logger.warning(
-                    "runs skipped",
-                    extra={"workflow_uid": workflow.uid, **{k: v for k, v in sorted(parsed.skipped.items())}},
+                    "runs the exporter cannot understand were skipped and counted",
+                    extra={
+                        "workflow_uid": workflow.uid,
+                        "skipped": sum(parsed.skipped.values()),
+                        "first": parsed.first_skip,
+                    },
                 )
             await sink.runs_read(workflow, parsed)
 
@@ -79,6 +85,7 @@ class V3Source:
         for page in range(self.api.max_pages):
             parsed = await self.transport.get(RUNS_ENDPOINT, path, {"page": str(page)}, parse)
             total.skipped.update(parsed.skipped)
+            total.first_skip = total.first_skip or parsed.first_skip
             length = len(parsed.items) + sum(parsed.skipped.values())
             if length and last_length:  # the previous page was followed by a non-empty one
                 self.page_size = max(self.page_size or 0, last_length)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from exporter._shim_published import Published
 from exporter.config import Config, parse_config
 from exporter.poller import Poller, build
+from exporter.published import Published
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import fast_config, workspace_config
 from tests.support.metrics import Exposition

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -319,3 +320,24 @@ async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulat
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_odd_runs_are_skipped_and_counted_while_the_rest_is_kept(
+    sim: Simulator, harness_for: Any
+) -> None:
+    sim.add_workflow("wf-a", "Odd \ud800 name")
+    sim.add_run("wf-a", "finished")
+    sim.add_run("wf-a", "finished", extra={"uid": None})
+    sim.add_run("wf-a", "finished", extra={"uid": {"nested": 1}})
+    sim.add_run("wf-a", "finished", extra={"start_time": int("9" * 401)})
+    sim.add_run("wf-a", "running", extra={"start_time": float("nan"), "name": "bad \udfff run"})
+    sim.add_run("wf-a", "finished", extra={"finish_time": "9999-01-01T00:00:00"})
+    exposition = await harness_for().poll()
+    assert exposition.value("captaindata_up") == 1
+    assert runs(exposition, "wf-a") == 2  # the good one and the one with a far-future finish time
+    assert runs(exposition, "wf-a", "running") == 1
+    skipped = {s.label("reason"): s.value for s in exposition.find("captaindata_runs_skipped_total")}
+    assert skipped == {"invalid_uid": 2, "invalid_timestamp": 1, "invalid_item": 0, "duplicate_uid": 0}
+    assert exposition.find("captaindata_running_run_oldest_start_timestamp_seconds") == []
+    assert all(math.isfinite(s.value) for s in exposition.series)
+    assert {s.label("workflow") for s in exposition.find("captaindata_runs")} == {"Odd \ufffd name"}
