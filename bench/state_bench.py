@@ -11,6 +11,7 @@ the cost of loading the journal back. DIR should be on the disk the exporter wou
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -91,14 +92,15 @@ def main() -> None:
         snapshot_bytes = snapshot_save(snapshot_path, records)
         uids = list(runs)
         for poll in range(1, args.polls + 1):
-            changed = {}
+            changed: dict[str, dict[str, Any] | None] = {}
             for k in range(args.changed):
                 uid = uids[(poll * args.changed + k) % len(uids)]
                 runs[uid][poll % args.runs][1] = STATUSES[poll % 7]
-                records[uid] = changed[uid] = workflow_record(uid, runs[uid], poll)
+                records[uid] = workflow_record(uid, runs[uid], poll)
+                changed[uid] = records[uid]
             before, compactions = journal.file_bytes, journal.compactions
             workspace = {"polls": poll}
-            journal_times.append(timed(lambda c=changed, w=workspace: journal.save(w, c)))
+            journal_times.append(timed(functools.partial(journal.save, workspace, changed)))
             compacted = journal.compactions != compactions  # then it rewrote the whole file
             journal_bytes += journal.file_bytes if compacted else journal.file_bytes - before
             largest = max(largest, journal.file_bytes)

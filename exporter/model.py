@@ -65,6 +65,43 @@ class Run:
         return self.finish_time - self.start_time
 
 
+# Building a frozen dataclass calls object.__setattr__ once per field; setting the slots through their
+# descriptors builds the same object about twice as fast, which counts at 100k runs a poll.
+# (tests/test_model.py checks that new_run sets every field.)
+_new_object = object.__new__
+_set_uid = Run.__dict__["uid"].__set__
+_set_name = Run.__dict__["name"].__set__
+_set_status = Run.__dict__["status"].__set__
+_set_api_status = Run.__dict__["api_status"].__set__
+_set_start = Run.__dict__["start_time"].__set__
+_set_finish = Run.__dict__["finish_time"].__set__
+_set_scheduled = Run.__dict__["scheduled_time"].__set__
+_set_postponed = Run.__dict__["postponed_until"].__set__
+
+
+def new_run(
+    uid: str,
+    name: str,
+    status: str,
+    api_status: str,
+    start_time: float | None,
+    finish_time: float | None,
+    scheduled_time: float | None,
+    postponed_until: float | None = None,
+) -> Run:
+    """``Run(...)``, faster (the parsers' hot path); the arguments are trusted as they are."""
+    run: Run = _new_object(Run)
+    _set_uid(run, uid)
+    _set_name(run, name)
+    _set_status(run, status)
+    _set_api_status(run, api_status)
+    _set_start(run, start_time)
+    _set_finish(run, finish_time)
+    _set_scheduled(run, scheduled_time)
+    _set_postponed(run, postponed_until)
+    return run
+
+
 @dataclass
 class Parsed(Generic[T]):
     """The items of a page that could be understood, and how many were skipped, by reason."""
@@ -101,9 +138,19 @@ def _array(payload: object, what: str) -> list[object]:
     return payload
 
 
+_JSON_TYPES: Final = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    type(None): "null",
+    int: "number",
+    float: "number",
+}
+
+
 def _json_type(value: object) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
+    return _JSON_TYPES.get(type(value)) or type(value).__name__
 
 
 def parse_workflows(payload: object) -> Parsed[Workflow]:
@@ -150,17 +197,9 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
             continue
         raw_name = item.get("name")
         status, api_status = v3_statuses(item.get("status"), unknown)
-        parsed.items.append(
-            Run(
-                uid=uid,
-                name=clean_text(raw_name) if type(raw_name) is str else "",
-                status=status,
-                api_status=api_status,
-                start_time=start,
-                finish_time=finish,
-                scheduled_time=scheduled,
-            )
-        )
+        # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
+        name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
+        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled))
     return parsed
 
 

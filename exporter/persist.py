@@ -8,6 +8,7 @@ The format is described in docs/configuration.md; FORMAT_VERSION changes wheneve
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import json
@@ -109,6 +110,9 @@ def _fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP):  # filesystems that cannot sync a directory
+            raise
     finally:
         os.close(fd)
 

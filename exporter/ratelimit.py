@@ -49,7 +49,6 @@ _LIMIT_TYPES: Final = {
     "s": "second",
     "minute": "minute",
     "min": "minute",
-    "m": "minute",
     "hour": "hour",
     "h": "hour",
     "hourly": "hour",

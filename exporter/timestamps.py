@@ -1,4 +1,5 @@
-"""API timestamps: epoch seconds or milliseconds, or ISO 8601 strings (naive ones are UTC).
+"""API timestamps: epoch seconds or milliseconds (numbers, or digits in a string), or ISO 8601
+strings (naive ones are UTC).
 
 Three outcomes, so a parser can count what it could not read:
 - absent (``None``, missing, empty or blank string): ``None``;

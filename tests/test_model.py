@@ -8,6 +8,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 
 import pytest
 
@@ -15,6 +16,7 @@ from exporter.model import (
     SKIP_REASONS,
     BadResponse,
     Run,
+    new_run,
     parse_runs,
     parse_runs_body,
     parse_workflows,
@@ -38,6 +40,13 @@ T = NOW - 3600  # a sane timestamp
 def runs(*items: object, unknown: UnknownStatuses | None = None) -> tuple[list[Run], dict[str, int]]:
     parsed = parse_runs(list(items), UnknownStatuses() if unknown is None else unknown, now=NOW)
     return parsed.items, dict(parsed.skipped)
+
+
+def test_new_run_builds_the_same_run_as_the_dataclass() -> None:
+    values = {field.name: f"{field.name} value" for field in fields(Run)}
+    built = new_run(**values)  # type: ignore[arg-type]
+    assert built == Run(**values)  # type: ignore[arg-type]
+    assert [getattr(built, name) for name in values] == list(values.values())
 
 
 def test_workflows_listed_twice_count_once_and_names_fall_back_to_uids() -> None:
