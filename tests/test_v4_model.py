@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.errorbody import summarize_error_body
 from exporter.model import BadResponse
 from exporter.simulator.v4 import DEFAULT_ERRORS, V4_STATUSES
 from exporter.statuses import (
@@ -160,3 +161,23 @@ def test_a_body_that_is_not_a_list_is_a_bad_response() -> None:
     for body in (b'{"data": []}', b"[{", b"\xff"):
         with pytest.raises(BadResponse):
             parse_v4_runs_body(body, UnknownStatuses(), NOW)
+
+
+def test_error_bodies_are_summarised_safely() -> None:
+    body = {
+        "error_label": "RATE_LIMIT_EXCEEDED",
+        "error_scope": "server",
+        "error_ref": "ERR-1",
+        "message": "Too many\nrequests",
+        "status_code": 429,
+    }
+    assert summarize_error_body(json.dumps(body).encode()) == "RATE_LIMIT_EXCEEDED/server: Too many requests"
+    assert summarize_error_body(b'{"message": "Unauthorized", "status_code": 401}') == "Unauthorized"
+    assert summarize_error_body(b'{"error_label": "X"}') == "X"
+    for junk in (b"", b"<html>502</html>", b"[1, 2]", b'{"message": 5}', b"\xff\xfe", b"[" * 100_000):
+        assert summarize_error_body(junk) == ""
+    echoed = json.dumps({"message": "bad key sk-12345678 \u0007" + "x" * 500}).encode()
+    summary = summarize_error_body(echoed, ["sk-12345678"])
+    assert "sk-12345678" not in summary
+    assert "\u0007" not in summary
+    assert len(summary) <= 200

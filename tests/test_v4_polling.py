@@ -299,3 +299,14 @@ async def test_404_names_the_path_knob_and_the_alias_path_works(v4h: Any) -> Non
     assert await alias.poller.poll_once()
     assert [e["path"] for e in alias.sim.request_log] == ["/v4/api/runs/list"]
     assert all(e["x_api_key"] and not e["project"] for e in alias.sim.request_log)
+
+
+async def test_the_v4_error_body_is_named_and_the_key_never_echoed(v4h: Any, sim4: Simulator) -> None:
+    h: V4Harness = v4h()
+    sim4.set_api_key("ws-growth", "rotated" * 8)
+    assert not await h.poller.poll_once()
+    (workspace,) = h.published.workspaces()
+    assert workspace.last_error.startswith("unauthorized: ")
+    assert "(UNAUTHORIZED/auth: Invalid or missing API key" in workspace.last_error
+    assert KEY not in workspace.last_error
+    assert KEY not in (await h.exposition()).text
