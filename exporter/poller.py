@@ -34,6 +34,13 @@ def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
     }
 
 
+def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
+    """The reader of the workspace's API version."""
+    if workspace.api_version == "v4":
+        return V4Source(transport, workspace, config)
+    return V3Source(transport, config.api, workspace.workflows, workspace.name)
+
+
 class Poller:
     """Polls one workspace."""
 
@@ -54,24 +61,21 @@ class Poller:
         self.checkpoint = checkpoint
         self.saver = saver
         self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
-        v4 = workspace.api_version == "v4"
-        headers = v4_headers(workspace) if v4 else v3_headers(workspace)
+        headers = v4_headers(workspace) if workspace.api_version == "v4" else v3_headers(workspace)
         self.transport = ApiTransport(workspace.base_url, headers, config.api, self.state.api, self._progress)
-        self.source: PollSource = (
-            V4Source(self.transport, workspace, config)
-            if v4
-            else V3Source(self.transport, config.api, workspace.workflows, workspace.name)
-        )
+        self.source = make_source(workspace, config, self.transport)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
         self._warned_interval = False
-        # Health: when the loop last finished a poll attempt, and the 429 waits up to then.
+        # Health: when the loop last finished a poll attempt, and when the poll in progress last made
+        # progress (a successful request, or the end of a 429 wait it is in).
         self.last_attempt_end = time.monotonic()
-        self._waited_at_last_attempt = 0.0
+        self.last_progress = self.last_attempt_end
 
     def _progress(self, extra: float) -> None:
         """A request succeeded (extra 0) or a 429 wait of ``extra`` seconds starts: the poll is alive."""
+        self.last_progress = max(self.last_progress, time.monotonic() + extra)
         if self._guard is not None:
             self._guard.reschedule(asyncio.get_running_loop().time() + self.config.poll.timeout + extra)
 
@@ -110,7 +114,6 @@ class Poller:
 
     def _attempt_finished(self) -> None:
         self.last_attempt_end = time.monotonic()
-        self._waited_at_last_attempt = self.transport.window.waited
 
     def _record_internal(self, error: BaseException) -> None:
         """Count a failure outside a poll attempt, without trusting the state's own code paths."""
@@ -167,13 +170,13 @@ class Poller:
             await asyncio.sleep(pause)
 
     def stalled_for(self) -> float:
-        """Seconds past its allowance since the loop last finished a poll attempt (<= 0: healthy).
-        The allowance is max(3 x interval, poll.timeout) plus the 429 waits since then."""
+        """Seconds past its allowance (<= 0: healthy). The allowance, max(3 x interval, poll.timeout),
+        runs from the end of the last poll attempt, or from the last progress of the poll in flight
+        (a successful request; a 429 wait counts until it ends): a long poll that keeps reading is
+        alive, a loop that neither finishes attempts nor reads is not."""
         poll = self.config.poll
-        window = self.transport.window
-        waits = window.waited - self._waited_at_last_attempt + max(0.0, window.until - time.monotonic())
-        allowance = max(3 * poll.interval, poll.timeout) + waits
-        return time.monotonic() - self.last_attempt_end - allowance
+        allowance = max(3 * poll.interval, poll.timeout)
+        return time.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
 
     async def aclose(self) -> None:
         if self.saver is not None:  # the API counters too, so a clean restart continues every counter

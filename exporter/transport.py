@@ -68,17 +68,12 @@ class RateLimitWindow:
     def __init__(self, max_wait: float) -> None:
         self.max_wait = max_wait
         self.until = 0.0  # time.monotonic() when the window closes
-        self.waited = 0.0  # seconds the window was open, ever (the health check allows for them)
 
     def open(self, seconds: float) -> float:
         """Open (or extend) the window by ``seconds`` from now, clamped to ``max_wait``; returns the
         wait the exporter will actually do."""
         wait = min(max(0.0, seconds), self.max_wait)
-        now = time.monotonic()
-        until = now + wait
-        if until > self.until:
-            self.waited += until - max(self.until, now)
-            self.until = until
+        self.until = max(self.until, time.monotonic() + wait)
         return wait
 
     async def wait(self) -> None:
@@ -167,7 +162,7 @@ class ApiTransport:
             started = time.monotonic()
             try:
                 code, headers, body = await self._fetch(path, params)
-            except TimeoutError:
+            except (TimeoutError, httpx.TimeoutException):
                 self.stats.record_failure(endpoint, TIMEOUT)
                 reason, why = TIMEOUT, f"GET {path} timed out after {self.api.request_timeout:g}s"
             except _BodyTooLarge:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -299,6 +300,14 @@ async def until_health(client: httpx.AsyncClient, url: str, status: int) -> http
             await asyncio.sleep(0.05)
 
 
+async def until_up(harness: Any) -> None:
+    async with asyncio.timeout(20):
+        while True:
+            if (await harness.exposition()).value("captaindata_up") == 1:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow("wf-a", "A")
     events = Events()
@@ -316,7 +325,7 @@ async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulat
             assert exposition.value("captaindata_poll_errors_total", reason="internal") >= 2
             events.fail.clear()  # the bug goes away: the loop polls again and health recovers
             await until_health(client, url, 200)
-            assert (await harness.exposition()).value("captaindata_up") == 1
+            await until_up(harness)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -341,3 +350,49 @@ async def test_odd_runs_are_skipped_and_counted_while_the_rest_is_kept(
     assert exposition.find("captaindata_running_run_oldest_start_timestamp_seconds") == []
     assert all(math.isfinite(s.value) for s in exposition.series)
     assert {s.label("workflow") for s in exposition.find("captaindata_runs")} == {"Odd \ufffd name"}
+
+
+async def test_scrapes_are_answered_while_a_state_update_runs(sim: Simulator, harness_for: Any) -> None:
+    sim.add_workflow("wf-a", "A")
+    sim.add_run("wf-a", "finished")
+    entered, release = threading.Event(), threading.Event()
+
+    def stall_in_apply(point: str) -> None:
+        if point == "apply" and threading.current_thread() is not threading.main_thread():
+            entered.set()
+            release.wait(timeout=60)
+
+    harness = harness_for(checkpoint=stall_in_apply)
+    health: Callable[[], list[str]] = lambda: unhealthy(harness.pollers)  # noqa: E731
+    async with serving(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
+        poll = asyncio.create_task(harness.poll())
+        try:
+            assert await asyncio.to_thread(entered.wait, 30)
+            # The update is held in its worker thread: the event loop still answers.
+            assert (await client.get(f"{url}/metrics")).status_code == 200
+            assert (await client.get(f"{url}/-/healthy")).status_code == 200
+            assert not poll.done()
+        finally:
+            release.set()
+        exposition = await poll
+    assert runs(exposition, "wf-a") == 1
+
+
+async def test_a_long_poll_that_keeps_reading_stays_healthy(sim: Simulator, harness_for: Any) -> None:
+    for i in range(6):
+        sim.add_workflow(f"wf-{i}", f"W{i}")
+    # 13 requests at 5/s take about 2.6 s, far past the 0.3 s allowance of a stuck loop.
+    harness = harness_for(
+        poll={"interval": "100ms", "timeout": "300ms"}, api={"requests_per_second": 5, "burst": 1}
+    )
+    health: Callable[[], list[str]] = lambda: unhealthy(harness.pollers)  # noqa: E731
+    answers = []
+    async with serving(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
+        poll = asyncio.create_task(harness.poll())
+        while not poll.done():
+            answers.append((await client.get(f"{url}/-/healthy")).status_code)
+            await asyncio.sleep(0.1)
+        exposition = await poll
+    assert exposition.value("captaindata_up") == 1
+    assert len(answers) > 10
+    assert set(answers) == {200}
