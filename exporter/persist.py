@@ -7,7 +7,6 @@ The format is described in docs/configuration.md; FORMAT_VERSION changes wheneve
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import fcntl
 import hashlib
@@ -208,7 +207,8 @@ def _record_key(record: Any) -> tuple[str, dict[str, Any] | None]:
 
 
 class WorkspaceJournal:
-    """The journal of one workspace. :meth:`save` is thread-safe and never runs twice at once."""
+    """The journal of one workspace. :meth:`save` is thread-safe and never runs twice at once; it
+    blocks on disk I/O, so it runs in a worker thread (the sink's)."""
 
     def __init__(self, directory: Path, identity: WorkspaceIdentity) -> None:
         self.directory = directory
@@ -287,16 +287,26 @@ class WorkspaceJournal:
 
     def save(
         self, workspace: Mapping[str, Any] | None, workflows: Mapping[str, Mapping[str, Any] | None]
-    ) -> None:
-        """Record the workspace's record (when given) and each changed workflow's (None: it is gone).
-
-        Each record is one checksummed line, so a crash keeps or loses it whole. Raises OSError and
-        ValueError (a record that is not JSON-able); the caller logs them and goes on."""
+    ) -> set[str]:
+        """Record the workspace's record (when given) and each changed workflow's (None: it is gone),
+        as one batch: a crash keeps or loses it whole. Returns the keys of the records that are not
+        JSON-able (logged and left out; "" is the workspace's). Raises OSError."""
         lines: dict[str, bytes | None] = {}
-        for uid, data in workflows.items():
-            lines[uid] = None if data is None else _encode({"kind": "workflow", "uid": uid, "data": data})
+        skipped: set[str] = set()
+        records: list[tuple[str, Mapping[str, Any] | None, dict[str, Any]]] = [
+            (uid, data, {"kind": "workflow", "uid": uid, "data": data}) for uid, data in workflows.items()
+        ]
         if workspace is not None:
-            lines[_WORKSPACE_KEY] = _encode({"kind": "workspace", "data": workspace})
+            records.append((_WORKSPACE_KEY, workspace, {"kind": "workspace", "data": workspace}))
+        for key, data, record in records:
+            try:
+                lines[key] = None if data is None else _encode(record)
+            except (ValueError, TypeError, RecursionError) as error:
+                skipped.add(key)
+                logger.error(
+                    "a state record cannot be saved; it is left out",
+                    extra={"workspace": self.identity.name, "workflow_uid": key, "error": str(error)},
+                )
         with self._lock:
             appended = b"".join(
                 line if line is not None else _encode({"kind": "workflow", "uid": uid, "data": None})
@@ -316,11 +326,7 @@ class WorkspaceJournal:
                 self._rewrite()
             elif appended:
                 self._append(appended + self._commit_line())
-
-    async def save_async(
-        self, workspace: Mapping[str, Any] | None, workflows: Mapping[str, Mapping[str, Any] | None]
-    ) -> None:
-        await asyncio.to_thread(self.save, workspace, workflows)
+        return skipped
 
     def _append(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

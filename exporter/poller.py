@@ -55,6 +55,8 @@ class Poller:
     ) -> None:
         self.workspace = workspace
         self.config = config
+        if state is None and saver is not None:
+            state = saver.restore()  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
             workspace.name, config.metrics.needs_action_limit, workspace.api_version
         )
@@ -195,13 +197,11 @@ def build(
 ) -> tuple[Published, list[Poller]]:
     """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
     published = Published([w.name for w in config.workspaces])
-    pollers = []
-    for workspace in config.workspaces:
-        saver = (savers or {}).get(workspace.name)
-        state = saver.restore() if saver is not None else None
-        pollers.append(
-            Poller(workspace, config, published.publish, state, checkpoint=checkpoint, saver=saver)
-        )
+    savers = savers or {}
+    pollers = [
+        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name))
+        for w in config.workspaces
+    ]
     for poller in pollers:
         published.publish(poller.state.snapshot)
     return published, pollers

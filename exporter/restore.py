@@ -8,10 +8,10 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.apistats import ApiStats
+from exporter.apistats import ENDPOINTS, ApiStats
 from exporter.config import Config, WorkspaceConfig
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
@@ -51,7 +51,7 @@ class WorkspaceSaver:
         self._workspace_digest = b""
         self._failing = False
 
-    def restore(self) -> WorkspaceState | None:
+    def restore(self, endpoints: Sequence[str] = ENDPOINTS) -> WorkspaceState | None:
         """The state to continue from, or None for a fresh baseline. Never raises."""
         loaded = self.journal.load()
         if loaded is None or loaded.workspace is None:
@@ -72,6 +72,7 @@ class WorkspaceSaver:
                 records.values(),
                 needs_action_limit=self.needs_action_limit,
                 api_version=ident.api_version,
+                endpoints=endpoints,
             )
             _restore_api(state.api, workspace.get("api"))
         except Exception as error:  # a record the state cannot take: never stop the exporter
@@ -92,7 +93,7 @@ class WorkspaceSaver:
         streak), never raised: the journal rewrites itself whole at the next save that works."""
         try:
             self._save(state, force)
-        except (OSError, ValueError) as error:
+        except OSError as error:
             if not self._failing:
                 logger.error(
                     "cannot save the state; counts since the last save would be lost by a restart",
@@ -125,7 +126,11 @@ class WorkspaceSaver:
             return
         workspace["api"] = _export_api(state.api)
         self._workspace_digest = workspace_digest
-        self.journal.save(workspace, records)
+        for key in self.journal.save(workspace, records):  # left out: tried again at its next change
+            if key:
+                self._digests.pop(key, None)
+            else:
+                self._workspace_digest = b""
 
 
 def _export_api(api: ApiStats) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from exporter.persist import (
     WorkspaceIdentity,
     WorkspaceJournal,
 )
+from exporter.restore import WorkspaceSaver
 
 IDENTITY = WorkspaceIdentity("acme", "5b7c6a0e", "http://127.0.0.1:1", "v3")
 
@@ -45,6 +46,15 @@ def test_saved_records_come_back_the_last_one_winning(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.workspace == {"poll_errors": {"timeout": 2}}
     assert loaded.workflows == {"wf-a": workflow_record(2, "success")}
+
+
+def test_a_record_that_is_not_json_is_left_out_alone(tmp_path: Path) -> None:
+    store = journal(tmp_path)
+    skipped = store.save({}, {"good": workflow_record(1), "nan": {"x": float("nan")}, "set": {"x": {1}}})
+    assert skipped == {"nan", "set"}
+    loaded = journal(tmp_path).load()
+    assert loaded is not None
+    assert set(loaded.workflows) == {"good"}
 
 
 def test_a_save_appends_only_what_changed(tmp_path: Path) -> None:
@@ -227,3 +237,55 @@ def test_mutated_journals_load_or_start_fresh(tmp_path: Path, data: st.DataObjec
             assert record == {"wf-a": workflow_record(3), "wf-b": workflow_record(2)}[uid]
         store.save({"a": 3}, {})  # and it goes on saving
         assert journal(directory).load() is not None
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+workflow_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "uid": st.text(max_size=5) | json_values,
+        "name": st.text(max_size=5) | json_values,
+        "baseline": json_values,
+        "read": json_values,
+        "runs": st.lists(
+            st.lists(st.sampled_from(["r1", "running", "warning", ""]) | json_values, max_size=3)
+        )
+        | json_values,
+        "status_changes": st.dictionaries(st.sampled_from(["running", "warning", "x"]), json_values)
+        | json_values,
+        "durations": st.dictionaries(st.sampled_from(["finished", "failed"]), json_values) | json_values,
+        "last_status_time": st.dictionaries(st.sampled_from(["running", "warning"]), json_values)
+        | json_values,
+        "last_success": json_values,
+    },
+)
+workspace_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "listed_once": json_values,
+        "last_success": json_values,
+        "poll_errors": st.dictionaries(st.sampled_from(["timeout", "x"]), json_values) | json_values,
+        "runs_skipped": json_values,
+        "workflows": st.lists(st.text(max_size=3) | json_values, max_size=3) | json_values,
+        "api": json_values,
+    },
+)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(workspace=workspace_like, workflows=st.dictionaries(st.text(min_size=1, max_size=4), workflow_like))
+def test_odd_records_restore_or_start_fresh(
+    tmp_path: Path, workspace: dict[str, Any], workflows: dict[str, dict[str, Any]]
+) -> None:
+    directory = tmp_path / f"fuzz-{os.urandom(4).hex()}"
+    directory.mkdir()
+    journal(directory).save(workspace, workflows)
+    state = WorkspaceSaver(journal(directory)).restore()
+    if state is not None:
+        assert state.snapshot.name == IDENTITY.name
