@@ -1,7 +1,7 @@
 """API requests per steady-state poll: v4 (incremental, by updated_at) against v3 (every run of every
 workflow), on the same tracked runs.
 
-    python bench/v4_requests.py [--runs 10000] [--workflows 50] [--changed 0 50 500]
+    python -m bench.v4_requests [--runs 10000] [--workflows 50] [--changed 0 50 500]
 
 Everything runs in this process on 127.0.0.1: the simulator on a manual clock, and the real exporter
 pipeline (transport, source, state) polling it. For each number of runs changed between two polls it
