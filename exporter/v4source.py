@@ -1,9 +1,10 @@
 """One poll of a v4 workspace: ``GET /v4/runs?sort=-updated_at`` page by page, newest change first,
 down to a cutoff, then applied per action (the workflow labels carry ``action_name``).
 
-- The first poll, and a resync every ``v4.resync_interval``, list down to ``now - v4.lookback`` and
-  apply each action with ``complete=True``: runs the API no longer lists are dropped, and actions with
-  no run left are no longer listed.
+- The first poll, and a resync every ``v4.resync_interval``, list down to ``now - v4.lookback`` (then
+  the top again, down to the overlap, for runs updated meanwhile) and apply each action with
+  ``complete=True``: runs the API no longer lists are dropped, and actions with no run left are no
+  longer listed.
 - A steady-state poll lists down to the previous listing's high-water mark (when it started) minus an
   overlap of 2 x ``poll.interval``, and applies with ``complete=False`` (upserts). Its cost is the
   number of runs changed since then, not the number tracked. The overlap absorbs a difference between
@@ -59,7 +60,7 @@ class _Listing:
 
     def add(self, item: V4Item) -> None:
         known = self.items.get(item.run.uid)
-        if known is None or (item.updated_at or 0.0) > (known.updated_at or 0.0):
+        if known is None or (item.updated_at or 0.0) >= (known.updated_at or 0.0):
             self.items[item.run.uid] = item
 
 
@@ -97,6 +98,14 @@ class V4Source:
         floor = now - self.settings.lookback
         cutoff = floor if full or self.high_water is None else max(floor, self.high_water - self.overlap)
         listing = await self._list(cutoff)
+        if full and not listing.truncated:
+            # Runs updated while the full list was read moved above the pages already read: read the
+            # top again so that the complete apply does not drop them as vanished.
+            top = await self._list(now - self.overlap)
+            listing.requests += top.requests
+            listing.truncated = top.truncated
+            for item in top.items.values():
+                listing.add(item)
         self.last_requests = listing.requests
         by_action: dict[str, list[Run]] = {}
         for item in listing.items.values():

@@ -130,7 +130,8 @@ async def test_first_poll_then_steady_state_reads_only_what_changed(v4h: Any) ->
     old = h.clock() - 3 * 3600
     uids = [h.api.add_run(f"act-{i % 3}", "SUCCEEDED", updated_at=old - 300 * i) for i in range(95)]
     first = await h.poll()
-    assert [q["offset"] for q in h.listing_requests()] == [str(10 * i) for i in range(10)]
+    # Ten pages down to the lookback, then the top again (runs updated meanwhile).
+    assert [q["offset"] for q in h.listing_requests()] == [str(10 * i) for i in range(10)] + ["0"]
     assert all(q["sort"] == "-updated_at" and q["limit"] == "10" for q in h.listing_requests())
     assert sum(runs(first, f"act-{i}").get("finished", 0) for i in range(3)) == 95
     assert changes(first, "act-0") == {}  # the first poll is the baseline
@@ -152,7 +153,7 @@ async def test_first_poll_then_steady_state_reads_only_what_changed(v4h: Any) ->
     h.clock.advance(INTERVAL)
     again = await h.poll()
     assert sum(changes(again, f"act-{i}").get("running", 0) for i in range(3)) == 12
-    assert again.value("captaindata_api_requests_total", endpoint="/v4/runs", code="200") == 10 + 1 + 2 + 2
+    assert again.value("captaindata_api_requests_total", endpoint="/v4/runs", code="200") == 11 + 1 + 2 + 2
 
 
 async def test_a_run_updated_mid_listing_is_caught_by_the_next_poll(v4h: Any) -> None:
@@ -204,12 +205,38 @@ async def test_resync_drops_vanished_runs_and_empty_actions(v4h: Any) -> None:
     assert runs(steady, "keep") == {"finished": 5}
     h.clock.advance(10 * 60)
     resync = await h.poll()
-    assert len(h.listing_requests()) == 1
+    assert len(h.listing_requests()) == 2  # the whole list (one page), then the top again
     assert runs(resync, "keep") == {"finished": 4}
     assert resync.find("captaindata_runs", workflow_uid="gone") == []
     assert resync.value("captaindata_workflows") == 1
     h.clock.advance(INTERVAL)
     assert runs(await h.poll(), "keep") == {"finished": 4}
+
+
+async def test_a_run_updated_during_a_resync_is_not_dropped(v4h: Any) -> None:
+    h: V4Harness = v4h(resync_interval="10m")
+    base = h.clock() - 3600
+    uids = [h.api.add_run("enrich", "QUEUED", updated_at=base - 300 * i) for i in range(25)]
+    await h.poll()
+    h.clock.advance(10 * 60)
+    h.sim.add_fault("slow", count=1, delay=0.5, path_contains="offset=10")
+
+    def update_while_page_2_is_answered() -> None:
+        deadline = time.monotonic() + 10
+        while not any(e["query"].get("offset") == "10" for e in list(h.sim.request_log)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        h.clock.advance(1)
+        h.api.update_run(uids[24], "RUNNING")  # the oldest run, on page 3: it jumps to page 1
+
+    h.sim.request_log.clear()
+    thread = threading.Thread(target=update_while_page_2_is_answered)
+    thread.start()
+    exposition = await h.poll()
+    thread.join()
+    assert [q["offset"] for q in h.listing_requests()] == ["0", "10", "20", "0"]
+    assert runs(exposition, "enrich") == {"pending": 24, "running": 1}
+    assert changes(exposition, "enrich") == {"running": 1}
 
 
 async def test_lookback_bounds_what_is_tracked(v4h: Any) -> None:
@@ -221,7 +248,7 @@ async def test_lookback_bounds_what_is_tracked(v4h: Any) -> None:
         h.api.add_run("ancient", "SUCCEEDED", updated_at=now - 61 * DAY - i, created_at=now - 61.5 * DAY)
     h.sim.history_window = 90 * DAY  # the API still lists them; the lookback decides
     exposition = await h.poll()
-    assert len(h.listing_requests()) == 1  # the first page already reached past the lookback
+    assert len(h.listing_requests()) == 2  # the first page reached past the lookback; the top again
     assert runs(exposition, "recent") == {"finished": 1, "running": 1}
     assert exposition.find("captaindata_runs", workflow_uid="ancient") == []
     h.clock.advance(1.5 * DAY)  # the older recent run is now past the lookback: the resync drops it
@@ -297,7 +324,7 @@ async def test_404_names_the_path_knob_and_the_alias_path_works(v4h: Any) -> Non
     alias.api.add_run("a", "RUNNING")
     alias.sim.request_log.clear()
     assert await alias.poller.poll_once()
-    assert [e["path"] for e in alias.sim.request_log] == ["/v4/api/runs/list"]
+    assert [e["path"] for e in alias.sim.request_log] == ["/v4/api/runs/list"] * 2
     assert all(e["x_api_key"] and not e["project"] for e in alias.sim.request_log)
 
 
