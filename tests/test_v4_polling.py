@@ -300,12 +300,13 @@ async def test_status_mapping_and_api_status_through_the_pipeline(v4h: Any) -> N
     assert exposition.value("captaindata_runs_postponed", workflow_uid="all") == 1
 
 
-async def test_429_with_v4_headers_waits_in_the_shared_window(v4h: Any, sim4: Simulator) -> None:
+@pytest.mark.parametrize("style", ["seconds", "reset", "http-date"])
+async def test_429_with_v4_headers_waits_in_the_shared_window(v4h: Any, sim4: Simulator, style: str) -> None:
     h: V4Harness = v4h()
     for i in range(15):
         h.api.add_run("a", "SUCCEEDED", updated_at=h.clock() - 600 - i)
     sim4.clock = time.time  # the 429 window must end in real time: the exporter really waits
-    sim4.set_rate_limit(1, window_seconds=1.0)
+    sim4.set_rate_limit(1, window_seconds=1.0, style=style)  # "reset": X-RateLimit-Reset only
     exposition = await h.poll()
     assert exposition.value("captaindata_up") == 1
     assert (
