@@ -1,7 +1,7 @@
 """State saving cost at 100k runs: the journal (append what changed, compact at 2x) against rewriting
 one complete snapshot file after every poll, side by side, on the same disk.
 
-    python bench/state_bench.py [--workflows 100] [--runs 1000] [--polls 200] [--changed 2] [--dir DIR]
+    python -m bench.state_bench [--workflows 100] [--runs 1000] [--polls 200] [--changed 2] [--dir DIR]
 
 Both write the records exporter/state.py exports (one per workflow: its runs' uid and status,
 counters, histograms), fsync'd. Prints per-save time, bytes written per save, the largest file, and

@@ -1,6 +1,6 @@
 """The state directory (``state.path``): what the counters need to survive a restart.
 
-One journal file per workspace, appended to after each poll with only the workflows that changed, and
+One journal file per workspace, appended to after each change with only the workflows that changed, and
 compacted (rewritten through a temporary file and a rename) when it grows past twice its live size.
 The format is described in docs/configuration.md; FORMAT_VERSION changes whenever it does.
 """
@@ -132,7 +132,7 @@ def parse_journal(content: bytes, identity: WorkspaceIdentity) -> tuple[Loaded, 
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise _Rejected("not a captaindata-exporter state file")
     if header.get("version") != FORMAT_VERSION:
-        raise _Rejected(f"format version {header.get('version')!r}, expected {FORMAT_VERSION}")
+        raise _Rejected(f"format version {repr(header.get('version'))[:40]}, expected {FORMAT_VERSION}")
     if header.get("workspace") != identity.as_dict():
         raise _Rejected("written for another workspace or configuration", mismatch=True)
     loaded = Loaded()
