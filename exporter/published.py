@@ -5,11 +5,12 @@ for it after a publish, then served from cache until the next publish; concurren
 same render. Workflow chunks are cached by snapshot version and workspace chunks likewise, so a publish
 re-renders only the workflows that changed; everything else is a join of cached bytes.
 
-A render of more than a few workflows runs in a worker thread. While such a render is in flight, a
-scrape waits for it up to ``STALE_AFTER`` seconds when a previous body of at least ``STALE_BYTES`` exists,
-then gets that previous body (a complete, consistent earlier exposition) rather than stalling behind a
-large render; small expositions always wait for the fresh body, so what a scrape sees right after a
-publish is the published data.
+A render of more than a few workflows runs in a worker thread. When a previous body of at least
+``STALE_BYTES`` exists, at most one render per format is in flight, and a scrape waits for it up to
+``STALE_AFTER`` seconds, then gets the previous body (a complete, consistent earlier exposition) rather
+than stalling behind a large render; the first scrape after that render ends starts the next one if
+anything was published meanwhile. Small expositions always wait for the fresh body, so what a scrape
+sees right after a publish is the published data.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ logger = logging.getLogger(__name__)
 INLINE_MAX_WORKFLOWS = 16
 #: A previous body at least this big (uncompressed) may be served while a fresh one renders ...
 STALE_BYTES = 256 * 1024
-#: ... once the scrape has waited this long for the fresh one.
-STALE_AFTER = 0.1
+#: ... once the scrape has waited this long for the fresh one. During a long poll the engine publishes
+#: after every workflow, so a scrape then is at most one render behind; when polls are done, the next
+#: scrape gets the final body. Short, so that scrapes during a poll stay near idle latency.
+STALE_AFTER = 0.025
 #: gzip level of compressed bodies: 1 costs a third of the CPU of 6 for about 1.3x the bytes.
 GZIP_LEVEL = 1
 
@@ -89,13 +92,15 @@ class Published:
             finally:
                 self._lock.release()
             return self._store(key, generation, *self._finish(chunks, fresh_plain, openmetrics, gzip))
+        big = previous is not None and plain is not None and len(plain[1]) >= STALE_BYTES
         running = self._renders.get(key)
-        if running is None or running[0] != generation:
+        if running is not None and (running[0] == generation or big):
+            task = running[1]  # the same render, or (big) one big render at a time: the next scrape
+            # after it ends starts the next one
+        else:
             task = asyncio.create_task(self._render_off_loop(key, generation, snapshots, fresh_plain))
             self._renders[key] = (generation, task)
-        else:
-            task = running[1]
-        if previous is not None and plain is not None and len(plain[1]) >= STALE_BYTES:
+        if big and previous is not None:
             done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
             if not done:
                 return previous[1]
