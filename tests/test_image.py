@@ -120,6 +120,14 @@ def test_image_reports_its_size(image: BuiltImage, capsys: pytest.CaptureFixture
         )
 
 
+def test_image_builds_from_the_wheels_directory_alone(image: BuiltImage) -> None:
+    """The context has wheels/: every pip step of the build looks there and at no index."""
+    log = image.build_log
+    assert "Looking in links: /context/wheels" in log, log[-3000:]
+    assert "Looking in indexes" not in log, log[-3000:]
+    assert not re.search(r"https?://\S*(pypi|pythonhosted)", log), log[-3000:]
+
+
 def test_image_runs_as_uid_10001(image: BuiltImage) -> None:
     user = image.config.get("User", "")
     uid, _, gid = user.partition(":")

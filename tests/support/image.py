@@ -179,6 +179,11 @@ class Podman:
     def __call__(self, *args: str, timeout: float = 300) -> str:
         return checked(run(self.argv(*args), timeout=timeout)).stdout
 
+    def logged(self, *args: str, timeout: float = 300) -> str:
+        """stdout and stderr together (podman build writes the steps' output to both)."""
+        result = checked(run(self.argv(*args), timeout=timeout))
+        return result.stdout + result.stderr
+
     def inspect(self, ref: str) -> dict[str, Any]:
         (data,) = json.loads(self("image", "inspect", ref))
         assert isinstance(data, dict)
@@ -196,6 +201,7 @@ class BuiltImage:
     inspect: dict[str, Any]
     rootfs: Path  # where `podman image mount` shows the image's files
     base_size: int
+    build_log: str
     timings: dict[str, float] = field(default_factory=dict)
     base_cached: bool = False
 
@@ -274,7 +280,7 @@ def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
         fill_wheels(context)
         timed("wheels", start)
         start = time.monotonic()
-        podman(
+        build_log = podman.logged(
             "build",
             "--isolation=chroot",
             "--format=docker",  # the OCI format drops HEALTHCHECK
@@ -293,6 +299,7 @@ def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
             inspect=podman.inspect(ref),
             rootfs=rootfs,
             base_size=int(podman.inspect(base_ref)["Size"]),
+            build_log=build_log,
             timings=timings,
             base_cached=cached,
         )
