@@ -18,10 +18,16 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# .dockerignore lets through only what the wheel is built from.
+# .dockerignore lets through only what the wheel is built from, and wheels/ when it exists.
 COPY pyproject.toml README.md ./
 COPY exporter/ exporter/
-RUN pip wheel --wheel-dir /wheels .
+# `python3 -m venv` works on both the upstream image and a base of Debian packages (python3,
+# python3-venv), whose system Python may not carry pip. With a wheels/ directory in the build context
+# (air-gapped builds, see docs/deployment.md), every wheel comes from it and no index is contacted.
+RUN --mount=type=bind,target=/context \
+    if [ -d /context/wheels ]; then set -- --no-index --find-links=/context/wheels; fi \
+    && python3 -m venv /opt/build \
+    && /opt/build/bin/pip wheel "$@" --wheel-dir /wheels .
 
 # ---- Stage 2: runtime, no compilers, no build tools, no source tree ------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -37,20 +43,27 @@ ENV CAPTAINDATA_EXPORTER_STATE_PATH=/var/lib/captaindata-exporter
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# Install from the wheels of stage 1 only (no index), then drop pip and friends: nothing is built or
-# installed at run time.
+# Install from the wheels of stage 1 only (no index) into a virtualenv, then drop pip and friends, the
+# venv's and the base image's: nothing is built or installed at run time.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links=/wheels captaindata-exporter \
-    && pip uninstall --yes pip setuptools wheel \
+    python3 -m venv /opt/captaindata-exporter \
+    && /opt/captaindata-exporter/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
+       captaindata-exporter \
+    && /opt/captaindata-exporter/bin/pip uninstall --yes pip setuptools wheel \
+    && if python3 -m pip --version >/dev/null 2>&1; then python3 -m pip uninstall --yes pip setuptools wheel; fi \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin exporter \
     && mkdir -p /etc/captaindata-exporter
+# PATH in full: a base imported from a root filesystem tarball sets none.
+ENV PATH=/opt/captaindata-exporter/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    CAPTAINDATA_HEALTHCHECK_URL=http://127.0.0.1:10237/-/healthy
 # Numeric so that Kubernetes' runAsNonRoot can check it.
 USER 10001:10001
 EXPOSE 10237
-# Probes the default listen address (:10237). Python, because the slim image has no curl or wget.
+# Probes $CAPTAINDATA_HEALTHCHECK_URL, the default listen address (:10237) unless changed: set it too
+# when --web.listen-address moves the port. Python, because the slim image has no curl or wget.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10237/-/healthy', timeout=4).status == 200 else 1)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; url = os.environ.get('CAPTAINDATA_HEALTHCHECK_URL', 'http://127.0.0.1:10237/-/healthy'); sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["captaindata-exporter"]
 CMD ["--config", "/etc/captaindata-exporter/config.yaml"]
