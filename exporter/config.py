@@ -32,6 +32,7 @@ MAX_NAME_LENGTH = 200
 MAX_PATTERN_LENGTH = 1000
 MAX_PATTERN_NESTING = 50
 MAX_WORKSPACES = 1000
+MAX_IDLE_TIMEOUT = 60.0
 MAX_SHOWN = 60  # characters of a bad value quoted in an error message
 
 T = TypeVar("T")
@@ -127,6 +128,8 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen_address: str = DEFAULT_LISTEN_ADDRESS
+    max_connections: int = 1000  # lowered at start to fit the open-files limit
+    idle_timeout: float = 30.0  # idle keep-alive, unfinished request headers, TLS handshakes
 
 
 @dataclass(frozen=True)
@@ -170,9 +173,10 @@ def _show(value: object) -> str:
 class _Reader:
     """Walks the parsed YAML, tracking the key path for error messages."""
 
-    def __init__(self, environ: Mapping[str, str], base_dir: Path) -> None:
+    def __init__(self, environ: Mapping[str, str], base_dir: Path, expand_variables: bool = True) -> None:
         self.environ = environ
         self.base_dir = base_dir
+        self.expand_variables = expand_variables
 
     def mapping(self, value: object, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if value is None:
@@ -186,6 +190,9 @@ class _Reader:
         return value
 
     def expand(self, text: str, path: str) -> str:
+        if not self.expand_variables:
+            return text
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in self.environ:
@@ -272,6 +279,30 @@ class _Reader:
         if value > maximum:
             raise ConfigError(where, f"must be at most {maximum:g}, got {_show(value)}")
         return kind(value)
+
+    def boolean(self, section: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        value = section.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(_join(path, key), f"must be true or false, got {_show(value)}")
+        return value
+
+    def strings(self, section: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
+        """A list of non-empty, printable strings (an absent or null key is an empty list)."""
+        where = _join(path, key)
+        value = section.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ConfigError(where, f"must be a list of strings, got {type(value).__name__}")
+        items = []
+        for index, item in enumerate(value):
+            at = f"{where}[{index}]"
+            if not isinstance(item, str):
+                raise ConfigError(at, f"must be a string, got {_show(item)}")
+            if not item.strip() or len(item) > MAX_NAME_LENGTH or not item.isprintable():
+                raise ConfigError(at, f"must be printable text of 1 to {MAX_NAME_LENGTH} characters")
+            items.append(item.strip())
+        return tuple(items)
 
     def choice(
         self, section: dict[str, Any], key: str, path: str, default: str, choices: tuple[str, ...]
@@ -482,7 +513,7 @@ def parse_config(
         )
     )
 
-    web_section = reader.mapping(top.get("web"), "web", ("listen_address",))
+    web_section = reader.mapping(top.get("web"), "web", ("listen_address", "max_connections", "idle_timeout"))
     listen_address = reader.string(web_section, "listen_address", "web", DEFAULT_LISTEN_ADDRESS)
     try:
         parse_listen_address(listen_address)
@@ -492,14 +523,22 @@ def parse_config(
             "web.listen_address", f"{shown} is not a listen address (expected host:port or :port)"
         ) from None
 
+    web = WebConfig(
+        listen_address,
+        max_connections=reader.number(
+            web_section, "max_connections", "web", WebConfig.max_connections, int, 1, 1_000_000
+        ),
+        idle_timeout=reader.duration(web_section, "idle_timeout", "web", WebConfig.idle_timeout),
+    )
+    if web.idle_timeout > MAX_IDLE_TIMEOUT:
+        raise ConfigError("web.idle_timeout", f"must be at most {MAX_IDLE_TIMEOUT:g}s")
+
     log_section = reader.mapping(top.get("log"), "log", ("level", "format"))
     log = LogConfig(
         level=reader.choice(log_section, "level", "log", LogConfig.level, LOG_LEVELS),
         format=reader.choice(log_section, "format", "log", LogConfig.format, LOG_FORMATS),
     )
-    return Config(
-        workspaces=workspaces, poll=poll, api=api, metrics=metrics, web=WebConfig(listen_address), log=log
-    )
+    return Config(workspaces=workspaces, poll=poll, api=api, metrics=metrics, web=web, log=log)
 
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
