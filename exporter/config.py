@@ -128,7 +128,7 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen_address: str = DEFAULT_LISTEN_ADDRESS
-    max_connections: int = 1000  # lowered at start to fit the open-files limit
+    max_connections: int = 4096  # lowered at start to fit the open-files limit
     idle_timeout: float = 30.0  # idle keep-alive, unfinished request headers, TLS handshakes
 
 

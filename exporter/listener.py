@@ -27,9 +27,20 @@ REFUSALS_PER_WAKEUP = 64  # then back to the event loop, so a flood cannot starv
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close with a reset: no TIME_WAIT left behind
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one (as Go programs do since Go 1.19); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    return soft
+
+
 def connection_cap(configured: int) -> int:
-    """``configured``, lowered to what the soft RLIMIT_NOFILE leaves after the reserve."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    """``configured``, lowered to what the open-files limit leaves after the reserve."""
+    soft = raise_open_files_limit()
     if soft == resource.RLIM_INFINITY:
         return configured
     return max(1, min(configured, soft - RESERVED_DESCRIPTORS))
