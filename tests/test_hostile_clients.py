@@ -54,13 +54,15 @@ def closed_by_server(sockets: list[socket.socket], within: float) -> int:
     deadline = time.monotonic() + within
     while closed < len(sockets) and (remaining := deadline - time.monotonic()) > 0:
         for key, _ in selector.select(timeout=remaining):
-            sock: socket.socket = key.data
+            ready: socket.socket = key.data
             try:
-                data = sock.recv(65536)
-            except (ConnectionResetError, BlockingIOError):
+                data = ready.recv(65536)
+            except BlockingIOError:
+                continue
+            except ConnectionResetError:
                 data = b""
             if not data:
-                selector.unregister(sock)
+                selector.unregister(ready)
                 closed += 1
     selector.close()
     return closed
