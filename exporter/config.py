@@ -547,7 +547,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 
-def read_yaml_file(path: Path, what: str) -> object:
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
     """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
     try:
         with path.open("rb") as handle:
@@ -565,7 +565,7 @@ def read_yaml_file(path: Path, what: str) -> object:
         data = safe_load_bounded(text)
     except YamlRefused as error:
         raise ConfigError("", f"{path}: {error}") from None
-    if data is None:
+    if data is None and not allow_empty:
         raise ConfigError("", f"{path} is empty")
     return data
 

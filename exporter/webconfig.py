@@ -228,7 +228,9 @@ def parse_web_config(data: object, base_dir: Path) -> WebFileConfig:
 
 def load_web_config(path: Path) -> WebFileConfig:
     """Read, validate and try out ``path``: certificates are loaded, so a bad one fails here."""
-    config = parse_web_config(read_yaml_file(path, "web config file"), path.resolve().parent)
+    config = parse_web_config(
+        read_yaml_file(path, "web config file", allow_empty=True), path.resolve().parent
+    )
     if config.tls is not None:
         build_ssl_context(config.tls)
     return config
@@ -344,7 +346,9 @@ class WebConfigSource:
 
     def _load(self, before: tuple[Path, ...]) -> Loaded:
         stamp_before = _stamp(before)
-        config = parse_web_config(read_yaml_file(self.path, "web config file"), self.path.resolve().parent)
+        config = parse_web_config(
+            read_yaml_file(self.path, "web config file", allow_empty=True), self.path.resolve().parent
+        )
         context = build_ssl_context(config.tls) if config.tls is not None else None
         watched = self._watched(config)
         stamp = stamp_before if watched == before else _stamp(watched)
