@@ -150,9 +150,12 @@ def test_tls_basic_auth_headers_and_rotation(tmp_path: Path, pki: Pki, config_di
     def ready(running: Running) -> bool:
         return running.get("/-/healthy", ca).status_code == 200
 
-    with tls_exporter(tmp_path, config_dict(), web_config, ready) as running:
+    with tls_exporter(tmp_path, config_dict(web={"idle_timeout": "2s"}), web_config, ready) as running:
         # Plain HTTP on the TLS port gets no HTTP answer at all.
         assert not plain_http_answer(running.port).startswith(b"HTTP/")
+        # A client that never starts its TLS handshake is closed after web.idle_timeout.
+        with socket.create_connection((LOOPBACK, running.port), timeout=30) as silent:
+            assert silent.recv(1) == b""
         # The probes answer without credentials; everything else asks for them.
         assert running.get("/-/healthy", ca).status_code == 200
         assert running.get("/-/ready", ca).status_code in (200, 503)
