@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import resource
 import socket
@@ -24,7 +25,8 @@ logger = logging.getLogger("exporter.web")
 RESERVED_DESCRIPTORS = 128
 REFUSAL_LOG_INTERVAL = 60.0
 REFUSALS_PER_WAKEUP = 64  # then back to the event loop, so a flood cannot starve it
-_LINGER_RESET = struct.pack("ii", 1, 0)  # close with a reset: no TIME_WAIT left behind
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_NO_IPV6 = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)  # close with a reset: no TIME_WAIT left behind
 
 
 def raise_open_files_limit() -> int:
@@ -59,9 +61,12 @@ class ConnectionGate:
 
     def admit(self) -> bool:
         if self.open < self.cap:
-            self.open += 1
             if self._on_accept is not None:
-                self._on_accept()
+                try:
+                    self._on_accept()
+                except Exception as error:  # a failed check must not stop the listener
+                    logger.warning("web config check failed", extra={"error": type(error).__name__})
+            self.open += 1
             return True
         self.refused += 1
         self._unlogged += 1
@@ -129,7 +134,15 @@ def _listening_sockets(
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
+            try:
+                sock.bind(address)
+            except OSError as error:
+                # Every interface, on a host with IPv6 turned off: serve IPv4 alone.
+                if host is None and family == socket.AF_INET6 and error.errno in _NO_IPV6:
+                    sockets.remove(sock)
+                    sock.close()
+                    continue
+                raise
             sock.listen(backlog)
             sock.setblocking(False)
             if port == 0:  # an ephemeral port: one socket, or each family would get its own port
@@ -138,6 +151,8 @@ def _listening_sockets(
         for opened in sockets:
             opened.close()
         raise
+    if not sockets:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address to listen on for {host}")
     return sockets
 
 

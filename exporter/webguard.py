@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from functools import cache
 
 import bcrypt
 from aiohttp import web
@@ -19,8 +20,13 @@ from exporter.webconfig import WebConfigSource, WebFileConfig
 # Probes must work without credentials (kubelet, load balancers), as the issue asks.
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy", "/-/ready"})
 MAX_AUTHORIZATION_LENGTH = 4096
-# Compared with when the user is unknown, so an unknown user costs the same bcrypt time.
-_DUMMY_HASH = bcrypt.hashpw(b"unknown user", bcrypt.gensalt(rounds=10))
+
+
+@cache
+def _dummy_hash() -> bytes:
+    """Checked against when the user is unknown, so an unknown user costs bcrypt time too."""
+    return bcrypt.hashpw(b"unknown user", bcrypt.gensalt(rounds=10))
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -41,12 +47,12 @@ class Authenticator:
 
     async def check(self, users: Mapping[str, bytes], user: str, password: bytes) -> bool:
         hashed = users.get(user)
-        key = self._key(user, password, hashed or _DUMMY_HASH)
+        key = self._key(user, password, hashed or b"")
         remembered = self._verified.get(user)
         if hashed is not None and remembered is not None and hmac.compare_digest(remembered, key):
             return True
         async with self._bcrypt:
-            ok = await asyncio.to_thread(bcrypt.checkpw, password, hashed or _DUMMY_HASH)
+            ok = await asyncio.to_thread(bcrypt.checkpw, password, hashed or _dummy_hash())
         if ok and hashed is not None:
             if len(self._verified) > len(users) + 16:
                 self._verified.clear()
