@@ -395,8 +395,9 @@ def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret
         where = _join(path, "api_key")
         return _api_key(reader.string(section, "api_key", path, secret=True).strip(), where)
     where = _join(path, "api_key_file")
-    shown = reader.shown(section, "api_key_file")
-    file_path = Path(reader.string(section, "api_key_file", path))
+    # The path is not echoed either: a key pasted here by mistake must not end up in the error.
+    shown = "the file"
+    file_path = Path(reader.string(section, "api_key_file", path, secret=True))
     if not file_path.is_absolute():
         file_path = reader.base_dir / file_path
     try:

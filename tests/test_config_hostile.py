@@ -274,3 +274,13 @@ def test_fuzz_random_yaml_text(tmp_path: Path, capsys: pytest.CaptureFixture[str
     path = tmp_path / "fuzz.yaml"
     path.write_text(config_text() + content)
     check(path, capsys)
+
+
+def test_api_key_file_value_is_not_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A key pasted into api_key_file by mistake is a path that does not exist: the error must not show it.
+    for value in ('"' + KEY + '"', "12345678901234567"):
+        text = config_text().replace(f'api_key: "{KEY}"', f"api_key_file: {value}")
+        line = error_for(tmp_path, capsys, text)
+        assert line.startswith("workspaces[0].api_key_file: "), line
+        assert "Zq9" not in line
+        assert "12345678901234567" not in line
