@@ -17,7 +17,7 @@ from aiohttp import web
 
 from exporter.webconfig import WebConfigSource, WebFileConfig
 
-# Probes must work without credentials (kubelet, load balancers), as the issue asks.
+# Probes work without credentials and outside the rate limit (kubelet, load balancers).
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy", "/-/ready"})
 MAX_AUTHORIZATION_LENGTH = 4096
 
@@ -121,11 +121,11 @@ def install(app: web.Application, source: WebConfigSource) -> None:
         tls = config.tls
         if tls is not None and tls.client_allowed_sans and not _allowed_san(request, tls.client_allowed_sans):
             return web.Response(status=403, text="Forbidden: client certificate name not allowed\n")
-        if config.rate_limit_interval > 0 and not bucket.take(
-            config.rate_limit_interval, config.rate_limit_burst
-        ):
+        probe = request.path in UNAUTHENTICATED_PATHS
+        limited = config.rate_limit_interval > 0 and not probe
+        if limited and not bucket.take(config.rate_limit_interval, config.rate_limit_burst):
             return web.Response(status=429, text="Too Many Requests\n")
-        if config.users and request.path not in UNAUTHENTICATED_PATHS:
+        if config.users and not probe:
             credentials = _credentials(request.headers.get("Authorization", ""))
             if credentials is None or not await authenticator.check(config.users, *credentials):
                 return _unauthorized()

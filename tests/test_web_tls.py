@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import ConfigFactory
 from tests.support.certs import Authority, Issued, issue, make_ca
+from tests.support.exporter_proc import running_exporter
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -243,3 +244,23 @@ def test_client_certificates_required_checked_and_rotated(
         running.write(web_config)
         assert running.get("/metrics", ca).status_code == 200
         assert "Traceback" not in running.log()
+
+
+def test_plain_http_with_basic_auth_and_rate_limit(tmp_path: Path, config_dict: ConfigFactory) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(
+        yaml.safe_dump(
+            {
+                "basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD)},
+                "rate_limit": {"interval": "1h", "burst": 2},
+            }
+        )
+    )
+    with running_exporter(config_dict(), tmp_path, ["--web.config.file", str(web)]) as exporter:
+        url = f"{exporter.url}/metrics"
+        assert httpx.get(url, timeout=5).status_code == 401  # uses a token too
+        assert httpx.get(url, auth=("prometheus", PASSWORD), timeout=5).status_code == 200
+        assert httpx.get(url, auth=("prometheus", PASSWORD), timeout=5).status_code == 429
+        # The probes are outside the limit, as they are outside basic auth.
+        for _ in range(5):
+            assert httpx.get(f"{exporter.url}/-/healthy", timeout=5).status_code == 200
