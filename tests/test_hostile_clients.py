@@ -73,7 +73,10 @@ def test_idle_and_half_sent_connections(tmp_path: Path, config_dict: ConfigFacto
     with running_exporter(config, tmp_path) as exporter:
         hostile = open_hostile(exporter, HOSTILE)
         try:
-            # The one bound this test allows itself: /metrics answers within 1 s meanwhile.
+            # Once the server has accepted them all (a connection queued behind 2,000 others in the
+            # listen backlog waits for their accept, whatever the server does), and while they stay
+            # open: the one bound this test allows itself, /metrics answers within 1 s.
+            assert httpx.get(f"{exporter.url}/-/healthy", timeout=30.0).status_code == 200
             response = httpx.get(f"{exporter.url}/metrics", timeout=1.0)
             assert response.status_code == 200
             assert "captaindata_up" in response.text
