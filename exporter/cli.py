@@ -33,6 +33,7 @@ from exporter.config import (
     load_config,
     parse_listen_address,
 )
+from exporter.listener import start_site
 from exporter.logs import setup_logging
 from exporter.persist import StateDirectoryError
 from exporter.poller import build, unhealthy
@@ -40,6 +41,8 @@ from exporter.restore import open_state
 from exporter.server import create_app
 from exporter.simulator import build_demo_simulator, start_simulator
 from exporter.simulator.v4demo import add_demo_v4_workspace
+from exporter.webconfig import WebConfigSource, load_web_config
+from exporter.webguard import install as install_web_guard
 
 logger = logging.getLogger("exporter")
 
@@ -66,6 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         "--state.path",
         dest="state_path",
         help="directory of the state that survives restarts (overrides state.path; empty: off)",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="exporter-toolkit web configuration (TLS, client certificates, basic auth); re-read on change",
     )
     parser.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, help="default: info")
     parser.add_argument("--log.format", dest="log_format", choices=LOG_FORMATS, help="default: logfmt")
@@ -118,10 +127,10 @@ async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
         await runner.cleanup()
 
 
-def _display_url(listen_address: str) -> str:
+def _display_url(listen_address: str, tls: bool = False) -> str:
     host, port = parse_listen_address(listen_address)
     shown = "localhost" if host in (None, "0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 async def _poll_once_and_print(config: Config) -> int:
@@ -136,7 +145,7 @@ async def _poll_once_and_print(config: Config) -> int:
     return 0 if all(results) else EXIT_POLL_FAILED
 
 
-async def _serve(config: Config) -> int:
+async def _serve(config: Config, web_source: WebConfigSource | None = None) -> int:
     try:
         state_directory, savers = open_state(config)
     except StateDirectoryError as error:
@@ -144,21 +153,41 @@ async def _serve(config: Config) -> int:
         return EXIT_CONFIG_ERROR
     published, pollers = build(config, savers=savers)
     host, port = parse_listen_address(config.web.listen_address)
+    app = create_app(published, lambda: unhealthy(pollers))
+    if web_source is not None:
+        install_web_guard(app, web_source)
     runner = web.AppRunner(
-        create_app(published, lambda: unhealthy(pollers)),
+        app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access"),
+        shutdown_timeout=5.0,
+        # aiohttp starts this timer when a connection opens and after each response, and partial
+        # request bytes do not reset it: idle and half-sent requests both close in idle_timeout.
+        keepalive_timeout=config.web.idle_timeout,
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, shutdown_timeout=5.0).start()
+        await start_site(
+            runner,
+            host,
+            port,
+            config.web.max_connections,
+            web_source.listener_context() if web_source is not None else None,
+            config.web.idle_timeout,
+            web_source.current if web_source is not None else None,
+        )
     except OSError as error:
         logger.error("cannot listen", extra={"address": config.web.listen_address, "error": str(error)})
         await runner.cleanup()
         return 1
     logger.info(
         "serving metrics",
-        extra={"address": config.web.listen_address, "workspaces": len(pollers), "version": __version__},
+        extra={
+            "address": config.web.listen_address,
+            "workspaces": len(pollers),
+            "version": __version__,
+            "tls": web_source is not None and web_source.tls,
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -180,18 +209,23 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-async def _run_demo(args: argparse.Namespace, listen_address: str) -> int:
+async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: WebConfigSource | None) -> int:
     async with _demo_simulator(listen_address) as config:
         setup_logging(args.log_level or "info", args.log_format or "logfmt", config.secrets())
         if args.once:
             return await _poll_once_and_print(config)
-        url = _display_url(listen_address)
+        url = _display_url(listen_address, web_source is not None and web_source.tls)
         print(
             f"captaindata-exporter {__version__} demo: metrics at {url}/metrics, status page at {url}/ "
             f"(polling the built-in Captain Data simulator at {config.workspaces[0].base_url}; Ctrl-C stops)",
             flush=True,
         )
-        return await _serve(config)
+        return await _serve(config, web_source)
+
+
+def _web_config_error(path: Path, error: ConfigError) -> int:
+    print(f"captaindata-exporter: configuration error: {path}: {error}", file=sys.stderr)
+    return EXIT_CONFIG_ERROR
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,8 +239,20 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             print(f"captaindata-exporter: --web.listen-address: {error}", file=sys.stderr)
             return EXIT_CONFIG_ERROR
+    web_source = None
+    if args.web_config_file is not None:
+        try:
+            if args.check_config:
+                load_web_config(args.web_config_file)
+            else:
+                web_source = WebConfigSource(args.web_config_file)
+        except ConfigError as error:
+            return _web_config_error(args.web_config_file, error)
+        if args.check_config and args.config is None:
+            print(f"{args.web_config_file}: OK (web config)")
+            return 0
     if args.demo:
-        return asyncio.run(_run_demo(args, args.listen_address or DEFAULT_LISTEN_ADDRESS))
+        return asyncio.run(_run_demo(args, args.listen_address or DEFAULT_LISTEN_ADDRESS, web_source))
     if args.config is None:
         print("captaindata-exporter: --config FILE is required (or --demo to try it out)", file=sys.stderr)
         return EXIT_CONFIG_ERROR
@@ -219,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK ({len(config.workspaces)} workspace(s))")
         return 0
     if args.listen_address:
-        config = dataclasses.replace(config, web=WebConfig(args.listen_address))
+        config = dataclasses.replace(
+            config, web=dataclasses.replace(config.web, listen_address=args.listen_address)
+        )
     state_path = args.state_path
     if state_path is None and config.state.path is None:
         state_path = os.environ.get(STATE_PATH_ENV)  # the container image's default
@@ -228,4 +276,4 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level or config.log.level, args.log_format or config.log.format, config.secrets())
     if args.once:
         return asyncio.run(_poll_once_and_print(config))
-    return asyncio.run(_serve(config))
+    return asyncio.run(_serve(config, web_source))

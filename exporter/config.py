@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import yaml
-
 from exporter.durations import parse_duration
+from exporter.safeyaml import YamlRefused, safe_load_bounded
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 DEFAULT_BASE_URL = "https://api.captaindata.co"
@@ -22,6 +24,17 @@ LOG_FORMATS = ("logfmt", "json")
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_KEY_FILE_BYTES = 4096
+MAX_DURATION = 366 * 86400.0  # one year: anything longer is a typo
+MAX_INTEGER = 10**9
+MAX_NAME_LENGTH = 200
+MAX_PATTERN_LENGTH = 1000
+MAX_PATTERN_NESTING = 50
+MAX_WORKSPACES = 1000
+MAX_IDLE_TIMEOUT = 60.0
+MAX_SHOWN = 60  # characters of a bad value quoted in an error message
+
 T = TypeVar("T")
 
 
@@ -29,6 +42,7 @@ class ConfigError(Exception):
     """A configuration problem: ``path: reason``."""
 
     def __init__(self, path: str, reason: str) -> None:
+        path, reason = _one_line(path), _one_line(reason)
         super().__init__(f"{path}: {reason}" if path else reason)
         self.path = path
         self.reason = reason
@@ -112,6 +126,8 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class WebConfig:
     listen_address: str = DEFAULT_LISTEN_ADDRESS
+    max_connections: int = 4096  # lowered at start to fit the open-files limit
+    idle_timeout: float = 30.0  # idle keep-alive, unfinished request headers, TLS handshakes
 
 
 @dataclass(frozen=True)
@@ -139,16 +155,32 @@ class Config:
         return [workspace.api_key.reveal() for workspace in self.workspaces]
 
 
+def _one_line(text: str) -> str:
+    """``text`` with every non-printable character escaped: an error is always one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _show(value: object) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    """A bounded, one-line rendering of a bad value; containers by type only (never expanded)."""
+    if isinstance(value, str):
+        text = value if len(value) <= MAX_SHOWN else value[: MAX_SHOWN - 3] + "..."
+        return json.dumps(text)
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "a very large integer"
+    return type(value).__name__
 
 
 class _Reader:
     """Walks the parsed YAML, tracking the key path for error messages."""
 
-    def __init__(self, environ: Mapping[str, str], base_dir: Path) -> None:
+    def __init__(self, environ: Mapping[str, str], base_dir: Path, expand_variables: bool = True) -> None:
         self.environ = environ
         self.base_dir = base_dir
+        self.expand_variables = expand_variables
 
     def mapping(self, value: object, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if value is None:
@@ -157,10 +189,14 @@ class _Reader:
             raise ConfigError(path, f"must be a mapping, got {type(value).__name__}")
         for key in value:
             if key not in allowed:
-                raise ConfigError(_join(path, str(key)), f"unknown key (allowed: {', '.join(allowed)})")
+                shown = key if isinstance(key, str) and len(key) <= MAX_SHOWN else _show(key)
+                raise ConfigError(_join(path, shown), f"unknown key (allowed: {', '.join(allowed)})")
         return value
 
     def expand(self, text: str, path: str) -> str:
+        if not self.expand_variables:
+            return text
+
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in self.environ:
@@ -169,16 +205,37 @@ class _Reader:
 
         return _ENV_REFERENCE.sub(substitute, text)
 
-    def string(self, section: dict[str, Any], key: str, path: str, default: str | None = None) -> str:
+    def string(
+        self,
+        section: dict[str, Any],
+        key: str,
+        path: str,
+        default: str | None = None,
+        secret: bool = False,
+    ) -> str:
         where = _join(path, key)
         value = section.get(key, default)
         if value is None:
             raise ConfigError(where, "is required")
         if not isinstance(value, str):
-            raise ConfigError(where, f"must be a string, got {type(value).__name__} {_show(value)}")
+            shown = "" if secret else f" {_show(value)}"
+            raise ConfigError(where, f"must be a string, got {type(value).__name__}{shown}")
         value = self.expand(value, where)
         if not value.strip():
             raise ConfigError(where, "is empty")
+        return value
+
+    def shown(self, section: dict[str, Any], key: str, default: object = None) -> str:
+        """The value as written in the file (before ``${VAR}`` expansion), for error messages."""
+        return _show(section.get(key, default))
+
+    def name(self, section: dict[str, Any], key: str, path: str, default: str | None = None) -> str:
+        """A name or id: printable (no control or format characters), at most MAX_NAME_LENGTH long."""
+        value = self.string(section, key, path, default).strip()
+        if len(value) > MAX_NAME_LENGTH:
+            raise ConfigError(_join(path, key), f"is longer than {MAX_NAME_LENGTH} characters")
+        if not value.isprintable():
+            raise ConfigError(_join(path, key), "contains control or non-printable characters")
         return value
 
     def duration(self, section: dict[str, Any], key: str, path: str, default: float) -> float:
@@ -194,6 +251,8 @@ class _Reader:
             raise ConfigError(where, f"{_show(value)} is not a duration") from None
         if seconds <= 0:
             raise ConfigError(where, f"{_show(value)} must be longer than 0s")
+        if seconds > MAX_DURATION:
+            raise ConfigError(where, f"{_show(value)} is longer than a year")
         return seconds
 
     def number(
@@ -204,6 +263,7 @@ class _Reader:
         default: T,
         kind: Callable[[Any], T],
         minimum: float,
+        maximum: float = MAX_INTEGER,
     ) -> T:
         where = _join(path, key)
         if key not in section:
@@ -216,16 +276,45 @@ class _Reader:
             or (kind is int and not isinstance(value, int))
         ):
             raise ConfigError(where, f"must be {wanted}, got {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(where, f"must be a finite number, got {_show(value)}")
         if value < minimum:
-            raise ConfigError(where, f"must be at least {minimum:g}, got {value}")
+            raise ConfigError(where, f"must be at least {minimum:g}, got {_show(value)}")
+        if value > maximum:
+            raise ConfigError(where, f"must be at most {maximum:g}, got {_show(value)}")
         return kind(value)
+
+    def boolean(self, section: dict[str, Any], key: str, path: str, default: bool) -> bool:
+        value = section.get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(_join(path, key), f"must be true or false, got {_show(value)}")
+        return value
+
+    def strings(self, section: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
+        """A list of non-empty, printable strings (an absent or null key is an empty list)."""
+        where = _join(path, key)
+        value = section.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ConfigError(where, f"must be a list of strings, got {type(value).__name__}")
+        items = []
+        for index, item in enumerate(value):
+            at = f"{where}[{index}]"
+            if not isinstance(item, str):
+                raise ConfigError(at, f"must be a string, got {_show(item)}")
+            if not item.strip() or len(item) > MAX_NAME_LENGTH or not item.isprintable():
+                raise ConfigError(at, f"must be printable text of 1 to {MAX_NAME_LENGTH} characters")
+            items.append(item.strip())
+        return tuple(items)
 
     def choice(
         self, section: dict[str, Any], key: str, path: str, default: str, choices: tuple[str, ...]
     ) -> str:
         value = self.string(section, key, path, default)
         if value not in choices:
-            raise ConfigError(_join(path, key), f"{_show(value)} is not one of {', '.join(choices)}")
+            shown = self.shown(section, key, default)
+            raise ConfigError(_join(path, key), f"{shown} is not one of {', '.join(choices)}")
         return value
 
     def patterns(self, section: dict[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
@@ -240,17 +329,63 @@ class _Reader:
             item = f"{where}[{index}]"
             if not isinstance(pattern, str):
                 raise ConfigError(item, f"must be a string, got {_show(pattern)}")
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as error:
-                raise ConfigError(
-                    item, f"{_show(pattern)} is not a valid regular expression: {error}"
-                ) from None
+            compiled.append(_compile_pattern(pattern, item))
         return tuple(compiled)
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def _compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ConfigError(where, f"is longer than {MAX_PATTERN_LENGTH} characters")
+    depth = deepest = 0
+    for char in pattern:  # a rough count (escaped parentheses count too): it only bounds the compiler
+        depth += (char == "(") - (char == ")")
+        deepest = max(deepest, depth)
+    if deepest > MAX_PATTERN_NESTING:
+        raise ConfigError(where, f"nests groups deeper than {MAX_PATTERN_NESTING} levels")
+    try:
+        return re.compile(pattern)
+    except re.error as error:
+        reason = _one_line(error.msg)
+        raise ConfigError(where, f"{_show(pattern)} is not a valid regular expression: {reason}") from None
+    except (OverflowError, RecursionError, ValueError, MemoryError):
+        raise ConfigError(where, f"{_show(pattern)} is too large a regular expression") from None
+
+
+def _api_key(value: str, where: str) -> Secret:
+    """One token of printable ASCII; the error never shows the value."""
+    if not all(33 <= ord(char) <= 126 for char in value):
+        raise ConfigError(
+            where,
+            "must be a single token of printable ASCII "
+            "(no spaces, line breaks, control or invisible characters)",
+        )
+    return Secret(value)
+
+
+def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str) -> str:
+    where = _join(path, "base_url")
+    base_url = reader.string(section, "base_url", path, default).strip().rstrip("/")
+    shown = reader.shown(section, "base_url", default)
+    if not base_url.isprintable() or any(char.isspace() for char in base_url):
+        raise ConfigError(where, "contains spaces, control or non-printable characters")
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port
+    except ValueError as error:
+        raise ConfigError(where, f"{shown} is not a valid URL: {_one_line(str(error))}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(where, f"{shown} is not an http(s) URL")
+    if port is not None and not 1 <= port <= 65535:
+        raise ConfigError(where, f"{shown}: the port must be between 1 and 65535")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(where, "must not contain credentials (user:password@)")
+    if parts.query or parts.fragment:
+        raise ConfigError(where, f"{shown} must not have a query or a fragment")
+    return base_url
 
 
 def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret:
@@ -261,18 +396,28 @@ def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret
     if not has_key and not has_file:
         raise ConfigError(_join(path, "api_key"), "is required (or set api_key_file)")
     if has_key:
-        return Secret(reader.string(section, "api_key", path).strip())
-    file_path = Path(reader.string(section, "api_key_file", path))
+        where = _join(path, "api_key")
+        return _api_key(reader.string(section, "api_key", path, secret=True).strip(), where)
+    where = _join(path, "api_key_file")
+    # The path is not echoed either: a key pasted here by mistake must not end up in the error.
+    shown = "the file"
+    file_path = Path(reader.string(section, "api_key_file", path, secret=True))
     if not file_path.is_absolute():
         file_path = reader.base_dir / file_path
-    where = _join(path, "api_key_file")
     try:
-        key = file_path.read_text().strip()
-    except OSError as error:
-        raise ConfigError(where, f"cannot read {file_path}: {error.strerror or error}") from None
+        with file_path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(where, f"{shown} is not a regular file")
+            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+    if len(raw) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(where, f"{shown} is larger than {MAX_KEY_FILE_BYTES} bytes")
+    key = raw.decode("latin-1").rstrip(" \t\r\n")
     if not key:
-        raise ConfigError(where, f"{file_path} is empty")
-    return Secret(key)
+        raise ConfigError(where, f"{shown} is empty")
+    return _api_key(key, where)
 
 
 def _read_workflow_filter(reader: _Reader, value: object, path: str) -> WorkflowFilter:
@@ -294,18 +439,20 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
     if api_version not in SUPPORTED_API_VERSIONS:
         raise ConfigError(
             _join(path, "api_version"),
-            f"{_show(api_version)} is not supported (supported: {', '.join(SUPPORTED_API_VERSIONS)})",
+            f"{reader.shown(section, 'api_version')} is not supported "
+            f"(supported: {', '.join(SUPPORTED_API_VERSIONS)})",
         )
     v4 = _read_v4(reader, section, path, api_version)
-    default_url = DEFAULT_BASE_URL if v4 is None else DEFAULT_V4_BASE_URL
-    base_url = reader.string(section, "base_url", path, default_url).rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(_join(path, "base_url"), f"{_show(base_url)} is not an http(s) URL")
-    optional_uid = v4 is not None and section.get("workspace_uid") is None
+    base_url = _base_url(reader, section, path, DEFAULT_BASE_URL if v4 is None else DEFAULT_V4_BASE_URL)
+    if v4 is not None and section.get("workspace_uid") is None:
+        workspace_uid = ""
+    else:
+        workspace_uid = reader.name(section, "workspace_uid", path)
+    if any(char.isspace() or char in "/?#%" for char in workspace_uid):
+        raise ConfigError(_join(path, "workspace_uid"), "must not contain spaces or any of / ? # %")
     return WorkspaceConfig(
-        name=reader.string(section, "name", path),
-        workspace_uid="" if optional_uid else reader.string(section, "workspace_uid", path).strip(),
+        name=reader.name(section, "name", path),
+        workspace_uid=workspace_uid,
         api_key=_read_api_key(reader, section, path),
         api_version=api_version,
         base_url=base_url,
@@ -324,15 +471,16 @@ def parse_config(
     raw_workspaces = top.get("workspaces")
     if not isinstance(raw_workspaces, list) or not raw_workspaces:
         raise ConfigError("workspaces", "must be a non-empty list of workspaces")
+    if len(raw_workspaces) > MAX_WORKSPACES:
+        raise ConfigError("workspaces", f"more than {MAX_WORKSPACES} workspaces")
     workspaces = tuple(
         _read_workspace(reader, item, f"workspaces[{i}]") for i, item in enumerate(raw_workspaces)
     )
     seen: set[str] = set()
     for index, workspace in enumerate(workspaces):
         if workspace.name in seen:
-            raise ConfigError(
-                f"workspaces[{index}].name", f"{_show(workspace.name)} is used twice; names must be unique"
-            )
+            shown = _show(raw_workspaces[index].get("name"))
+            raise ConfigError(f"workspaces[{index}].name", f"{shown} is used twice; names must be unique")
         seen.add(workspace.name)
 
     poll_section = reader.mapping(top.get("poll"), "poll", ("interval", "timeout"))
@@ -346,38 +494,57 @@ def parse_config(
     api = ApiConfig(
         request_timeout=reader.duration(api_section, "request_timeout", "api", defaults.request_timeout),
         requests_per_second=reader.number(
-            api_section, "requests_per_second", "api", defaults.requests_per_second, float, 0.001
+            api_section, "requests_per_second", "api", defaults.requests_per_second, float, 0.001, 10_000
         ),
-        burst=reader.number(api_section, "burst", "api", defaults.burst, int, 1),
-        max_retries=reader.number(api_section, "max_retries", "api", defaults.max_retries, int, 0),
+        burst=reader.number(api_section, "burst", "api", defaults.burst, int, 1, 10_000),
+        max_retries=reader.number(api_section, "max_retries", "api", defaults.max_retries, int, 0, 100),
         retry_backoff=reader.duration(api_section, "retry_backoff", "api", defaults.retry_backoff),
         retry_backoff_max=reader.duration(
             api_section, "retry_backoff_max", "api", defaults.retry_backoff_max
         ),
         max_rate_limit_retries=reader.number(
-            api_section, "max_rate_limit_retries", "api", defaults.max_rate_limit_retries, int, 0
+            api_section, "max_rate_limit_retries", "api", defaults.max_rate_limit_retries, int, 0, 1000
         ),
         max_retry_after=reader.duration(api_section, "max_retry_after", "api", defaults.max_retry_after),
-        max_pages=reader.number(api_section, "max_pages", "api", defaults.max_pages, int, 1),
-        concurrency=reader.number(api_section, "concurrency", "api", defaults.concurrency, int, 1),
+        max_pages=reader.number(api_section, "max_pages", "api", defaults.max_pages, int, 1, 1_000_000),
+        concurrency=reader.number(api_section, "concurrency", "api", defaults.concurrency, int, 1, 1000),
         max_response_bytes=reader.number(
-            api_section, "max_response_bytes", "api", defaults.max_response_bytes, int, 1024
+            api_section, "max_response_bytes", "api", defaults.max_response_bytes, int, 1024, 1 << 30
         ),
     )
 
     metrics_section = reader.mapping(top.get("metrics"), "metrics", ("needs_action_limit",))
     metrics = MetricsConfig(
         needs_action_limit=reader.number(
-            metrics_section, "needs_action_limit", "metrics", MetricsConfig.needs_action_limit, int, 0
+            metrics_section,
+            "needs_action_limit",
+            "metrics",
+            MetricsConfig.needs_action_limit,
+            int,
+            0,
+            100_000,
         )
     )
 
-    web_section = reader.mapping(top.get("web"), "web", ("listen_address",))
+    web_section = reader.mapping(top.get("web"), "web", ("listen_address", "max_connections", "idle_timeout"))
     listen_address = reader.string(web_section, "listen_address", "web", DEFAULT_LISTEN_ADDRESS)
     try:
         parse_listen_address(listen_address)
-    except ValueError as error:
-        raise ConfigError("web.listen_address", str(error)) from None
+    except ValueError:
+        shown = reader.shown(web_section, "listen_address", DEFAULT_LISTEN_ADDRESS)
+        raise ConfigError(
+            "web.listen_address", f"{shown} is not a listen address (expected host:port or :port)"
+        ) from None
+
+    web = WebConfig(
+        listen_address,
+        max_connections=reader.number(
+            web_section, "max_connections", "web", WebConfig.max_connections, int, 1, 1_000_000
+        ),
+        idle_timeout=reader.duration(web_section, "idle_timeout", "web", WebConfig.idle_timeout),
+    )
+    if web.idle_timeout > MAX_IDLE_TIMEOUT:
+        raise ConfigError("web.idle_timeout", f"must be at most {MAX_IDLE_TIMEOUT:g}s")
 
     log_section = reader.mapping(top.get("log"), "log", ("level", "format"))
     log = LogConfig(
@@ -393,7 +560,7 @@ def parse_config(
         poll=poll,
         api=api,
         metrics=metrics,
-        web=WebConfig(listen_address),
+        web=web,
         log=log,
         state=StateConfig(state_path),
     )
@@ -401,26 +568,39 @@ def parse_config(
 
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML file at ``path``."""
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError("", f"cannot read config file {path}: {error.strerror or error}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError("", f"{path}: {problem}{where}") from None
-    if data is None:
-        raise ConfigError("", f"{path} is empty")
+    data = read_yaml_file(path, "config file")
     return parse_config(data, environ, base_dir=path.resolve().parent)
+
+
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
+    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError("", f"cannot read {what} {path}: {reason}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError("", f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
+    try:
+        data = safe_load_bounded(text)
+    except YamlRefused as error:
+        raise ConfigError("", f"{path}: {error}") from None
+    if data is None and not allow_empty:
+        raise ConfigError("", f"{path} is empty")
+    return data
 
 
 def parse_listen_address(address: str) -> tuple[str | None, int]:
     """``host:port``, ``:port`` or ``[v6]:port`` → (host or None for every interface, port)."""
     host, sep, port_text = address.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not sep or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
+    if not 0 <= int(port_text) <= 65535 or not host.isprintable():
         raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return (host or None, int(port_text))

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 
 _UNITS = {"y": 365 * 86400.0, "w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+# At most 12 digits per unit: enough for any real duration, and the sum stays a finite float.
+_DURATION = re.compile(
+    r"^(?:(\d{1,12})y)?(?:(\d{1,12})w)?(?:(\d{1,12})d)?(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?"
+    r"(?:(\d{1,12})ms)?$"
+)
 
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``; ``ValueError`` if it is not a Prometheus duration."""
     match = _DURATION.match(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration")
+        raise ValueError("not a duration")
     return sum(
         int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value
     )

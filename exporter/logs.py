@@ -7,21 +7,54 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from urllib.parse import quote
 
 REDACTED = "<redacted>"
 # Attributes every LogRecord has; anything else was passed with extra= and is logged as a field.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+def secret_forms(secret: str) -> set[str]:
+    """Every spelling of ``secret`` that error text, JSON or repr() may carry: raw, JSON-escaped
+    (ASCII or not, and escaped twice), backslash-escaped, Python repr of str and bytes, URL-quoted."""
+    forms = {secret}
+    for escaped in (
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+        repr(secret.encode())[2:-1],
+        secret.encode("unicode_escape").decode("ascii"),
+        quote(secret, safe=""),
+    ):
+        forms.add(escaped)
+        forms.add(json.dumps(escaped)[1:-1])
+    return {form for form in forms if form}
+
+
+def _all_forms(secrets: Iterable[str]) -> list[str]:
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms |= secret_forms(secret)
+    return sorted(forms, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every secret (see :func:`secret_forms`) replaced by <redacted>."""
+    for form in _all_forms(secrets):
+        text = text.replace(form, REDACTED)
+    return text
+
+
 class _Formatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str], as_json: bool) -> None:
         super().__init__()
-        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)
+        self.forms = _all_forms(secrets)
         self.as_json = as_json
 
     def _mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
+        for form in self.forms:
+            text = text.replace(form, REDACTED)
         return text
 
     def format(self, record: logging.LogRecord) -> str:
