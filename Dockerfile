@@ -30,6 +30,10 @@ LABEL org.opencontainers.image.title="captaindata-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Captain Data runs" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+# The state that survives restarts (docs/configuration.md#state), on a volume the exporter owns.
+RUN install -d -o 10001 -g 10001 -m 0700 /var/lib/captaindata-exporter
+VOLUME ["/var/lib/captaindata-exporter"]
+ENV CAPTAINDATA_EXPORTER_STATE_PATH=/var/lib/captaindata-exporter
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

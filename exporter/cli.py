@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import platform
 import signal
 import sys
@@ -25,19 +26,24 @@ from exporter.config import (
     ConfigError,
     PollConfig,
     Secret,
+    StateConfig,
     WebConfig,
     WorkspaceConfig,
     load_config,
     parse_listen_address,
 )
 from exporter.logs import setup_logging
+from exporter.persist import StateDirectoryError
 from exporter.poller import build, unhealthy
+from exporter.restore import open_state
 from exporter.server import create_app
 from exporter.simulator import build_demo_simulator, start_simulator
 
 logger = logging.getLogger("exporter")
 
 EXIT_CONFIG_ERROR = 1
+#: The state directory when neither --state.path nor state.path sets one (the container image sets it).
+STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
 EXIT_POLL_FAILED = 1
 DEMO_POLL_INTERVAL = 5.0
 
@@ -52,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         "--web.listen-address",
         dest="listen_address",
         help=f"where to serve (default: the config's web.listen_address, else {DEFAULT_LISTEN_ADDRESS})",
+    )
+    parser.add_argument(
+        "--state.path",
+        dest="state_path",
+        help="directory of the state that survives restarts (overrides state.path; empty: off)",
     )
     parser.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, help="default: info")
     parser.add_argument("--log.format", dest="log_format", choices=LOG_FORMATS, help="default: logfmt")
@@ -111,7 +122,12 @@ async def _poll_once_and_print(config: Config) -> int:
 
 
 async def _serve(config: Config) -> int:
-    published, pollers = build(config)
+    try:
+        state_directory, savers = open_state(config)
+    except StateDirectoryError as error:
+        logger.error("cannot use the state directory (state.path)", extra={"error": str(error)})
+        return EXIT_CONFIG_ERROR
+    published, pollers = build(config, savers=savers)
     host, port = parse_listen_address(config.web.listen_address)
     runner = web.AppRunner(
         create_app(published, lambda: unhealthy(pollers)),
@@ -143,6 +159,8 @@ async def _serve(config: Config) -> int:
     await asyncio.gather(*tasks, return_exceptions=True)
     for poller in pollers:
         await poller.aclose()
+    if state_directory is not None:
+        state_directory.close()
     await runner.cleanup()
     return 0
 
@@ -187,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.listen_address:
         config = dataclasses.replace(config, web=WebConfig(args.listen_address))
+    state_path = args.state_path
+    if state_path is None and config.state.path is None:
+        state_path = os.environ.get(STATE_PATH_ENV)  # the container image's default
+    if state_path is not None:
+        config = dataclasses.replace(config, state=StateConfig(Path(state_path) if state_path else None))
     setup_logging(args.log_level or config.log.level, args.log_format or config.log.format, config.secrets())
     if args.once:
         return asyncio.run(_poll_once_and_print(config))

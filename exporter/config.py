@@ -120,6 +120,11 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    path: Path | None = None  # the state directory (exporter/persist.py); None: nothing is saved
+
+
+@dataclass(frozen=True)
 class Config:
     workspaces: tuple[WorkspaceConfig, ...]
     poll: PollConfig = field(default_factory=PollConfig)
@@ -127,6 +132,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    state: StateConfig = field(default_factory=StateConfig)
 
     def secrets(self) -> list[str]:
         return [workspace.api_key.reveal() for workspace in self.workspaces]
@@ -308,7 +314,7 @@ def parse_config(
 ) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` on the first problem."""
     reader = _Reader(os.environ if environ is None else environ, base_dir or Path.cwd())
-    top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log"))
+    top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state"))
 
     raw_workspaces = top.get("workspaces")
     if not isinstance(raw_workspaces, list) or not raw_workspaces:
@@ -373,8 +379,18 @@ def parse_config(
         level=reader.choice(log_section, "level", "log", LogConfig.level, LOG_LEVELS),
         format=reader.choice(log_section, "format", "log", LogConfig.format, LOG_FORMATS),
     )
+    state_section = reader.mapping(top.get("state"), "state", ("path",))
+    state_path = None
+    if state_section.get("path") is not None:
+        state_path = reader.base_dir / reader.string(state_section, "path", "state")
     return Config(
-        workspaces=workspaces, poll=poll, api=api, metrics=metrics, web=WebConfig(listen_address), log=log
+        workspaces=workspaces,
+        poll=poll,
+        api=api,
+        metrics=metrics,
+        web=WebConfig(listen_address),
+        log=log,
+        state=StateConfig(state_path),
     )
 
 

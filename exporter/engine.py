@@ -36,8 +36,10 @@ class StateSink:
         state: WorkspaceState,
         publish: Callable[[WorkspaceSnapshot], None],
         checkpoint: Checkpoint | None = None,
+        after_apply: Callable[[WorkspaceState], None] | None = None,
     ) -> None:
         self.state = state
+        self._after_apply = after_apply  # the state saver: runs under the lock, before publishing
         self._publish = publish
         self._checkpoint = checkpoint
         self._mutex = threading.Lock()
@@ -51,7 +53,10 @@ class StateSink:
         with self._mutex:
             if self._checkpoint is not None:
                 self._checkpoint("apply")
-            return apply(*args)
+            result = apply(*args)
+            if self._after_apply is not None:
+                self._after_apply(self.state)
+            return result
 
     async def call(self, apply: Callable[..., T], *args: object) -> T:
         """``apply(*args)`` on the state in a worker thread, under the sink's lock."""

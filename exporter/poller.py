@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter import __version__
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
 from exporter.published import Published
 from exporter.ratelimit import Backoff
+from exporter.restore import WorkspaceSaver
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
@@ -47,14 +48,18 @@ class Poller:
         publish: Callable[[WorkspaceSnapshot], None],
         state: WorkspaceState | None = None,
         checkpoint: Checkpoint | None = None,
+        saver: WorkspaceSaver | None = None,
     ) -> None:
         self.workspace = workspace
         self.config = config
+        if state is None and saver is not None:
+            state = saver.restore()  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
             workspace.name, config.metrics.needs_action_limit, workspace.api_version
         )
         self.checkpoint = checkpoint
-        self.sink = StateSink(self.state, publish, checkpoint)
+        self.saver = saver
+        self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
         self.transport = ApiTransport(
             workspace.base_url,
             v3_headers(workspace),
@@ -179,6 +184,8 @@ class Poller:
         return time.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
 
     async def aclose(self) -> None:
+        if self.saver is not None:  # the API counters too, so a clean restart continues every counter
+            await self.sink.call(self.saver.save, self.state, True)
         await self.transport.aclose()
         self.sink.close()  # last: publishes what is pending and ends the workspace's worker thread
 
@@ -187,9 +194,18 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
-def build(config: Config, checkpoint: Checkpoint | None = None) -> tuple[Published, list[Poller]]:
+def build(
+    config: Config,
+    checkpoint: Checkpoint | None = None,
+    savers: Mapping[str, WorkspaceSaver] | None = None,
+) -> tuple[Published, list[Poller]]:
+    """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
     published = Published([w.name for w in config.workspaces])
-    pollers = [Poller(w, config, published.publish, checkpoint=checkpoint) for w in config.workspaces]
+    savers = savers or {}
+    pollers = [
+        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name))
+        for w in config.workspaces
+    ]
     for poller in pollers:
         published.publish(poller.state.snapshot)
     return published, pollers

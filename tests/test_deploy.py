@@ -799,6 +799,7 @@ def test_kustomization_lists_existing_files_and_every_manifest() -> None:
     expected = {
         "configmap.yaml",
         "deployment.yaml",
+        "state-pvc.yaml",
         "service.yaml",
         "servicemonitor.yaml",
         "prometheusrule.yaml",

@@ -1,0 +1,190 @@
+"""Restart safety for one workspace: restore its state from its journal at start, and after each change
+to the state (in the sink's worker thread, under its lock, before the new snapshot is published)
+save the workflows whose counted data changed, with the workspace's record, as one committed batch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from exporter.apistats import ENDPOINTS, ApiStats
+from exporter.config import Config, WorkspaceConfig
+from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
+from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
+from exporter.state import WorkspaceState
+
+logger = logging.getLogger(__name__)
+
+#: Values that change at every read without changing what is counted: a record that differs only in
+#: them is not rewritten (they are saved with the next record that changes).
+_VOLATILE = ("last_success",)
+_COUNTERS = ("requests", "failures", "rate_limited")
+
+
+def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
+    return WorkspaceIdentity(
+        name=workspace.name,
+        workspace_uid=str(getattr(workspace, "workspace_uid", "") or ""),
+        base_url=workspace.base_url,
+        api_version=workspace.api_version,
+    )
+
+
+_UNKNOWN = -1  # never a hash() value: compares unequal to every digest
+
+
+def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> int:
+    """What a record counts, in one number, compared within this process only. The runs (the bulk)
+    are hashed as tuples (their strings cache their hashes); the small rest as canonical JSON."""
+    rest = {key: value for key, value in record.items() if key not in volatile and key != "runs"}
+    runs = record.get("runs")
+    try:
+        runs_hash = hash(tuple(map(tuple, runs))) if isinstance(runs, list) else hash(repr(runs))
+        return hash((runs_hash, json.dumps(rest, sort_keys=True, default=str)))
+    except (TypeError, ValueError):  # unhashable items in a record read back from disk
+        return _UNKNOWN
+
+
+class WorkspaceSaver:
+    """Owns one workspace's journal. ``save`` is called only under the sink's lock."""
+
+    def __init__(self, journal: WorkspaceJournal, needs_action_limit: int = 50) -> None:
+        self.journal = journal
+        self.needs_action_limit = needs_action_limit
+        self._digests: dict[str, int] = {}
+        self._workspace_digest = _UNKNOWN
+        self._failing = False
+
+    def restore(self, endpoints: Sequence[str] = ENDPOINTS) -> WorkspaceState | None:
+        """The state to continue from, or None for a fresh baseline. Never raises."""
+        loaded = self.journal.load()
+        if loaded is None or loaded.workspace is None:
+            return None
+        ident = self.journal.identity
+        workspace = loaded.workspace
+        records = dict(loaded.workflows)
+        listed = workspace.get("workflows")
+        for uid in listed if isinstance(listed, list) else ():
+            if isinstance(uid, str) and uid not in records:
+                # Listed but its record is lost (a damaged file): its next read is a baseline, so
+                # nothing of it is counted twice.
+                records[uid] = {"uid": uid, "name": "", "baseline": True, "read": False}
+        try:
+            state = WorkspaceState.restore(
+                ident.name,
+                workspace,
+                records.values(),
+                needs_action_limit=self.needs_action_limit,
+                api_version=ident.api_version,
+                endpoints=endpoints,
+            )
+            _restore_api(state.api, workspace.get("api"))
+        except Exception as error:  # a record the state cannot take: never stop the exporter
+            self.journal.discard(f"{type(error).__name__}: {error}")
+            return None
+        for uid in state.workflows:
+            saved = loaded.workflows.get(uid)
+            if saved is not None:
+                self._digests[uid] = _digest(saved)
+        self._workspace_digest = _digest(workspace, volatile=())
+        state.changed_workflows()  # what restore touched is on disk already
+        state.removed_workflows()
+        return state
+
+    def save(self, state: WorkspaceState, force: bool = False) -> None:
+        """Write what changed since the last save (``force``: the workspace record with the API
+        counters even when nothing counted changed, at shutdown). Errors are logged (once per
+        streak), never raised: the journal rewrites itself whole at the next save that works."""
+        try:
+            self._save(state, force)
+        except OSError as error:
+            if not self._failing:
+                logger.error(
+                    "cannot save the state; counts since the last save would be lost by a restart",
+                    extra={"workspace": state.name, "path": str(self.journal.path), "error": str(error)},
+                )
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info("saving the state works again", extra={"workspace": state.name})
+            self._failing = False
+
+    def _save(self, state: WorkspaceState, force: bool) -> None:
+        records: dict[str, dict[str, Any] | None] = {}
+        for uid in state.removed_workflows():
+            if uid not in state.workflows:
+                records[uid] = None
+                self._digests.pop(uid, None)
+        for uid in state.changed_workflows():
+            if uid not in state.workflows:
+                continue
+            record = state.export_workflow(uid)
+            digest = _digest(record)
+            if digest == _UNKNOWN or self._digests.get(uid) != digest:
+                self._digests[uid] = digest
+                records[uid] = record
+        workspace = state.export_workspace()
+        # Its last_success changes once per poll: the API counters are saved at least that often.
+        workspace_digest = _digest(workspace, volatile=())
+        unchanged = workspace_digest == self._workspace_digest != _UNKNOWN
+        if not records and unchanged and not force:
+            return
+        workspace["api"] = _export_api(state.api)
+        self._workspace_digest = workspace_digest
+        for key in self.journal.save(workspace, records):  # left out: tried again at its next change
+            if key:
+                self._digests.pop(key, None)
+            else:
+                self._workspace_digest = _UNKNOWN
+
+
+def _export_api(api: ApiStats) -> dict[str, Any]:
+    exported: dict[str, Any] = {
+        name: [[*key, value] for key, value in dict(getattr(api, name)).items()] for name in _COUNTERS
+    }
+    exported["durations"] = {endpoint: h.export() for endpoint, h in dict(api.durations).items()}
+    return exported
+
+
+def _restore_api(api: ApiStats, saved: object) -> None:
+    if not isinstance(saved, dict):
+        return
+    for name in _COUNTERS:
+        target: Counter[tuple[str, str]] = getattr(api, name)
+        for item in saved.get(name) or ():
+            if (
+                isinstance(item, list)
+                and len(item) == 3
+                and item[0] in api.endpoints
+                and isinstance(item[1], str)
+                and len(item[1]) <= 32
+                and isinstance(item[2], int)
+                and not isinstance(item[2], bool)
+                and item[2] >= 0
+            ):
+                target[(item[0], item[1])] = item[2]
+    durations = saved.get("durations")
+    if isinstance(durations, dict):
+        for endpoint in api.endpoints:
+            record = durations.get(endpoint)
+            if isinstance(record, dict):
+                api.durations[endpoint] = Histogram.restore(REQUEST_DURATION_BUCKETS, record)
+
+
+def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:
+    """The locked state directory and one saver per configured workspace, or (None, None) when
+    ``state.path`` is unset. Journals of workspaces no longer configured are left alone.
+    Raises StateDirectoryError."""
+    if config.state.path is None:
+        return None, None
+    directory = StateDirectory(config.state.path)
+    directory.open()
+    limit = config.metrics.needs_action_limit
+    savers = {
+        workspace.name: WorkspaceSaver(directory.journal(identity(workspace)), limit)
+        for workspace in config.workspaces
+    }
+    return directory, savers
