@@ -11,6 +11,8 @@ from exporter.snapshot import ApiStatsSnapshot
 WORKFLOWS_ENDPOINT = "/v3/workflows"
 RUNS_ENDPOINT = "/v3/workflows/{workflow_uid}/jobs"
 ENDPOINTS = (WORKFLOWS_ENDPOINT, RUNS_ENDPOINT)
+V4_RUNS_ENDPOINT = "/v4/runs"  # whatever v4.path says
+V4_ENDPOINTS = (V4_RUNS_ENDPOINT,)
 #: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
 LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
 

@@ -27,6 +27,7 @@ from exporter.config import (
     PollConfig,
     Secret,
     StateConfig,
+    V4Config,
     WebConfig,
     WorkspaceConfig,
     load_config,
@@ -38,6 +39,7 @@ from exporter.poller import build, unhealthy
 from exporter.restore import open_state
 from exporter.server import create_app
 from exporter.simulator import build_demo_simulator, start_simulator
+from exporter.simulator.v4demo import add_demo_v4_workspace
 
 logger = logging.getLogger("exporter")
 
@@ -46,6 +48,7 @@ EXIT_CONFIG_ERROR = 1
 STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
 EXIT_POLL_FAILED = 1
 DEMO_POLL_INTERVAL = 5.0
+DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,12 +82,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _demo_config(base_url: str, workspace_uid: str, api_key: str, listen_address: str) -> Config:
+def _demo_config(
+    base_url: str, workspace_uid: str, api_key: str, listen_address: str, v4_api_key: str | None = None
+) -> Config:
+    v4 = WorkspaceConfig(
+        name="demo-v4",
+        workspace_uid="",
+        api_key=Secret(v4_api_key or ""),
+        api_version="v4",
+        base_url=base_url,
+        v4=V4Config(resync_interval=DEMO_V4_RESYNC),
+    )
     return Config(
         workspaces=(
             WorkspaceConfig(
                 name="demo", workspace_uid=workspace_uid, api_key=Secret(api_key), base_url=base_url
             ),
+            *((v4,) if v4_api_key else ()),
         ),
         poll=PollConfig(interval=DEMO_POLL_INTERVAL),
         api=ApiConfig(requests_per_second=100.0, burst=100, retry_backoff=0.2, retry_backoff_max=2.0),
@@ -96,9 +110,10 @@ def _demo_config(base_url: str, workspace_uid: str, api_key: str, listen_address
 async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
     sim = build_demo_simulator()
     workspace = next(iter(sim.workspaces.values()))
+    v4_api_key = add_demo_v4_workspace(sim)  # the v3 and v4 demos side by side
     runner, base_url = await start_simulator(sim, "127.0.0.1", 0)
     try:
-        yield _demo_config(base_url, workspace.uid, workspace.api_key, listen_address)
+        yield _demo_config(base_url, workspace.uid, workspace.api_key, listen_address, v4_api_key)
     finally:
         await runner.cleanup()
 

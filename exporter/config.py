@@ -16,7 +16,7 @@ from exporter.durations import parse_duration
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 DEFAULT_BASE_URL = "https://api.captaindata.co"
-SUPPORTED_API_VERSIONS = ("v3",)
+SUPPORTED_API_VERSIONS = ("v3", "v4")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 
@@ -80,6 +80,7 @@ class WorkspaceConfig:
     api_version: str = "v3"
     base_url: str = DEFAULT_BASE_URL
     workflows: WorkflowFilter = field(default_factory=WorkflowFilter)
+    v4: V4Config | None = None  # set exactly when api_version is v4
 
 
 @dataclass(frozen=True)
@@ -285,27 +286,31 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
     section = reader.mapping(
         value,
         path,
-        ("name", "workspace_uid", "api_key", "api_key_file", "api_version", "base_url", "workflows"),
+        ("name", "workspace_uid", "api_key", "api_key_file", "api_version", "base_url", "workflows", "v4"),
     )
     if not section:
         raise ConfigError(path, "must be a mapping with name, workspace_uid and api_key")
-    base_url = reader.string(section, "base_url", path, DEFAULT_BASE_URL).rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(_join(path, "base_url"), f"{_show(base_url)} is not an http(s) URL")
     api_version = reader.string(section, "api_version", path, "v3")
     if api_version not in SUPPORTED_API_VERSIONS:
         raise ConfigError(
             _join(path, "api_version"),
             f"{_show(api_version)} is not supported (supported: {', '.join(SUPPORTED_API_VERSIONS)})",
         )
+    v4 = _read_v4(reader, section, path, api_version)
+    default_url = DEFAULT_BASE_URL if v4 is None else DEFAULT_V4_BASE_URL
+    base_url = reader.string(section, "base_url", path, default_url).rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(_join(path, "base_url"), f"{_show(base_url)} is not an http(s) URL")
+    optional_uid = v4 is not None and section.get("workspace_uid") is None
     return WorkspaceConfig(
         name=reader.string(section, "name", path),
-        workspace_uid=reader.string(section, "workspace_uid", path).strip(),
+        workspace_uid="" if optional_uid else reader.string(section, "workspace_uid", path).strip(),
         api_key=_read_api_key(reader, section, path),
         api_version=api_version,
         base_url=base_url,
         workflows=_read_workflow_filter(reader, section.get("workflows"), _join(path, "workflows")),
+        v4=v4,
     )
 
 
@@ -419,3 +424,43 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
         raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return (host or None, int(port_text))
+
+
+# API v4 (the v4 work): the ``v4:`` block of a workspace.
+DEFAULT_V4_BASE_URL = "https://api.captaindata.com"
+V4_MAX_PAGE_SIZE = 100  # the API's maximum ``limit``
+#: Workspace keys that only mean something to v3 (an error on a v4 workspace). ``workspace_uid`` is not
+#: one: it is optional on v4 (v4 keys identify the user; it is not sent).
+V3_ONLY_KEYS: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class V4Config:
+    lookback: float = 60 * 86400.0  # runs last updated longer ago are not tracked
+    resync_interval: float = 3600.0  # a full re-list (up to lookback) this often
+    page_size: int = V4_MAX_PAGE_SIZE
+    path: str = "/v4/runs"  # the guides' alias is /v4/api/runs/list
+
+
+def _read_v4(reader: _Reader, section: dict[str, Any], path: str, api_version: str) -> V4Config | None:
+    where = _join(path, "v4")
+    if api_version != "v4":
+        if "v4" in section:
+            raise ConfigError(where, f"is only for api_version: v4 (this workspace uses {api_version})")
+        return None
+    for key in V3_ONLY_KEYS:
+        if key in section:
+            raise ConfigError(_join(path, key), "is only for api_version: v3")
+    block = reader.mapping(section.get("v4"), where, tuple(V4Config.__dataclass_fields__))
+    page_size = reader.number(block, "page_size", where, V4Config.page_size, int, 1)
+    if page_size > V4_MAX_PAGE_SIZE:
+        raise ConfigError(_join(where, "page_size"), f"must be at most {V4_MAX_PAGE_SIZE}, got {page_size}")
+    runs_path = reader.string(block, "path", where, V4Config.path)
+    if not runs_path.startswith("/") or any(c in runs_path for c in "?#") or "//" in runs_path:
+        raise ConfigError(_join(where, "path"), f"{_show(runs_path)} is not a URL path (e.g. /v4/runs)")
+    return V4Config(
+        lookback=reader.duration(block, "lookback", where, V4Config.lookback),
+        resync_interval=reader.duration(block, "resync_interval", where, V4Config.resync_interval),
+        page_size=page_size,
+        path=runs_path,
+    )

@@ -19,6 +19,7 @@ from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
 from exporter.v3source import V3Source
+from exporter.v4source import V4Source, v4_headers
 
 logger = logging.getLogger(__name__)
 RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
@@ -35,6 +36,8 @@ def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
 
 def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
     """The reader of the workspace's API version."""
+    if workspace.api_version == "v4":
+        return V4Source(transport, workspace, config)
     return V3Source(transport, config.api, workspace.workflows, workspace.name)
 
 
@@ -60,13 +63,9 @@ class Poller:
         self.checkpoint = checkpoint
         self.saver = saver
         self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
+        headers = v4_headers(workspace) if workspace.api_version == "v4" else v3_headers(workspace)
         self.transport = ApiTransport(
-            workspace.base_url,
-            v3_headers(workspace),
-            config.api,
-            self.state.api,
-            self._progress,
-            self.sink.executor,
+            workspace.base_url, headers, config.api, self.state.api, self._progress, self.sink.executor
         )
         self.source = make_source(workspace, config, self.transport)
         self._guard: asyncio.Timeout | None = None

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from exporter.apistats import ENDPOINTS, ApiStats
+from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
@@ -116,11 +116,13 @@ class WorkspaceState:
         name: str,
         needs_action_limit: int = 50,
         api_version: str = "v3",
-        endpoints: Sequence[str] = ENDPOINTS,
+        endpoints: Sequence[str] | None = None,
     ) -> None:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
+        if endpoints is None:
+            endpoints = V4_ENDPOINTS if api_version == "v4" else ENDPOINTS
         self.api = ApiStats(tuple(endpoints))
         # Poll health.
         self.up = False
@@ -363,7 +365,7 @@ class WorkspaceState:
         workflow_records: Iterable[Mapping[str, Any]],
         needs_action_limit: int = 50,
         api_version: str = "v3",
-        endpoints: Sequence[str] = ENDPOINTS,
+        endpoints: Sequence[str] | None = None,
         now: float | None = None,
     ) -> WorkspaceState:
         """A state that continues from saved records. Restored runs are remembered, not listed: the

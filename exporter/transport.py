@@ -15,6 +15,7 @@ import httpx
 
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
+from exporter.errorbody import ERROR_BODY_MAX, summarize_error_body
 from exporter.model import BadResponse
 from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
 
@@ -106,6 +107,13 @@ class ApiTransport:
         self.bucket = TokenBucket(api.requests_per_second, api.burst)
         self.backoff = Backoff(api.retry_backoff, api.retry_backoff_max)
         self.window = RateLimitWindow(api.max_retry_after)
+        # Header values that carry the key (and the key alone): never repeated from an error body.
+        self._secrets = [
+            part
+            for name, value in headers.items()
+            if name.lower() in ("authorization", "x-api-key")
+            for part in (value, value.split()[-1] if value.split() else value)
+        ]
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=api.request_timeout,
@@ -124,8 +132,13 @@ class ApiTransport:
         """One request, connect to last byte, bounded by api.request_timeout and the body cap."""
         async with asyncio.timeout(self.api.request_timeout):
             async with self._http.stream("GET", path, params=params) as response:
-                if response.status_code != 200:
-                    return response.status_code, response.headers, b""
+                if response.status_code != 200:  # only the start of an error body is read
+                    excerpt = b""
+                    async for chunk in response.aiter_bytes():
+                        excerpt += chunk
+                        if len(excerpt) >= ERROR_BODY_MAX:
+                            break
+                    return response.status_code, response.headers, excerpt
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():  # decoded: the cap is on what we hold
@@ -192,20 +205,24 @@ class ApiTransport:
                             "endpoint": endpoint,
                             "wait_seconds": round(wait, 3),
                             "limit_type": limit_type,
+                            "said": summarize_error_body(body, self._secrets),
                         },
                     )
                     self._progress(wait)
                     continue
+                said = summarize_error_body(body, self._secrets)
+                said = f" ({said})" if said else ""
                 if code in (401, 403):
                     raise RequestFailed(
                         UNAUTHORIZED,
-                        f"GET {path} answered {code}: the API key or workspace_uid is wrong or outdated",
+                        f"GET {path} answered {code}: the API key or workspace_uid is wrong or "
+                        f"outdated{said}",
                     )
                 if code == 404:
-                    raise NotFound(f"GET {path} answered 404")
+                    raise NotFound(f"GET {path} answered 404{said}")
                 if code < 500:
-                    raise RequestFailed(BAD_RESPONSE, f"GET {path} answered unexpected HTTP {code}")
-                reason, why = SERVER_ERROR, f"GET {path} answered HTTP {code}"
+                    raise RequestFailed(BAD_RESPONSE, f"GET {path} answered unexpected HTTP {code}{said}")
+                reason, why = SERVER_ERROR, f"GET {path} answered HTTP {code}{said}"
             failures += 1
             if failures > self.api.max_retries:
                 raise RequestFailed(reason, f"{why} (after {failures} attempts)")

@@ -97,8 +97,8 @@ def test_api_key_file(tmp_path: Path) -> None:
         (lambda d: d["workspaces"][0].update(name=3), "workspaces[0].name: must be a string, got int 3"),
         (lambda d: d["workspaces"][0].pop("workspace_uid"), "workspaces[0].workspace_uid: is required"),
         (
-            lambda d: d["workspaces"][0].update(api_version="v4"),
-            'workspaces[0].api_version: "v4" is not supported',
+            lambda d: d["workspaces"][0].update(api_version="v5"),
+            'workspaces[0].api_version: "v5" is not supported',
         ),
         (
             lambda d: d["workspaces"][0].update(base_url="ftp://x"),

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.simulator.model import Fault, RateLimit, Simulator, SimWorkspace
+from exporter.simulator.v4app import add_v4_routes, authenticate_v4, is_v4, v4_error
 
 SIMULATOR_KEY = web.AppKey("simulator", Simulator)
 IGNORE_PAGE_KEY = web.RequestKey("ignore_page", bool)
@@ -51,7 +52,7 @@ def _authenticate(sim: Simulator, request: web.Request) -> SimWorkspace | web.Re
         return workspace
 
 
-def _rate_limited(limit: RateLimit, now: float) -> web.Response:
+def _rate_limited(limit: RateLimit, now: float, v4: bool = False) -> web.Response:
     reset_at = limit.window_started + limit.window_seconds
     wait = max(1, int(reset_at - now + 0.999))
     headers = {"X-RateLimit-Limit": str(limit.max_requests), "X-RateLimit-Remaining": "0"}
@@ -64,6 +65,10 @@ def _rate_limited(limit: RateLimit, now: float) -> web.Response:
         headers["Retry-After"] = formatdate(now + wait, usegmt=True)
     if limit.style == "none":
         headers = {}
+    if v4:
+        response = v4_error(429, "Too Many Requests: rate limit reached, retry after Retry-After seconds.")
+        response.headers.update(headers)
+        return response
     return web.json_response(
         {
             "message": "Too Many Requests: rate limited, wait before making additional requests.",
@@ -79,6 +84,8 @@ async def _apply_fault(fault: Fault, request: web.Request) -> web.StreamResponse
         await asyncio.sleep(fault.delay)
         return None
     if fault.kind == "status":
+        if is_v4(request):
+            return v4_error(fault.status, f"Simulated HTTP {fault.status}.")
         return _error(fault.status, f"Simulated HTTP {fault.status}.")
     if fault.kind == "malformed":
         return web.Response(text='[{"uid": "truncated', content_type="application/json")
@@ -109,6 +116,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     entry: dict[str, Any] = {"method": request.method, "path": request.path, "query": dict(request.query)}
     entry["authorization_scheme"] = request.headers.get("Authorization", "").split(" ")[0].lower()
     entry["project"] = request.headers.get("x-project-id", "")
+    entry["x_api_key"] = "X-API-Key" in request.headers
     with sim.lock:
         sim.request_log.append(entry)
     fault = sim.take_fault(request.path_qs)
@@ -121,8 +129,8 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     limit = sim.take_rate_limit()
     if limit is not None:
         entry["status"] = 429
-        return _rate_limited(limit, sim.clock())
-    workspace = _authenticate(sim, request)
+        return _rate_limited(limit, sim.clock(), v4=is_v4(request))
+    workspace = authenticate_v4(sim, request) if is_v4(request) else _authenticate(sim, request)
     if isinstance(workspace, web.Response):
         entry["status"] = workspace.status
         return workspace
@@ -237,4 +245,5 @@ def create_simulator_app(sim: Simulator) -> web.Application:
     app.router.add_get("/v3/workspace", get_workspace)
     app.router.add_post("/_sim/{method}", script)
     app.router.add_get("/_sim/requests", requests_seen)
+    add_v4_routes(app, sim, WORKSPACE_KEY, IGNORE_PAGE_KEY)
     return app

@@ -1,0 +1,122 @@
+"""What the exporter reads from the v4 API: runs of actions, parsed tolerantly like v3's (a bad item
+is skipped and counted, never the page), with the status mapped onto the status guide."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from exporter.model import (
+    INVALID_ITEM,
+    INVALID_TIMESTAMP,
+    INVALID_UID,
+    BadResponse,
+    Parsed,
+    Run,
+    load_json,
+)
+from exporter.statuses import (
+    TERMINAL_STATUSES,
+    UNKNOWN,
+    V4_FAILED_ON_INPUT,
+    V4_INPUT_ERROR_PATTERNS,
+    V4_STATUS_MAP,
+    UnknownStatuses,
+)
+from exporter.text import clean_identifier
+from exporter.timestamps import InvalidTimestamp, read_timestamp
+
+_API_STATUS: Final = {status: sys.intern(status.lower()) for status in V4_STATUS_MAP}
+_INPUT_PATTERNS: Final = tuple((key, re.compile(p, re.IGNORECASE)) for key, p in V4_INPUT_ERROR_PATTERNS)
+_TIMES: Final = ("started_at", "finished_at", "created_at", "updated_at", "postponed_until")
+_ERROR_TEXT_MAX: Final = 1000  # only the start of a long error message is searched
+
+
+@dataclass(frozen=True, slots=True)
+class V4Item:
+    """One listed run: the run as the state keeps it, its action (the workflow labels) and when it
+    last changed (the listing's sort key; ``None`` when the API did not say)."""
+
+    run: Run
+    action: str
+    updated_at: float | None
+
+
+def failed_on_input(last_error: object) -> bool:
+    """Whether a FAILED run's ``last_error`` points at its input or parameters."""
+    if not isinstance(last_error, dict):
+        return False
+    for key, pattern in _INPUT_PATTERNS:
+        value = last_error.get(key)
+        if isinstance(value, str) and pattern.search(value[:_ERROR_TEXT_MAX]):
+            return True
+    return False
+
+
+def v4_status(raw: object, last_error: object, unknown: UnknownStatuses) -> tuple[str, str]:
+    """(guide status, api_status label) of a v4 wire status. Exact UPPERCASE values are the API's;
+    other casings are accepted. Anything else is ``unknown`` (and noted in ``unknown``)."""
+    key = raw.strip().upper() if isinstance(raw, str) else ""
+    status = V4_STATUS_MAP.get(key)
+    if status is None:
+        unknown.note(raw)
+        return UNKNOWN, UNKNOWN
+    if key == "FAILED" and failed_on_input(last_error):
+        status = V4_FAILED_ON_INPUT
+    return status, _API_STATUS[key]
+
+
+def parse_v4_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
+    """``GET /v4/runs``: a bare array of run objects."""
+    now = time.time() if now is None else now
+    if not isinstance(payload, list):
+        raise BadResponse(f"expected a JSON array of runs, got {type(payload).__name__}")
+    parsed: Parsed[V4Item] = Parsed()
+    for index, item in enumerate(payload):
+        if not isinstance(item, dict):
+            parsed.skip(INVALID_ITEM, f"run {index} is not an object")
+            continue
+        uid = clean_identifier(item.get("uid"))
+        if uid is None:
+            parsed.skip(INVALID_UID, f"run {index} has no usable uid")
+            continue
+        action = clean_identifier(item.get("action_name"))
+        if action is None:
+            parsed.skip(INVALID_ITEM, f"run {index} has no usable action_name")
+            continue
+        try:
+            started, finished, created, updated, postponed = (
+                read_timestamp(item.get(key), now) for key in _TIMES
+            )
+        except InvalidTimestamp as error:
+            parsed.skip(INVALID_TIMESTAMP, f"run {index} has a timestamp that is {error}")
+            continue
+        status, api_status = v4_status(item.get("status"), item.get("last_error"), unknown)
+        if finished is None and status in TERMINAL_STATUSES:
+            finished = updated
+        run = Run(
+            uid=uid,
+            name="",
+            status=status,
+            api_status=api_status,
+            start_time=started,
+            finish_time=finished,
+            scheduled_time=created,
+            postponed_until=postponed,
+        )
+        changed = updated if updated is not None else _latest(started, finished, created)
+        parsed.items.append(V4Item(run, sys.intern(action), changed))
+    return parsed
+
+
+def _latest(*moments: float | None) -> float | None:
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
+def parse_v4_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
+    """``parse_v4_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
+    return parse_v4_runs(load_json(body), unknown, now)
