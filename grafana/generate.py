@@ -486,7 +486,7 @@ def workflow_variable(multi: bool) -> dash.QueryVariable:
         .label("Workflow")
         .datasource(DATASOURCE)
         .query(f"query_result(max by (workflow, workflow_uid) ({source}))")
-        .regex(r'/workflow="(?<text>(?:[^"\\]|\\.)*)",\s*workflow_uid="(?<value>[^"]*)"/')
+        .regex(r'/workflow="(?<text>.*)",\s*workflow_uid="(?<value>[^"]*)"/')
         .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
         .multi(multi)

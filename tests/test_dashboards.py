@@ -258,11 +258,12 @@ def test_workflow_variable_selects_by_uid_and_shows_the_name(board: dict[str, An
     for earlier in CHAINED_VARIABLES:
         assert f'{earlier}=~"${earlier}"' in match.group(1), f"workflow is not chained to {earlier}"
     pattern = re.compile(var["regex"].strip("/").replace("?<", "?P<"))
-    result = '{workflow="Extract \\"EU\\" leads", workflow_uid="wf-1"} 1 1700000000000'
+    # Grafana's query_result text: labels sorted by name, joined by commas, values raw (quotes unescaped)
+    result = '{workflow="Extract "EU", leads",workflow_uid="wf-1"} 1 1700000000000'
     found = pattern.search(result)
     assert found
     assert found.group("value") == "wf-1"
-    assert found.group("text") == 'Extract \\"EU\\" leads'
+    assert found.group("text") == 'Extract "EU", leads'
     assert var["refresh"] == 2
     for panel, target in targets(board):
         assert 'workflow="$workflow"' not in target["expr"], panel["title"]
