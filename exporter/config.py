@@ -393,6 +393,9 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError("", f"{path}: {problem}{where}") from None
     if data is None:
         raise ConfigError("", f"{path} is empty")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
+        raise ConfigError("", f"{path}: the top level must be a mapping (key: value lines), not {kind}")
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 

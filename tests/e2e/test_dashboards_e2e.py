@@ -282,9 +282,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
                 )
             ]}
             broken = problems(list(run_panels(prom, broken_board, overview_vars, start, time.time())))
-            yield Checked(
-                results[0], results[1], stuck, annotation_errors, broken, time.monotonic() - began, not_emitted
-            )
+            elapsed = time.monotonic() - began
+            yield Checked(results[0], results[1], stuck, annotation_errors, broken, elapsed, not_emitted)
 
 
 def test_every_overview_query_returns_data(checked: Checked) -> None:
