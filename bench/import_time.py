@@ -31,9 +31,10 @@ workspaces:
 def measure(args: list[str]) -> tuple[float, float, set[str]]:
     """Median cumulative import time (ms) of exporter.cli and of all modules, and the heavy ones seen."""
     cli_times, all_times, heavy = [], [], set()
+    command = args if args[:1] == ["-c"] else ["-m", "exporter", *args]
     for _ in range(RUNS):
         result = subprocess.run(
-            [sys.executable, "-X", "importtime", "-m", "exporter", *args],
+            [sys.executable, "-X", "importtime", *command],
             capture_output=True,
             text=True,
             timeout=60,
@@ -62,6 +63,10 @@ def main() -> None:
             "--help": ["--help"],
             "--check-config": ["--config", str(config), "--check-config"],
             "--once (for comparison)": ["--config", str(config), "--once", "--log.level", "error"],
+            "eager imports (before)": [
+                "-c",
+                "import exporter.cli, exporter.poller, exporter.server, exporter.simulator, aiohttp.client",
+            ],
         }
         print(f"{'command':<26} {'exporter.cli':>13} {'all imports':>12}  heavy modules imported")
         for name, args in commands.items():
