@@ -17,8 +17,6 @@ from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUE
 #: (page shifts, page cap) is not counted again when it comes back.
 FORGET_VANISHED_RUNS_AFTER = 86400.0
 
-WorkflowKey = tuple[str, str]  # (workflow_uid, workflow name)
-
 
 @dataclass(frozen=True)
 class NeedsAction:

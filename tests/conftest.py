@@ -12,7 +12,7 @@ from exporter.config import Config, parse_config
 from exporter.poller import Hub, Poller, build
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import fast_config, workspace_config
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
 
 WORKSPACE_UID = "5b7c6a0e-3f51-4c1b-9a7e-2d8f0c4e6a19"
@@ -59,13 +59,13 @@ class Harness:
     hub: Hub
     pollers: list[Poller]
 
-    async def poll(self) -> Exposition:
+    async def poll(self) -> ScrapedMetrics:
         for poller in self.pollers:
             await poller.poll_once()
         return self.exposition()
 
-    def exposition(self) -> Exposition:
-        return Exposition(self.hub.exposition.text.decode())
+    def exposition(self) -> ScrapedMetrics:
+        return ScrapedMetrics(self.hub.exposition.text.decode())
 
     async def aclose(self) -> None:
         for poller in self.pollers:

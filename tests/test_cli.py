@@ -19,7 +19,7 @@ from exporter.simulator import Simulator
 from exporter.statuses import KNOWN_STATUSES
 from tests.conftest import API_KEY, WORKSPACE_UID, ConfigFactory
 from tests.support.exporter_proc import running_exporter
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -63,7 +63,7 @@ def test_once_prints_the_exposition_and_exits_zero(
     sim.add_run(WF, "paused", start_time=time.time() - 10)
     result = cli("--once", "--config", str(write_config(tmp_path, config_dict())))
     assert result.returncode == 0, result.stderr
-    exposition = Exposition(result.stdout)
+    exposition = ScrapedMetrics(result.stdout)
     assert exposition.value("captaindata_runs", status="paused") == 1
     assert exposition.value("captaindata_up") == 1
     # progress at info level, then one summary line on stderr
@@ -81,7 +81,7 @@ def test_once_exits_non_zero_when_a_poll_fails(
     sim.set_api_key(WORKSPACE_UID, "e" * 64)
     result = cli("--once", "--config", str(write_config(tmp_path, config_dict())))
     assert result.returncode == 1  # exporter.cli.EXIT_POLL_FAILED, distinct from a configuration error
-    assert Exposition(result.stdout).value("captaindata_poll_errors_total", reason="unauthorized") == 1
+    assert ScrapedMetrics(result.stdout).value("captaindata_poll_errors_total", reason="unauthorized") == 1
     assert "1 failed (" in result.stderr.strip().splitlines()[-1]
     assert "unauthorized" in result.stderr
 
@@ -101,7 +101,7 @@ def test_the_api_key_never_leaks(sim: Simulator, config_dict: ConfigFactory, tmp
             sim.set_api_key(WORKSPACE_UID, "d" * 64)  # now every poll fails as unauthorized
 
             def unauthorized(exporter: Any = exporter) -> bool:
-                found = Exposition(exporter.metrics())
+                found = ScrapedMetrics(exporter.metrics())
                 return found.value("captaindata_poll_errors_total", reason="unauthorized") > 0
 
             wait_until(unauthorized, 15, "an unauthorized poll")
@@ -201,13 +201,13 @@ def test_demo_shows_every_status_and_moves(tmp_path: Path) -> None:
     url = f"http://{LOOPBACK}:{port}"
     with running_process(argv, tmp_path / "demo.log") as proc:
         wait_until(lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), 30, "the demo to be ready")
-        exposition = Exposition(httpx.get(f"{url}/metrics", timeout=5).text)
+        exposition = ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=5).text)
         for status in KNOWN_STATUSES:
             assert exposition.total("captaindata_runs", status=status) > 0, status
         assert max(s.value for s in exposition.find("captaindata_running_run_max_age_seconds")) > 7 * 3600
 
         def moved() -> bool:
-            later = Exposition(httpx.get(f"{url}/metrics", timeout=5).text)
+            later = ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=5).text)
             return later.total("captaindata_run_status_changes_total") > 0
 
         wait_until(moved, 30, "the demo's runs to change status")

@@ -18,7 +18,7 @@ from exporter.server import create_app
 from exporter.simulator import Simulator
 from exporter.statuses import GUIDE
 from tests.conftest import API_KEY
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK
 
 WF = "wf-1"
@@ -51,7 +51,7 @@ async def test_ready_only_after_every_workspace_was_polled(served: tuple[Any, st
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{url}/-/healthy")).status_code == 200
         assert (await client.get(f"{url}/-/ready")).status_code == 503
-        before = Exposition((await client.get(f"{url}/metrics")).text)
+        before = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
         assert before.value("captaindata_up") == 0
         assert before.find("captaindata_runs") == []
         await harness.poll()
@@ -64,7 +64,7 @@ async def test_text_format_parses_and_has_no_created_series(served: tuple[Any, s
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{url}/metrics", headers={"Accept": "text/plain"})
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    exposition = Exposition(response.text)
+    exposition = ScrapedMetrics(response.text)
     assert exposition.value("captaindata_runs", status="running") == 1
     assert exposition.value("captaindata_exporter_build_info") == 1
     assert not [name for name in exposition.names() if name.endswith("_created")]
@@ -108,7 +108,7 @@ async def test_landing_page_shows_health_statuses_and_actions(served: tuple[Any,
     async with httpx.AsyncClient() as client:
         page = (await client.get(f"{url}/")).text
     assert "acme" in page
-    assert "up" in page
+    assert '<span class="up">up</span>' in page  # the health cell itself ("up" alone is in the CSS)
     for guide in GUIDE.values():
         assert guide.title in page
         assert html.escape(guide.action) in page
@@ -137,7 +137,7 @@ async def test_concurrent_scrapes_never_see_half_a_poll(sim: Simulator, harness_
     seen: set[tuple[float, float]] = set()
 
     async def scrape(client: httpx.AsyncClient) -> None:
-        exposition = Exposition((await client.get(f"{url}/metrics")).text)
+        exposition = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
         finished = exposition.total("captaindata_runs", status="finished")
         warning = exposition.total("captaindata_runs", status="warning")
         assert (finished, warning) in {(12, 0), (0, 12)}
