@@ -1,55 +1,79 @@
-"""Scrape cost: the exporter's pre-rendered /metrics against rendering on every scrape, side by side.
+"""Scrape cost: the exporter's /metrics (rendered once per publish, cached per format) against
+rendering on every scrape, side by side, plain and gzip:
 
-    python bench/scrape_bench.py [--workflows 200] [--runs 40] [--scrapes 200]
+    python -m bench.scrape_bench [--workflows 200] [--scrapes 40]
 
-Both servers run in this process on 127.0.0.1 and serve the same states; only the handler differs.
-Prints per-scrape latency for each and their ratio.
+Every server runs in this process on 127.0.0.1 and serves the same snapshots; only the handler differs.
+The fair baseline is what a prometheus_client collector does: one ``generate_latest`` (text format)
+per scrape, plus ``gzip.compress`` when the scraper accepts gzip. A third server runs this exporter's
+own renderer on every scrape, without its caches. Prints the median latency of each and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import statistics
 import time
+from collections.abc import Iterator
 
 import httpx
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
-from exporter.client import PollResult
-from exporter.exposition import TEXT_CONTENT_TYPE, Exposition
-from exporter.model import Run, Workflow
-from exporter.poller import Hub
+from exporter.exposition import TEXT_CONTENT_TYPE, accepts_gzip
+from exporter.published import GZIP_LEVEL, Published
+from exporter.render import render
 from exporter.server import create_app
-from exporter.state import WorkspaceState
-from exporter.statuses import KNOWN_STATUSES
+from exporter.snapshot import WorkspaceSnapshot
+from tests.support.snapshots import big_workspace
 
 
-def synthetic_state(workflows: int, runs: int) -> WorkspaceState:
-    now = time.time()
-    state = WorkspaceState("bench", needs_action_limit=50)
-    flows = [Workflow(f"wf-{i:04d}", f"Workflow {i}") for i in range(workflows)]
-    result = PollResult(
-        workflows=flows,
-        runs={
-            flow.uid: [
-                Run(f"{flow.uid}-run-{j}", f"Run {j}", KNOWN_STATUSES[j % 7], now - 3600 + j, now - j, None)
-                for j in range(runs)
-            ]
-            for flow in flows
-        },
-    )
-    state.apply(result, now)
-    state.apply(result, now + 1)
-    return state
+class _Fixed(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.metrics)
 
 
-async def render_every_scrape(request: web.Request) -> web.Response:
-    states = request.app[STATES_KEY]
-    return web.Response(body=Exposition.render(states).text, headers={"Content-Type": TEXT_CONTENT_TYPE})
+def baseline_app(snapshots: list[WorkspaceSnapshot]) -> web.Application:
+    """A prometheus_client exporter of the same series: generate_latest on every scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    families = list(text_string_to_metric_families(render(snapshots, openmetrics=False).decode()))
+    registry.register(_Fixed(families))
+
+    async def handler(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return _respond(request, body)
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    return app
 
 
-STATES_KEY = web.AppKey("states", list)
+def uncached_app(snapshots: list[WorkspaceSnapshot]) -> web.Application:
+    """This exporter's renderer without its caches: everything rendered on every scrape."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return _respond(request, render(snapshots, openmetrics=False))
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    return app
+
+
+def _respond(request: web.Request, body: bytes) -> web.Response:
+    headers = {"Content-Type": TEXT_CONTENT_TYPE}
+    if accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(body=body, headers=headers)
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
@@ -59,10 +83,10 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
 
 
-async def measure(url: str, scrapes: int) -> list[float]:
+async def measure(url: str, scrapes: int, encoding: str) -> list[float]:
     timings = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        await client.get(url)  # warm up the connection
+    async with httpx.AsyncClient(timeout=60, headers={"Accept-Encoding": encoding}) as client:
+        await client.get(url)  # warm up the connection (and the exporter's cache)
         for _ in range(scrapes):
             started = time.perf_counter()
             response = await client.get(url)
@@ -76,37 +100,43 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workflows", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=40, help="runs per workflow")
-    parser.add_argument("--scrapes", type=int, default=200)
+    parser.add_argument("--scrapes", type=int, default=40)
     args = parser.parse_args()
 
-    states = [synthetic_state(args.workflows, args.runs)]
-    hub = Hub(states)
-    baseline = web.Application()
-    baseline[STATES_KEY] = states
-    baseline.router.add_get("/metrics", render_every_scrape)
+    snapshots = [big_workspace("bench", args.workflows)]
+    published = Published(["bench"])
+    published.publish(snapshots[0])
+    apps = {
+        "exporter (cached)": create_app(published),
+        "prometheus_client generate_latest per scrape": baseline_app(snapshots),
+        "own renderer, uncached, per scrape": uncached_app(snapshots),
+    }
     runners = []
+    medians: dict[tuple[str, str], float] = {}
     try:
-        pre_runner, pre_url = await serve(create_app(hub))
-        runners.append(pre_runner)
-        base_runner, base_url = await serve(baseline)
-        runners.append(base_runner)
-        series = hub.exposition.text.count(b"\n") - hub.exposition.text.count(b"\n#")
-        # Interleave the two so that machine noise hits both alike.
-        pre: list[float] = []
-        base: list[float] = []
-        for _ in range(4):
-            pre += await measure(pre_url, args.scrapes // 4)
-            base += await measure(base_url, args.scrapes // 4)
+        urls = {}
+        for name, app in apps.items():
+            runner, urls[name] = await serve(app)
+            runners.append(runner)
+        for encoding in ("identity", "gzip"):
+            timings: dict[str, list[float]] = {name: [] for name in apps}
+            for _ in range(4):  # interleaved, so that machine noise hits all alike
+                for name, url in urls.items():
+                    timings[name] += await measure(url, max(1, args.scrapes // 4), encoding)
+            for name, found in timings.items():
+                medians[(name, encoding)] = statistics.median(found)
     finally:
         for runner in runners:
             await runner.cleanup()
-    pre_median = statistics.median(pre)
-    base_median = statistics.median(base)
-    print(f"{args.workflows} workflows x {args.runs} runs: {series} series, {len(hub.exposition.text)} bytes")
-    print(f"pre-rendered per poll (the exporter): median {pre_median * 1000:.2f} ms per scrape")
-    print(f"rendered on every scrape (baseline):  median {base_median * 1000:.2f} ms per scrape")
-    print(f"ratio baseline / exporter: {base_median / pre_median:.1f}x")
+    text = render(snapshots, openmetrics=False)
+    series = text.count(b"\n") - text.count(b"\n#") - 1
+    print(f"{args.workflows} workflows: {series} series, {len(text)} bytes")
+    exporter = "exporter (cached)"
+    for encoding in ("identity", "gzip"):
+        print(f"\n{encoding}:")
+        for name in apps:
+            ratio = medians[(name, encoding)] / medians[(exporter, encoding)]
+            print(f"  {name:<46} median {medians[(name, encoding)] * 1000:8.2f} ms  ({ratio:5.1f}x)")
 
 
 if __name__ == "__main__":

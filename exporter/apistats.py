@@ -6,30 +6,49 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
+from exporter.snapshot import ApiStatsSnapshot
 
 WORKFLOWS_ENDPOINT = "/v3/workflows"
 RUNS_ENDPOINT = "/v3/workflows/{workflow_uid}/jobs"
 ENDPOINTS = (WORKFLOWS_ENDPOINT, RUNS_ENDPOINT)
+#: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
+LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
+#: Values of the ``reason`` label of ``captaindata_api_request_failures_total``.
 FAILURE_REASONS = ("timeout", "network")
 
 
 @dataclass
 class ApiStats:
+    endpoints: tuple[str, ...] = ENDPOINTS
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
-    failures: Counter[tuple[str, str]] = field(  # (endpoint, timeout|network), every pair present at 0
-        default_factory=lambda: Counter({(e, r): 0 for e in ENDPOINTS for r in FAILURE_REASONS})
-    )
-    rate_limited: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(ENDPOINTS, 0)))
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, timeout|network)
+    rate_limited: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, limit_type)
     durations: dict[str, Histogram] = field(default_factory=dict)
-    retry_after: float = 0.0
+    retry_after: float = 0.0  # what the exporter will actually wait after the latest 429
+
+    def __post_init__(self) -> None:
+        for endpoint in self.endpoints:
+            self.rate_limited.setdefault((endpoint, "none"), 0)
+            for reason in FAILURE_REASONS:  # present at 0, as the other counters are
+                self.failures.setdefault((endpoint, reason), 0)
 
     def record_response(self, endpoint: str, code: int, seconds: float) -> None:
         self.requests[(endpoint, str(code))] += 1
         self.durations.setdefault(endpoint, Histogram(REQUEST_DURATION_BUCKETS)).observe(seconds)
-        if code == 429:
-            self.rate_limited[endpoint] += 1
-        elif 200 <= code < 300:
+        if 200 <= code < 300:
             self.retry_after = 0.0
+
+    def record_rate_limited(self, endpoint: str, limit_type: str) -> None:
+        self.rate_limited[(endpoint, limit_type)] += 1
 
     def record_failure(self, endpoint: str, reason: str) -> None:
         self.failures[(endpoint, reason)] += 1
+
+    def snapshot(self) -> ApiStatsSnapshot:
+        return ApiStatsSnapshot(
+            requests=dict(self.requests),
+            failures=dict(self.failures),
+            rate_limited=dict(self.rate_limited),
+            durations={endpoint: histogram.snapshot() for endpoint, histogram in self.durations.items()},
+            retry_after=self.retry_after,
+        )

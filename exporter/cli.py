@@ -37,7 +37,8 @@ from exporter.config import (
 from exporter.logs import setup_logging
 
 if TYPE_CHECKING:
-    from exporter.poller import Hub, Poller
+    from exporter.poller import Poller
+    from exporter.published import Published
 
 logger = logging.getLogger("exporter")
 
@@ -199,10 +200,14 @@ def _summary(
     )
 
 
+async def _text(published: Published) -> str:
+    return (await published.exposition(openmetrics=False, gzip=False)).decode()
+
+
 async def _poll_once_and_print(config: Config) -> int:
     from exporter.poller import build
 
-    hub, pollers = build(config)
+    published, pollers = build(config)
     names = [poller.workspace.name for poller in pollers]
     logger.info("polling once", extra={"workspaces": len(pollers)})
     started = time.monotonic()
@@ -210,7 +215,7 @@ async def _poll_once_and_print(config: Config) -> int:
     async def poll(poller: Poller) -> bool:
         ok = await poller.poll_once()
         name = poller.workspace.name
-        mine = _totals(hub.exposition.text.decode()).get(name, {})
+        mine = _totals(await _text(published)).get(name, {})
         logger.info(
             "workspace polled",
             extra={
@@ -226,7 +231,7 @@ async def _poll_once_and_print(config: Config) -> int:
     finally:
         for poller in pollers:
             await poller.aclose()
-    text = hub.exposition.text.decode()
+    text = await _text(published)
     sys.stdout.write(text)
     sys.stdout.flush()
     print(_summary(_totals(text), results, names, time.monotonic() - started), file=sys.stderr, flush=True)
@@ -236,14 +241,15 @@ async def _poll_once_and_print(config: Config) -> int:
 async def _serve(config: Config, banner: Callable[[], None] | None = None) -> int:
     from aiohttp import web
 
-    from exporter.poller import build
+    from exporter.poller import build, unhealthy
     from exporter.server import create_app
 
-    hub: Hub
-    hub, pollers = build(config)
+    published, pollers = build(config)
     host, port = parse_listen_address(config.web.listen_address)
     runner = web.AppRunner(
-        create_app(hub), handle_signals=False, access_log=logging.getLogger("aiohttp.access")
+        create_app(published, lambda: unhealthy(pollers)),
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access"),
     )
     await runner.setup()
     try:

@@ -85,11 +85,7 @@ class WorkspaceConfig:
 @dataclass(frozen=True)
 class PollConfig:
     interval: float = 60.0
-    timeout: float | None = None  # defaults to the interval
-
-    @property
-    def deadline(self) -> float:
-        return self.timeout if self.timeout is not None else self.interval
+    timeout: float = 300.0  # time without a successful API request before a poll fails
 
 
 @dataclass(frozen=True)
@@ -104,6 +100,7 @@ class ApiConfig:
     max_retry_after: float = 300.0
     max_pages: int = 50
     concurrency: int = 4
+    max_response_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -330,7 +327,7 @@ def parse_config(
     poll_section = reader.mapping(top.get("poll"), "poll", ("interval", "timeout"))
     poll = PollConfig(
         interval=reader.duration(poll_section, "interval", "poll", PollConfig.interval),
-        timeout=reader.duration(poll_section, "timeout", "poll", 0.0) or None,
+        timeout=reader.duration(poll_section, "timeout", "poll", PollConfig.timeout),
     )
 
     defaults = ApiConfig()
@@ -352,6 +349,9 @@ def parse_config(
         max_retry_after=reader.duration(api_section, "max_retry_after", "api", defaults.max_retry_after),
         max_pages=reader.number(api_section, "max_pages", "api", defaults.max_pages, int, 1),
         concurrency=reader.number(api_section, "concurrency", "api", defaults.concurrency, int, 1),
+        max_response_bytes=reader.number(
+            api_section, "max_response_bytes", "api", defaults.max_response_bytes, int, 1024
+        ),
     )
 
     metrics_section = reader.mapping(top.get("metrics"), "metrics", ("needs_action_limit",))

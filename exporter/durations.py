@@ -16,4 +16,3 @@ def parse_duration(text: str) -> float:
     return sum(
         int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value
     )
-

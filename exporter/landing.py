@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from html import escape
 
 from exporter import __version__
-from exporter.state import WorkspaceState
+from exporter.snapshot import WorkspaceSnapshot
 from exporter.statuses import GUIDE, STATUS_LABEL_VALUES
 
 _STYLE = """
@@ -27,12 +27,13 @@ def _when(moment: float | None, now: float) -> str:
     return f"{stamp} ({max(0.0, now - moment):.0f}s ago)"
 
 
-def render_landing_page(states: Sequence[WorkspaceState], now: float | None = None) -> str:
+def render_landing_page(states: Sequence[WorkspaceSnapshot], now: float | None = None) -> str:
     now = time.time() if now is None else now
     rows = []
     totals: Counter[str] = Counter()
     for state in states:
-        totals.update(state.totals_by_status())
+        for workflow in state.workflows:
+            totals.update(workflow.runs_by_status)
         if not state.attempted:
             health = '<span class="down">first poll in progress</span>'
         elif state.up:

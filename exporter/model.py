@@ -1,11 +1,32 @@
-"""What the exporter reads from the v3 API: workflows and runs, parsed tolerantly."""
+"""What the exporter reads from the v3 API: workflows and runs, parsed tolerantly.
+
+A bad item is skipped and counted (``Parsed.skipped``), never the page; only a payload that is not
+what the endpoint returns at all raises ``BadResponse``. Parsing is pure and thread-safe (the unknown
+status registry locks), so it runs in a worker thread.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final, Generic, TypeVar
 
-from exporter.statuses import TERMINAL_STATUSES, normalize_status
-from exporter.timestamps import parse_timestamp
+from exporter.statuses import TERMINAL_STATUSES, UnknownStatuses, v3_statuses
+from exporter.text import clean_identifier, clean_text
+from exporter.timestamps import InvalidTimestamp, read_timestamp
+
+T = TypeVar("T")
+
+INVALID_ITEM: Final = "invalid_item"
+INVALID_UID: Final = "invalid_uid"
+INVALID_TIMESTAMP: Final = "invalid_timestamp"
+DUPLICATE_UID: Final = "duplicate_uid"  # counted by the state (a uid listed by two workflows)
+#: Every value of the ``reason`` label of ``captaindata_runs_skipped_total``.
+SKIP_REASONS: Final[tuple[str, ...]] = (INVALID_ITEM, INVALID_UID, INVALID_TIMESTAMP, DUPLICATE_UID)
+_RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
 
 
 class BadResponse(ValueError):
@@ -15,17 +36,19 @@ class BadResponse(ValueError):
 @dataclass(frozen=True, slots=True)
 class Workflow:
     uid: str
-    name: str
+    name: str  # valid UTF-8, bounded length
 
 
 @dataclass(frozen=True, slots=True)
 class Run:
     uid: str
-    name: str
-    status: str
-    start_time: float | None
+    name: str  # valid UTF-8, bounded length
+    status: str  # the guide's status (STATUS_LABEL_VALUES), interned
+    api_status: str  # the API's own value lower-cased, from a bounded vocabulary, interned
+    start_time: float | None  # finite and within the sane range, else None
     finish_time: float | None
     scheduled_time: float | None
+    postponed_until: float | None = None  # v4 only
 
     @property
     def status_time(self) -> float | None:
@@ -42,47 +65,159 @@ class Run:
         return self.finish_time - self.start_time
 
 
-def _identifier(item: dict[str, object], what: str) -> str:
-    uid = item.get("uid")
-    if isinstance(uid, int) and not isinstance(uid, bool):
-        return str(uid)
-    if not isinstance(uid, str) or not uid:
-        raise BadResponse(f"{what} without a uid: {sorted(item)[:8]}")
-    return uid
+# Building a frozen dataclass calls object.__setattr__ once per field; setting the slots through their
+# descriptors builds the same object about twice as fast, which counts at 100k runs a poll.
+# (tests/test_model.py checks that new_run sets every field.)
+_new_object = object.__new__
+_set_uid = Run.__dict__["uid"].__set__
+_set_name = Run.__dict__["name"].__set__
+_set_status = Run.__dict__["status"].__set__
+_set_api_status = Run.__dict__["api_status"].__set__
+_set_start = Run.__dict__["start_time"].__set__
+_set_finish = Run.__dict__["finish_time"].__set__
+_set_scheduled = Run.__dict__["scheduled_time"].__set__
+_set_postponed = Run.__dict__["postponed_until"].__set__
 
 
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+def new_run(
+    uid: str,
+    name: str,
+    status: str,
+    api_status: str,
+    start_time: float | None,
+    finish_time: float | None,
+    scheduled_time: float | None,
+    postponed_until: float | None = None,
+) -> Run:
+    """``Run(...)``, faster (the parsers' hot path); the arguments are trusted as they are."""
+    run: Run = _new_object(Run)
+    _set_uid(run, uid)
+    _set_name(run, name)
+    _set_status(run, status)
+    _set_api_status(run, api_status)
+    _set_start(run, start_time)
+    _set_finish(run, finish_time)
+    _set_scheduled(run, scheduled_time)
+    _set_postponed(run, postponed_until)
+    return run
 
 
-def _items(payload: object, what: str) -> list[dict[str, object]]:
+@dataclass
+class Parsed(Generic[T]):
+    """The items of a page that could be understood, and how many were skipped, by reason."""
+
+    items: list[T] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)  # SKIP_REASONS -> count
+    first_skip: str = ""  # what the first skipped item was, for one log line (no item content)
+
+    def skip(self, reason: str, why: str) -> None:
+        if not self.skipped:
+            self.first_skip = f"{reason}: {why}"
+        self.skipped[reason] += 1
+
+
+def load_json(body: bytes) -> object:
+    """``body`` as a JSON value; raises ``BadResponse`` (and nothing else) when it is not one."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BadResponse(f"the body is not UTF-8 (byte {error.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadResponse(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise BadResponse("invalid JSON: nested too deeply") from None
+    except ValueError:  # Python's limit on the digits of an integer
+        raise BadResponse("invalid JSON: a number has too many digits") from None
+
+
+def _array(payload: object, what: str) -> list[object]:
     if not isinstance(payload, list):
-        raise BadResponse(f"expected a JSON array of {what}, got {type(payload).__name__}")
-    for item in payload:
-        if not isinstance(item, dict):
-            raise BadResponse(f"expected {what} objects, got {type(item).__name__}")
+        raise BadResponse(f"expected a JSON array of {what}, got {_json_type(payload)}")
     return payload
 
 
-def parse_workflows(payload: object) -> list[Workflow]:
-    """``GET /v3/workflows``: a bare array of workflow objects (a uid listed twice counts once)."""
-    workflows: dict[str, Workflow] = {}
-    for item in _items(payload, "workflows"):
-        uid = _identifier(item, "workflow")
-        workflows.setdefault(uid, Workflow(uid=uid, name=_text(item.get("name")) or uid))
-    return list(workflows.values())
+_JSON_TYPES: Final = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    type(None): "null",
+    int: "number",
+    float: "number",
+}
 
 
-def parse_runs(payload: object) -> list[Run]:
-    """``GET /v3/workflows/{uid}/jobs``: a bare array of run ("job") objects."""
-    return [
-        Run(
-            uid=_identifier(item, "run"),
-            name=_text(item.get("name")),
-            status=normalize_status(item.get("status")),
-            start_time=parse_timestamp(item.get("start_time")),
-            finish_time=parse_timestamp(item.get("finish_time")),
-            scheduled_time=parse_timestamp(item.get("scheduled_time")),
-        )
-        for item in _items(payload, "runs")
-    ]
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value)) or type(value).__name__
+
+
+def parse_workflows(payload: object) -> Parsed[Workflow]:
+    """``GET /v3/workflows``: a bare array of workflow objects. A uid listed twice counts once (the
+    first); a workflow without a usable uid is skipped; a missing name falls back to the uid."""
+    parsed: Parsed[Workflow] = Parsed()
+    seen: set[str] = set()
+    for index, item in enumerate(_array(payload, "workflows")):
+        if not isinstance(item, dict):
+            parsed.skip(INVALID_ITEM, f"workflow {index} is a JSON {_json_type(item)}")
+            continue
+        uid = clean_identifier(item.get("uid"))
+        if uid is None:
+            parsed.skip(INVALID_UID, f"workflow {index} has no usable uid")
+            continue
+        if uid in seen:
+            continue
+        seen.add(uid)
+        raw_name = item.get("name")
+        name = clean_text(raw_name) if isinstance(raw_name, str) and raw_name else uid
+        parsed.items.append(Workflow(uid=sys.intern(uid), name=sys.intern(name)))
+    return parsed
+
+
+def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+    """``GET /v3/workflows/{uid}/jobs``: a bare array of run ("job") objects. ``now`` bounds how far
+    in the future a timestamp may lie (default: the current time)."""
+    now = time.time() if now is None else now
+    parsed: Parsed[Run] = Parsed()
+    for index, item in enumerate(_array(payload, "runs")):
+        if not isinstance(item, dict):
+            parsed.skip(INVALID_ITEM, f"run {index} is a JSON {_json_type(item)}")
+            continue
+        uid = clean_identifier(item.get("uid"))
+        if uid is None:
+            parsed.skip(INVALID_UID, f"run {index} has no usable uid")
+            continue
+        try:
+            start = read_timestamp(item.get("start_time"), now)
+            finish = read_timestamp(item.get("finish_time"), now)
+            scheduled = read_timestamp(item.get("scheduled_time"), now)
+        except InvalidTimestamp:
+            parsed.skip(INVALID_TIMESTAMP, f"run {index}'s {_unreadable_time(item, now)}")
+            continue
+        raw_name = item.get("name")
+        status, api_status = v3_statuses(item.get("status"), unknown)
+        # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
+        name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
+        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled))
+    return parsed
+
+
+def _unreadable_time(item: dict[object, object], now: float) -> str:
+    """Which of a run's timestamps is unreadable, and what it is instead."""
+    for key in _RUN_TIMES:
+        try:
+            read_timestamp(item.get(key), now)
+        except InvalidTimestamp as error:
+            return f"{key} is {error}"
+    return "timestamp is unreadable"
+
+
+def parse_workflows_body(body: bytes) -> Parsed[Workflow]:
+    """``parse_workflows`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
+    return parse_workflows(load_json(body))
+
+
+def parse_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+    """``parse_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
+    return parse_runs(load_json(body), unknown, now)

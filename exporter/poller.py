@@ -1,93 +1,194 @@
-"""Poll each workspace on its interval and publish a new exposition after every poll."""
+"""The supervised poll loop of each workspace: polls spaced by ``poll.interval`` (never overlapping),
+each guarded against making no progress for ``poll.timeout``; any bug is logged, counted and the
+loop restarted."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from exporter.client import BAD_RESPONSE, TIMEOUT, CaptainDataClient, PollError
+from exporter import __version__
 from exporter.config import Config, WorkspaceConfig
-from exporter.exposition import Exposition
+from exporter.engine import Checkpoint, PollSource, StateSink
+from exporter.published import Published
+from exporter.ratelimit import Backoff
+from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
+from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
+from exporter.v3source import V3Source
 
 logger = logging.getLogger(__name__)
+RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
 
 
-class Hub:
-    """The workspaces' states and the exposition rendered from them after the latest poll."""
+def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
+    return {
+        "Authorization": f"x-api-key {workspace.api_key.reveal()}",
+        "x-project-id": workspace.workspace_uid,
+        "Accept": "application/json",
+        "User-Agent": f"captaindata-exporter/{__version__}",
+    }
 
-    def __init__(self, states: Sequence[WorkspaceState]) -> None:
-        self.states = list(states)
-        self.exposition = Exposition.render(self.states)
 
-    def publish(self) -> None:
-        self.exposition = Exposition.render(self.states)
-
-    @property
-    def ready(self) -> bool:
-        return all(state.attempted for state in self.states)
+def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
+    """The reader of the workspace's API version."""
+    return V3Source(transport, config.api, workspace.workflows, workspace.name)
 
 
 class Poller:
-    """Polls one workspace: one poll at a time, each bounded by ``poll.timeout``."""
+    """Polls one workspace."""
 
-    def __init__(self, workspace: WorkspaceConfig, config: Config, state: WorkspaceState, hub: Hub) -> None:
+    def __init__(
+        self,
+        workspace: WorkspaceConfig,
+        config: Config,
+        publish: Callable[[WorkspaceSnapshot], None],
+        state: WorkspaceState | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         self.workspace = workspace
         self.config = config
-        self.state = state
-        self.hub = hub
-        self.client = CaptainDataClient(workspace, config.api, state.api)
+        self.state = state or WorkspaceState(
+            workspace.name, config.metrics.needs_action_limit, workspace.api_version
+        )
+        self.checkpoint = checkpoint
+        self.sink = StateSink(self.state, publish, checkpoint)
+        self.transport = ApiTransport(
+            workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
+        )
+        self.source = make_source(workspace, config, self.transport)
+        self._guard: asyncio.Timeout | None = None
+        self._restarts = Backoff(*RESTART_BACKOFF)
+        self._internal_streak = 0
+        self._warned_interval = False
+        # Health: when the loop last finished a poll attempt, and when the poll in progress last made
+        # progress (a successful request, or the end of a 429 wait it is in).
+        self.last_attempt_end = time.monotonic()
+        self.last_progress = self.last_attempt_end
+
+    def _progress(self, extra: float) -> None:
+        """A request succeeded (extra 0) or a 429 wait of ``extra`` seconds starts: the poll is alive."""
+        self.last_progress = max(self.last_progress, time.monotonic() + extra)
+        if self._guard is not None:
+            self._guard.reschedule(asyncio.get_running_loop().time() + self.config.poll.timeout + extra)
 
     async def poll_once(self) -> bool:
-        """One poll; True if it succeeded. Never raises (but for cancellation)."""
+        """One poll attempt; True if it read the workflow list and every workflow. Never raises (but
+        for cancellation): errors of our own code are logged with their traceback and counted."""
         started = time.monotonic()
-        deadline = started + self.config.poll.deadline
         log = {"workspace": self.workspace.name}
         try:
-            async with asyncio.timeout(self.config.poll.deadline):
-                result = await self.client.poll(deadline)
-        except PollError as error:
-            self.state.record_failure(error.reason, str(error))
-            logger.warning("poll failed", extra={**log, "reason": error.reason, "error": str(error)})
+            await self.sink.call(self.state.begin_poll)
+            if self.checkpoint is not None:
+                self.checkpoint("poll")
+            async with asyncio.timeout(self.config.poll.timeout) as guard:
+                self._guard = guard
+                try:
+                    await self.source.poll(self.sink)
+                finally:
+                    self._guard = None
+        except RequestFailed as error:
+            await self.sink.call(self.state.poll_failed, error.reason, error.message)
+            logger.warning("poll failed", extra={**log, "reason": error.reason, "error": error.message})
         except TimeoutError:
-            message = f"poll did not finish within {self.config.poll.deadline:g}s"
-            self.state.record_failure(TIMEOUT, message)
+            message = f"no successful API request for poll.timeout ({self.config.poll.timeout:g}s)"
+            await self.sink.call(self.state.poll_failed, TIMEOUT, message)
             logger.warning("poll failed", extra={**log, "reason": TIMEOUT, "error": message})
-        except Exception as error:  # a bug must not stop the exporter: logged and counted
-            self.state.record_failure(BAD_RESPONSE, f"{type(error).__name__}: {error}")
-            logger.exception("poll failed unexpectedly", extra=log)
+        except Exception as error:
+            self._internal_streak += 1
+            await self.sink.call(self.state.poll_failed, INTERNAL, _describe(error))
+            logger.exception("poll failed: internal error (a bug in the exporter)", extra=log)
         else:
-            self.state.apply(result)
-            logger.debug(
-                "poll succeeded",
-                extra={
-                    **log,
-                    "workflows": len(result.workflows),
-                    "runs": sum(map(len, result.runs.values())),
-                },
+            self._internal_streak = 0
+        snapshot = await self.sink.call(self.state.end_poll, time.monotonic() - started)
+        self.sink.publish(snapshot)
+        self._attempt_finished()
+        return snapshot.up
+
+    def _attempt_finished(self) -> None:
+        self.last_attempt_end = time.monotonic()
+
+    def _record_internal(self, error: BaseException) -> None:
+        """Count a failure outside a poll attempt, without trusting the state's own code paths."""
+        self.state.poll_errors[INTERNAL] += 1
+        self.state.last_error = f"{INTERNAL}: {_describe(error)}"
+        self.state.up = False
+        try:
+            self.sink.publish(self.state.refresh())
+        except Exception:
+            logger.exception(
+                "publishing after an internal error failed", extra={"workspace": self.workspace.name}
             )
-        self.state.last_poll_duration = time.monotonic() - started
-        self.hub.publish()
-        return self.state.up
 
     async def run_forever(self) -> None:
+        """Poll until cancelled; an exception anywhere restarts the loop after a backoff."""
+        restarts = 0
+        while True:
+            try:
+                await self._loop()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                restarts += 1
+                logger.exception(
+                    "poll loop failed: internal error (a bug in the exporter); restarting",
+                    extra={"workspace": self.workspace.name},
+                )
+                self._record_internal(error)
+                await asyncio.sleep(self._restarts.delay(restarts))
+
+    async def _loop(self) -> None:
         interval = self.config.poll.interval
         while True:
+            if self.checkpoint is not None:
+                self.checkpoint("loop")
             started = time.monotonic()
             await self.poll_once()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            elapsed = time.monotonic() - started
+            if elapsed > interval and not self._warned_interval:
+                self._warned_interval = True
+                logger.warning(
+                    "a poll took longer than poll.interval; the next starts when it ends. Raise "
+                    "api.requests_per_second (if your plan allows), track fewer workflows, or raise "
+                    "poll.interval",
+                    extra={
+                        "workspace": self.workspace.name,
+                        "poll_seconds": round(elapsed, 1),
+                        "interval_seconds": interval,
+                    },
+                )
+            pause = max(0.0, interval - elapsed)
+            if self._internal_streak:
+                pause = max(pause, self._restarts.delay(self._internal_streak))
+            await asyncio.sleep(pause)
+
+    def stalled_for(self) -> float:
+        """Seconds past its allowance (<= 0: healthy). The allowance, max(3 x interval, poll.timeout),
+        runs from the end of the last poll attempt, or from the last progress of the poll in flight
+        (a successful request; a 429 wait counts until it ends): a long poll that keeps reading is
+        alive, a loop that neither finishes attempts nor reads is not."""
+        poll = self.config.poll
+        allowance = max(3 * poll.interval, poll.timeout)
+        return time.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.transport.aclose()
 
 
-def build(config: Config) -> tuple[Hub, list[Poller]]:
-    states = [
-        WorkspaceState(w.name, needs_action_limit=config.metrics.needs_action_limit)
-        for w in config.workspaces
-    ]
-    hub = Hub(states)
-    pollers = [Poller(w, config, state, hub) for w, state in zip(config.workspaces, states, strict=True)]
-    return hub, pollers
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+def build(config: Config, checkpoint: Checkpoint | None = None) -> tuple[Published, list[Poller]]:
+    published = Published([w.name for w in config.workspaces])
+    pollers = [Poller(w, config, published.publish, checkpoint=checkpoint) for w in config.workspaces]
+    for poller in pollers:
+        published.publish(poller.state.snapshot)
+    return published, pollers
+
+
+def unhealthy(pollers: Sequence[Poller]) -> list[str]:
+    """Names of the workspaces whose loop has not finished a poll attempt in time."""
+    return [poller.workspace.name for poller in pollers if poller.stalled_for() > 0]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
+import re
 import time
 from collections.abc import Mapping
+from datetime import UTC
 from email.utils import parsedate_to_datetime
+from typing import Final
 
-_EPOCH_THRESHOLD = 1e9  # X-RateLimit-Reset values above this are epoch seconds, below it delta-seconds
-_EPOCH_MILLIS_THRESHOLD = 1e12
+_EPOCH_THRESHOLD: Final = 1e9  # X-RateLimit-Reset values above this are epoch seconds, below it delta-seconds
+_EPOCH_MILLIS_THRESHOLD: Final = 1e12
 
 
 class TokenBucket:
@@ -34,39 +38,106 @@ class TokenBucket:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
 
+#: The longest wait a header may ask for; a longer (finite) hint is cut to this. The engine clamps
+#: further to ``api.max_retry_after``.
+MAX_HINT_SECONDS: Final = 86400.0
+
+#: ``X-RateLimit-Type`` spellings -> the ``limit_type`` label (anything else is ``other``).
+_LIMIT_TYPES: Final = {
+    "second": "second",
+    "sec": "second",
+    "s": "second",
+    "minute": "minute",
+    "min": "minute",
+    "hour": "hour",
+    "h": "hour",
+    "hourly": "hour",
+    "day": "day",
+    "d": "day",
+    "daily": "day",
+    "month": "month",
+    "monthly": "month",
+}
+#: Every value of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
+LIMIT_TYPES: Final[tuple[str, ...]] = ("second", "minute", "hour", "day", "month", "other", "none")
+_PER: Final = re.compile(r"^(?:per[-_ ]?|requests?[-_ ]per[-_ ]?|rate[-_ ]?)")
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """A header's value, stripped ("" when absent); ``name`` is lower-case. Case-insensitive even
+    for a plain dict."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), "")
+    return value.strip()
+
+
+def _bounded(seconds: float) -> float | None:
+    """A wait hint as the exporter uses it: ``None`` unless finite and not negative, at most
+    ``MAX_HINT_SECONDS``."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_HINT_SECONDS)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _http_date_delay(text: str, now: float) -> float | None:
+    """Seconds from ``now`` until an HTTP date (0 when it is past). Every zone spelling is read as
+    the date says: ``GMT``, ``UTC``, ``+0000`` and ``-0000`` (RFC 2822's "unknown zone", which
+    Python reads as naive local time) are UTC; other offsets are honoured. The process's TZ plays
+    no part."""
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return _bounded(max(0.0, moment.timestamp() - now))
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - now)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """How long a 429 asks us to wait: ``Retry-After`` (delta-seconds or HTTP date), else
-    ``X-RateLimit-Reset`` (delta-seconds, epoch seconds or epoch milliseconds, or an HTTP date),
-    else ``None``."""
+    """How long a 429 asks us to wait, or ``None`` when no header gives a usable hint.
+
+    ``Retry-After`` (delta-seconds or HTTP date) first, else ``X-RateLimit-Reset`` (delta-seconds,
+    epoch seconds or epoch milliseconds, or an HTTP date). A value that is not a finite, non-negative
+    number (``inf``, ``nan``, ``-5``) is no hint; a finite one above ``MAX_HINT_SECONDS`` (``1e12``)
+    is cut to it. The result is always finite, ``0 <= result <= MAX_HINT_SECONDS``."""
     now = time.time() if now is None else now
-    retry_after = headers.get("retry-after", "").strip()
+    retry_after = _header(headers, "retry-after")
     if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            delay = _http_date_delay(retry_after, now)
-            if delay is not None:
-                return delay
-    reset = headers.get("x-ratelimit-reset", "").strip()
+        number = _number(retry_after)
+        delay = _bounded(number) if number is not None else _http_date_delay(retry_after, now)
+        if delay is not None:
+            return delay
+    reset = _header(headers, "x-ratelimit-reset")
     if reset:
-        try:
-            value = float(reset)
-        except ValueError:
+        value = _number(reset)
+        if value is None:
             return _http_date_delay(reset, now)
+        if not math.isfinite(value) or value < 0:
+            return None
         if value > _EPOCH_MILLIS_THRESHOLD:
-            return max(0.0, value / 1000 - now)
+            return _bounded(max(0.0, value / 1000 - now))
         if value > _EPOCH_THRESHOLD:
-            return max(0.0, value - now)
-        return max(0.0, value)
+            return _bounded(max(0.0, value - now))
+        return _bounded(value)
     return None
+
+
+def rate_limit_type(headers: Mapping[str, str]) -> str:
+    """The ``limit_type`` label of a 429: its ``X-RateLimit-Type`` as one of ``LIMIT_TYPES``
+    (``none`` when absent or empty, ``other`` when not a window the exporter knows)."""
+    raw = _header(headers, "x-ratelimit-type").lower()
+    if not raw:
+        return "none"
+    word = _PER.sub("", raw[:32]).strip()
+    return _LIMIT_TYPES.get(word) or _LIMIT_TYPES.get(word.removesuffix("s"), "other")
 
 
 class Backoff:

@@ -1,20 +1,26 @@
-"""The HTTP side: /metrics (pre-rendered bytes), the landing page and the health endpoints."""
+"""The HTTP side: /metrics (rendered once per publish), the landing page and the health endpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from aiohttp import web
 
+from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, negotiate
 from exporter.landing import render_landing_page
-from exporter.poller import Hub
+from exporter.published import Published
 
-HUB_KEY = web.AppKey("hub", Hub)
+PUBLISHED_KEY = web.AppKey("published", Published)
+Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
+HEALTH_KEY: web.AppKey[Health] = web.AppKey("health")
 
 
 async def metrics(request: web.Request) -> web.Response:
-    exposition = request.app[HUB_KEY].exposition
-    body, content_type, gzipped = exposition.select(
+    openmetrics, gzipped = negotiate(
         request.headers.get("Accept", ""), request.headers.get("Accept-Encoding", "")
     )
+    body = await request.app[PUBLISHED_KEY].exposition(openmetrics, gzipped)
+    content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
     headers = {"Content-Type": content_type, "Vary": "Accept, Accept-Encoding"}
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -22,22 +28,31 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def landing(request: web.Request) -> web.Response:
-    return web.Response(text=render_landing_page(request.app[HUB_KEY].states), content_type="text/html")
+    return web.Response(
+        text=render_landing_page(request.app[PUBLISHED_KEY].workspaces()), content_type="text/html"
+    )
 
 
 async def healthy(request: web.Request) -> web.Response:
+    stalled = request.app[HEALTH_KEY]()
+    if stalled:
+        return web.Response(
+            status=503,
+            text=f"Unhealthy: no poll attempt finished in time for workspace(s): {', '.join(stalled)}.\n",
+        )
     return web.Response(text="Healthy.\n")
 
 
 async def ready(request: web.Request) -> web.Response:
-    if request.app[HUB_KEY].ready:
+    if request.app[PUBLISHED_KEY].ready:
         return web.Response(text="Ready.\n")
     return web.Response(status=503, text="Not ready: the first poll of every workspace has not finished.\n")
 
 
-def create_app(hub: Hub) -> web.Application:
+def create_app(published: Published, health: Health = list) -> web.Application:
     app = web.Application()
-    app[HUB_KEY] = hub
+    app[PUBLISHED_KEY] = published
+    app[HEALTH_KEY] = health
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)

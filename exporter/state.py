@@ -1,146 +1,420 @@
-"""Per-workspace memory across polls: the last good view of the runs, status transitions, histograms
-and poll health. Only the workspace's poller mutates it."""
+"""Per-workspace memory across polls, kept per workflow: the runs last read, status transitions,
+histograms and health. Mutated only through the engine's sink (one call at a time, in a worker thread);
+every mutation returns a fresh immutable snapshot for the exposition and the pages."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from exporter.apistats import ApiStats
-from exporter.client import PAGE_CAP, POLL_ERROR_REASONS, PollResult
+from exporter.apistats import ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
-from exporter.model import Run, Workflow
+from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
+from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
+from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
 
-#: How long a run that vanished from the API's list is remembered, so that a run missed by one poll
-#: (page shifts, page cap) is not counted again when it comes back.
+#: How long a run that vanished from its workflow's list is remembered, so that a run missed by one
+#: read (page shifts, page cap) is not counted again when it comes back.
 FORGET_VANISHED_RUNS_AFTER = 86400.0
+_TERMINAL_ORDER = tuple(sorted(TERMINAL_STATUSES))
+_NEVER = float("-inf")
 
 
-@dataclass(frozen=True)
-class NeedsAction:
-    workflow: Workflow
-    run: Run
+class WorkflowState:
+    """One tracked workflow. No per-run objects beyond the parsed Run itself."""
 
+    __slots__ = (
+        "baseline",
+        "durations",
+        "last_attempt",
+        "last_error",
+        "last_status_time",
+        "last_success",
+        "name",
+        "read",
+        "read_at",
+        "runs",
+        "snapshot",
+        "status_changes",
+        "uid",
+        "vanished",
+    )
 
-@dataclass
-class _Seen:
-    status: str
-    last_seen: float
-
-
-@dataclass
-class WorkspaceState:
-    name: str
-    needs_action_limit: int = 50
-    api: ApiStats = field(default_factory=ApiStats)
-
-    # Poll health.
-    up: bool = False
-    attempted: bool = False
-    last_success: float | None = None
-    last_poll_duration: float | None = None
-    last_error: str = ""
-    poll_errors: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(POLL_ERROR_REASONS, 0)))
-
-    # The last good view.
-    workflows: list[Workflow] = field(default_factory=list)
-    runs: dict[str, list[Run]] = field(default_factory=dict)
-    polled_at: float = 0.0
-
-    # Memory across polls.
-    baseline_taken: bool = False
-    seen: dict[str, _Seen] = field(default_factory=dict)
-    status_changes: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (uid, name, status)
-    durations: dict[tuple[str, str, str], Histogram] = field(default_factory=dict)
-    last_status_time: dict[tuple[str, str], float] = field(default_factory=dict)  # (workflow uid, status)
-
-    def record_failure(self, reason: str, message: str) -> None:
-        """A poll failed: the last good view stays, the reason is counted."""
-        self.attempted = True
-        self.up = False
-        self.last_error = f"{reason}: {message}"
-        self.poll_errors[reason] += 1
-
-    def apply(self, result: PollResult, now: float | None = None) -> None:
-        """A poll succeeded: take its view, count what changed since the previous one."""
-        now = time.time() if now is None else now
-        self.attempted = True
-        self.up = True
-        self.last_success = now
+    def __init__(self, uid: str, name: str, baseline: bool) -> None:
+        self.uid = uid
+        self.name = name
+        self.baseline = baseline  # runs present at its first read are not counted
+        self.read = False  # its runs were read successfully at least once
+        self.runs: dict[str, Run] = {}  # the current listing
+        self.vanished: dict[str, tuple[str, float]] = {}  # uid -> (status, when it left the listing)
+        self.status_changes: dict[str, int] = dict.fromkeys(STATUS_LABEL_VALUES, 0)
+        self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
+        self.last_status_time: dict[str, float] = {}
+        self.last_success: float | None = None
+        self.last_attempt = _NEVER  # time.monotonic() of its last read attempt
         self.last_error = ""
-        if result.truncated:
-            self.poll_errors[PAGE_CAP] += 1
-            self.last_error = f"{PAGE_CAP}: pagination stopped early for {len(result.truncated)} workflow(s)"
-        for workflow in result.workflows:
-            self._initialise_series(workflow)
-            for run in result.runs.get(workflow.uid, ()):
-                self._observe(workflow, run, now)
-        self.baseline_taken = True
-        self.seen = {
-            uid: seen for uid, seen in self.seen.items() if now - seen.last_seen <= FORGET_VANISHED_RUNS_AFTER
-        }
-        self.workflows = list(result.workflows)
-        self.runs = {workflow.uid: list(result.runs.get(workflow.uid, ())) for workflow in result.workflows}
-        self.polled_at = now
+        self.read_at: float | None = None
+        self.snapshot: WorkflowSnapshot | None = None
 
-    def _initialise_series(self, workflow: Workflow) -> None:
-        """Counters and histograms exist at 0 from a workflow's first poll, so rate() and increase()
-        see their first increment."""
-        for status in STATUS_LABEL_VALUES:
-            self.status_changes.setdefault((workflow.uid, workflow.name, status), 0)
-        for status in sorted(TERMINAL_STATUSES):
-            self.durations.setdefault((workflow.uid, workflow.name, status), Histogram(RUN_DURATION_BUCKETS))
+    def known_status(self, uid: str) -> str | None:
+        run = self.runs.get(uid)
+        if run is not None:
+            return run.status
+        gone = self.vanished.get(uid)
+        return gone[0] if gone is not None else None
 
-    def _observe(self, workflow: Workflow, run: Run, now: float) -> None:
-        previous = self.seen.get(run.uid)
-        entered = (previous is None and self.baseline_taken) or (
-            previous is not None and previous.status != run.status
+    def build_snapshot(self, needs_action_limit: int, now: float) -> WorkflowSnapshot:
+        by_status = dict.fromkeys(STATUS_LABEL_VALUES, 0)
+        by_api_status: Counter[str] = Counter()
+        oldest: float | None = None
+        postponed = 0
+        flagged: list[Run] = []
+        for run in self.runs.values():
+            by_status[run.status] += 1
+            by_api_status[run.api_status] += 1
+            if run.status == RUNNING and run.start_time is not None:
+                oldest = run.start_time if oldest is None else min(oldest, run.start_time)
+            until = run.postponed_until
+            if until is not None and until > now:
+                postponed += 1
+            if run.status in NEEDS_ACTION_STATUSES:
+                flagged.append(run)
+        flagged.sort(key=_recency, reverse=True)
+        self.snapshot = WorkflowSnapshot(
+            uid=self.uid,
+            name=self.name,
+            version=next_version(),
+            runs_by_status=by_status,
+            runs_by_api_status=dict(by_api_status),
+            postponed=postponed,
+            oldest_running_start=oldest,
+            read_at=self.read_at,
+            last_status_time=dict(self.last_status_time),
+            status_changes=dict(self.status_changes),
+            durations={status: histogram.snapshot() for status, histogram in self.durations.items()},
+            last_success=self.last_success,
+            last_error=self.last_error,
+            needs_action=tuple(
+                RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
+                for run in flagged[:needs_action_limit]
+            ),
         )
-        self.seen[run.uid] = _Seen(run.status, now)
-        if entered:
-            key = (workflow.uid, workflow.name, run.status)
-            self.status_changes[key] += 1
-            if run.status in TERMINAL_STATUSES and run.duration is not None:
-                self.durations.setdefault(key, Histogram(RUN_DURATION_BUCKETS)).observe(run.duration)
-        moment = run.status_time
-        if moment is not None:
-            key2 = (workflow.uid, run.status)
-            self.last_status_time[key2] = max(moment, self.last_status_time.get(key2, moment))
+        return self.snapshot
 
-    # Views derived from the last good poll, used by the exposition and the landing page.
 
-    def status_counts(self, workflow: Workflow) -> Counter[str]:
-        return Counter(run.status for run in self.runs.get(workflow.uid, ()))
+def _recency(run: Run) -> tuple[float, str]:
+    return (run.finish_time or run.start_time or run.scheduled_time or 0.0, run.uid)
 
-    def oldest_running_start(self, workflow: Workflow) -> float | None:
-        starts = [
-            run.start_time
-            for run in self.runs.get(workflow.uid, ())
-            if run.status == RUNNING and run.start_time is not None
-        ]
-        return min(starts) if starts else None
 
-    def needs_action(self) -> list[NeedsAction]:
-        """Runs in warning, shutdown or paused, most recent first, capped."""
-        found = [
-            NeedsAction(workflow, run)
-            for workflow in self.workflows
-            for run in self.runs.get(workflow.uid, ())
-            if run.status in NEEDS_ACTION_STATUSES
-        ]
+class WorkspaceState:
+    def __init__(
+        self,
+        name: str,
+        needs_action_limit: int = 50,
+        api_version: str = "v3",
+        endpoints: Sequence[str] = ENDPOINTS,
+    ) -> None:
+        self.name = name
+        self.needs_action_limit = needs_action_limit
+        self.api_version = api_version
+        self.api = ApiStats(tuple(endpoints))
+        # Poll health.
+        self.up = False
+        self.attempted = False
+        self.last_success: float | None = None
+        self.last_poll_duration: float | None = None
+        self.last_error = ""
+        self.poll_errors: Counter[str] = Counter(dict.fromkeys(POLL_ERROR_REASONS, 0))
+        self.runs_skipped: Counter[str] = Counter(dict.fromkeys(SKIP_REASONS, 0))
+        # Memory across polls.
+        self.listed_once = False  # workflows of the first list are the baseline
+        self.workflows: dict[str, WorkflowState] = {}  # in list order
+        self.owner: dict[str, str] = {}  # run uid -> the workflow uid it is counted under
+        self._changed: set[str] = set()
+        self._removed: set[str] = set()
+        # The poll in progress.
+        self._listed = False
+        self._failures: dict[str, str] = {}  # reason -> message, this poll
+        self._read: set[str] = set()
+        self._snapshot = self._build()
 
-        def recency(item: NeedsAction) -> tuple[float, str]:
-            run = item.run
-            moment = run.finish_time or run.start_time or run.scheduled_time or 0.0
-            return (moment, run.uid)
+    # The sink's operations (each returns the new snapshot).
 
-        found.sort(key=recency, reverse=True)
-        return found[: self.needs_action_limit]
+    def begin_poll(self) -> None:
+        self._listed = False
+        self._failures = {}
+        self._read = set()
 
-    def totals_by_status(self) -> Counter[str]:
-        totals: Counter[str] = Counter()
-        for workflow in self.workflows:
-            totals.update(self.status_counts(workflow))
-        return totals
+    def workflows_listed(self, workflows: Sequence[Workflow]) -> WorkspaceSnapshot:
+        listed = {workflow.uid: workflow for workflow in workflows}
+        for uid in [uid for uid in self.workflows if uid not in listed]:
+            self._forget(uid)
+        current: dict[str, WorkflowState] = {}
+        for workflow in listed.values():
+            tracked = self.workflows.get(workflow.uid)
+            if tracked is None:
+                tracked = WorkflowState(workflow.uid, workflow.name, baseline=not self.listed_once)
+                self._changed.add(workflow.uid)
+            elif tracked.name != workflow.name:
+                tracked.name = workflow.name
+                tracked.snapshot = None
+                self._changed.add(workflow.uid)
+            current[workflow.uid] = tracked
+        self.workflows = current
+        self.listed_once = True
+        self._listed = True
+        return self._build()
+
+    def _forget(self, uid: str) -> None:
+        gone = self.workflows.pop(uid)
+        for run_uid in gone.runs:
+            if self.owner.get(run_uid) == uid:
+                del self.owner[run_uid]
+        self._changed.discard(uid)
+        self._removed.add(uid)
+
+    def runs_read(
+        self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
+    ) -> WorkspaceSnapshot:
+        now = time.time() if now is None else now
+        tracked = self.workflows.get(workflow.uid)
+        if tracked is None:  # not listed (any more): nothing to keep
+            return self._snapshot
+        self.runs_skipped.update(parsed.skipped)
+        counting = tracked.read or not tracked.baseline
+        kept: dict[str, Run] = {} if complete else dict(tracked.runs)
+        duplicates = 0
+        for run in parsed.items:
+            owner = self.owner.get(run.uid)
+            if owner is not None and owner != tracked.uid:
+                other = self.workflows.get(owner)
+                if other is not None and run.uid in other.runs:
+                    duplicates += 1
+                    continue
+            self.owner[run.uid] = tracked.uid
+            previous = tracked.known_status(run.uid)
+            if counting and previous != run.status:
+                self._count(tracked, run)
+            tracked.vanished.pop(run.uid, None)
+            kept[run.uid] = run
+            moment = run.status_time
+            if moment is not None and math.isfinite(moment):
+                last = tracked.last_status_time.get(run.status)
+                tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
+        if duplicates:
+            self.runs_skipped[DUPLICATE_UID] += duplicates
+        for uid, run in tracked.runs.items():
+            if uid not in kept:
+                tracked.vanished[uid] = (run.status, now)
+                if self.owner.get(uid) == tracked.uid:
+                    del self.owner[uid]
+        tracked.vanished = {
+            uid: gone for uid, gone in tracked.vanished.items() if now - gone[1] <= FORGET_VANISHED_RUNS_AFTER
+        }
+        tracked.runs = kept
+        tracked.read = True
+        tracked.read_at = now
+        tracked.last_success = now
+        tracked.last_error = ""
+        tracked.last_attempt = time.monotonic()
+        tracked.snapshot = None
+        self._read.add(tracked.uid)
+        self._changed.add(tracked.uid)
+        return self._build(now)
+
+    def _count(self, tracked: WorkflowState, run: Run) -> None:
+        tracked.status_changes[run.status] += 1
+        duration = run.duration
+        if run.status in TERMINAL_STATUSES and duration is not None:
+            tracked.durations[run.status].observe(duration)
+
+    def workflow_failed(self, workflow: Workflow, reason: str, message: str) -> WorkspaceSnapshot:
+        tracked = self.workflows.get(workflow.uid)
+        if tracked is not None:
+            tracked.last_error = f"{reason}: {message}"
+            tracked.last_attempt = time.monotonic()
+            tracked.snapshot = None
+        self._failures.setdefault(reason, message)
+        return self._build()
+
+    def workflow_vanished(self, workflow: Workflow) -> WorkspaceSnapshot:
+        """404 on its runs: deleted since it was listed. The next list drops it; this is no failure."""
+        tracked = self.workflows.get(workflow.uid)
+        if tracked is not None:
+            tracked.last_attempt = time.monotonic()
+            self._read.add(workflow.uid)
+        return self._snapshot
+
+    def truncated(self, workflow: Workflow, message: str) -> None:
+        """Pagination of ``workflow`` stopped early (page cap, repeated page): counted, poll stays up."""
+        self._failures.setdefault(PAGE_CAP, f"{workflow.uid}: {message}")
+
+    def poll_failed(self, reason: str, message: str) -> None:
+        """The poll could not go on (the workflow list failed, no progress, an internal error)."""
+        self._failures.setdefault(reason, message)
+
+    def end_poll(self, duration: float, now: float | None = None) -> WorkspaceSnapshot:
+        now = time.time() if now is None else now
+        for reason in self._failures:
+            self.poll_errors[reason] += 1
+        failed = {reason: text for reason, text in self._failures.items() if reason != PAGE_CAP}
+        self.up = self._listed and not failed and all(uid in self._read for uid in self.workflows)
+        if self.up:
+            self.last_success = now
+        if failed:
+            reason, message = next(iter(failed.items()))
+            self.last_error = f"{reason}: {message}"
+        elif not self.up:
+            unread = sum(1 for uid in self.workflows if uid not in self._read)
+            self.last_error = f"{unread} workflow(s) not read in this poll"
+        elif PAGE_CAP in self._failures:
+            self.last_error = f"{PAGE_CAP}: {self._failures[PAGE_CAP]}"
+        else:
+            self.last_error = ""
+        self.attempted = True
+        self.last_poll_duration = duration
+        self._failures = {}
+        return self._build(now)
+
+    def stalest_first(self, workflows: Sequence[Workflow]) -> list[Workflow]:
+        def staleness(workflow: Workflow) -> float:
+            tracked = self.workflows.get(workflow.uid)
+            return tracked.last_attempt if tracked is not None else _NEVER
+
+        return sorted(workflows, key=staleness)
+
+    # Snapshots.
+
+    @property
+    def snapshot(self) -> WorkspaceSnapshot:
+        return self._snapshot
+
+    def refresh(self) -> WorkspaceSnapshot:
+        """A new snapshot of the workspace-level values (API counters change between sink calls)."""
+        return self._build()
+
+    def _build(self, now: float | None = None) -> WorkspaceSnapshot:
+        now = time.time() if now is None else now
+        workflows = []
+        for uid in sorted(self.workflows):
+            tracked = self.workflows[uid]
+            workflows.append(tracked.snapshot or tracked.build_snapshot(self.needs_action_limit, now))
+        self._snapshot = WorkspaceSnapshot(
+            name=self.name,
+            api_version=self.api_version,
+            version=next_version(),
+            up=self.up,
+            attempted=self.attempted,
+            last_success=self.last_success,
+            last_poll_duration=self.last_poll_duration,
+            last_error=self.last_error,
+            poll_errors=dict(self.poll_errors),
+            runs_skipped=dict(self.runs_skipped),
+            api=self.api.snapshot(),
+            needs_action_limit=self.needs_action_limit,
+            workflows=tuple(workflows),
+        )
+        return self._snapshot
+
+    # Persistence hooks (the persist module writes and reads the files).
+
+    def export_workspace(self) -> dict[str, Any]:
+        return {
+            "listed_once": self.listed_once,
+            "last_success": self.last_success,
+            "poll_errors": dict(self.poll_errors),
+            "runs_skipped": dict(self.runs_skipped),
+            "workflows": list(self.workflows),
+        }
+
+    def export_workflow(self, uid: str) -> dict[str, Any]:
+        tracked = self.workflows[uid]
+        return {
+            "uid": tracked.uid,
+            "name": tracked.name,
+            "baseline": tracked.baseline,
+            "read": tracked.read,
+            "runs": [[run.uid, run.status] for run in tracked.runs.values()]
+            + [[uid, gone[0]] for uid, gone in tracked.vanished.items()],
+            "status_changes": dict(tracked.status_changes),
+            "durations": {status: h.export() for status, h in tracked.durations.items()},
+            "last_status_time": dict(tracked.last_status_time),
+            "last_success": tracked.last_success,
+        }
+
+    def changed_workflows(self) -> set[str]:
+        """Workflow uids changed since the last call; removed ones are in ``removed_workflows``."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def removed_workflows(self) -> set[str]:
+        removed, self._removed = self._removed, set()
+        return removed
+
+    @classmethod
+    def restore(
+        cls,
+        name: str,
+        workspace_record: Mapping[str, Any],
+        workflow_records: Iterable[Mapping[str, Any]],
+        needs_action_limit: int = 50,
+        api_version: str = "v3",
+        endpoints: Sequence[str] = ENDPOINTS,
+        now: float | None = None,
+    ) -> WorkspaceState:
+        """A state that continues from saved records. Restored runs are remembered, not listed: the
+        next read counts a changed status once and a run new since the save as new."""
+        now = time.time() if now is None else now
+        state = cls(name, needs_action_limit, api_version, endpoints)
+        state.listed_once = bool(workspace_record.get("listed_once", False))
+        state.last_success = _finite(workspace_record.get("last_success"))
+        _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
+        _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
+        for record in workflow_records:
+            uid, wf_name = record.get("uid"), record.get("name")
+            if not isinstance(uid, str) or not isinstance(wf_name, str):
+                continue
+            tracked = WorkflowState(uid, wf_name, baseline=bool(record.get("baseline", False)))
+            tracked.read = bool(record.get("read", False))
+            for item in record.get("runs") or ():
+                if (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and isinstance(item[0], str)
+                    and item[1] in STATUS_LABEL_VALUES
+                ):
+                    tracked.vanished[item[0]] = (str(item[1]), now)
+            _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
+            durations = record.get("durations")
+            if isinstance(durations, dict):
+                for status in _TERMINAL_ORDER:
+                    saved = durations.get(status)
+                    if isinstance(saved, dict):
+                        tracked.durations[status] = Histogram.restore(RUN_DURATION_BUCKETS, saved)
+            times = record.get("last_status_time")
+            if isinstance(times, dict):
+                for status, moment in times.items():
+                    if status in STATUS_LABEL_VALUES and (value := _finite(moment)) is not None:
+                        tracked.last_status_time[status] = value
+            tracked.last_success = _finite(record.get("last_success"))
+            state.workflows[uid] = tracked
+        state._build(now)
+        return state
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:
+    keys = set(target if allowed is None else allowed)
+    if isinstance(saved, dict):
+        for key, value in saved.items():
+            if key in keys and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                target[key] = value

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from exporter.config import Config, parse_config
-from exporter.poller import Hub, Poller, build
+from exporter.poller import Poller, build
+from exporter.published import Published
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import fast_config, workspace_config
 from tests.support.metrics import ScrapedMetrics
@@ -56,16 +57,16 @@ class Harness:
     """The real exporter pipeline (client → state → exposition) run in the test's event loop."""
 
     config: Config
-    hub: Hub
+    published: Published
     pollers: list[Poller]
 
     async def poll(self) -> ScrapedMetrics:
         for poller in self.pollers:
             await poller.poll_once()
-        return self.exposition()
+        return await self.exposition()
 
-    def exposition(self) -> ScrapedMetrics:
-        return ScrapedMetrics(self.hub.exposition.text.decode())
+    async def exposition(self) -> ScrapedMetrics:
+        return ScrapedMetrics((await self.published.exposition(openmetrics=False, gzip=False)).decode())
 
     async def aclose(self) -> None:
         for poller in self.pollers:
@@ -76,10 +77,10 @@ class Harness:
 async def harness_for(config_dict: ConfigFactory) -> Any:
     made: list[Harness] = []
 
-    def make(**sections: dict[str, Any]) -> Harness:
+    def make(checkpoint: Any = None, **sections: dict[str, Any]) -> Harness:
         config = parse_config(config_dict(**sections))
-        hub, pollers = build(config)
-        harness = Harness(config, hub, pollers)
+        published, pollers = build(config, checkpoint=checkpoint)
+        harness = Harness(config, published, pollers)
         made.append(harness)
         return harness
 

@@ -51,7 +51,7 @@ def test_defaults() -> None:
     assert workspace.base_url == "https://api.captaindata.co"
     assert workspace.api_version == "v3"
     assert config.web.listen_address == ":10237"
-    assert config.poll.deadline == 60
+    assert config.poll.timeout == 300
     assert config.metrics.needs_action_limit == 50
     assert SECRET not in repr(config)
 

@@ -92,7 +92,18 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _LABEL_LIST = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _IDENTIFIER = re.compile(r"(?<![\w.$])[A-Za-z_:][A-Za-z0-9_:]*")
 _KEYWORDS = {
-    "and", "or", "unless", "offset", "bool", "inf", "nan", "by", "without", "on", "ignoring", "group_left",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
     "group_right",
 }
 _SELECTOR = re.compile(r"(?<![\w.$])([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^}]*\})?")
@@ -106,7 +117,7 @@ def metric_names(expr: str) -> set[str]:
     text = _LABEL_LIST.sub(" ", text)
     names = set()
     for match in _IDENTIFIER.finditer(text):
-        if text[match.end():].lstrip().startswith("("):
+        if text[match.end() :].lstrip().startswith("("):
             continue  # a function call or an aggregation
         if match.group().lower() in _KEYWORDS:
             continue
@@ -161,18 +172,27 @@ def board(request: pytest.FixtureRequest) -> dict[str, Any]:
 def test_regenerating_changes_nothing() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "grafana" / "generate.py"), "--check"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0, f"generated files are stale:\n{result.stderr}"
 
 
 def test_check_fails_when_a_dashboard_differs(tmp_path: Path) -> None:
     """``--check`` compares byte for byte: a copy of the generator next to an edited dashboard fails."""
-    for relative in ("grafana/generate.py", "grafana/panels.yaml", "deploy/generate.py", "deploy/textgen.py",
-                     "deploy/alerts.yaml",
-                     "grafana/dashboards/captaindata-overview.json",
-                     "grafana/dashboards/captaindata-workflow.json",
-                     "deploy/kubernetes/grafana-dashboards-configmap.yaml"):
+    for relative in (
+        "grafana/generate.py",
+        "grafana/panels.yaml",
+        "deploy/generate.py",
+        "deploy/textgen.py",
+        "deploy/alerts.yaml",
+        "grafana/dashboards/captaindata-overview.json",
+        "grafana/dashboards/captaindata-workflow.json",
+        "deploy/kubernetes/grafana-dashboards-configmap.yaml",
+    ):
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((ROOT / relative).read_bytes())
@@ -280,8 +300,10 @@ def test_workflow_variable_selects_one_workflow_on_the_workflow_dashboard() -> N
 
 
 def test_metric_parser_sees_metrics_and_skips_the_rest() -> None:
-    expr = ('histogram_quantile(0.9, sum by (le, status) (rate(foo_bucket{job=~"$job", a="x y"}'
-            '[$__rate_interval]))) / on (job) group_left bar or vector(1) and time() - baz offset 5m')
+    expr = (
+        'histogram_quantile(0.9, sum by (le, status) (rate(foo_bucket{job=~"$job", a="x y"}'
+        "[$__rate_interval]))) / on (job) group_left bar or vector(1) and time() - baz offset 5m"
+    )
     assert metric_names(expr) == {"foo_bucket", "bar", "baz"}
     assert metric_names('label_replace(up{a="b"}, "action", "$1", "status", "(.*)")') == {"up"}
 
@@ -527,18 +549,33 @@ def test_alert_annotations_from_alerts_series(board: dict[str, Any]) -> None:
 
 def test_overview_has_the_issue_panels() -> None:
     titles = {panel["title"] for panel in panels(load(OVERVIEW))}
-    for title in ("Runs by status", "Status changes per hour", "Needs action",
-                  "Longest-running run per workflow", "Completed-run duration distribution",
-                  "429 responses (rate limited)", "API requests by code", "API latency", "Workspace up",
-                  "Time since last successful poll", "Poll duration"):
+    for title in (
+        "Runs by status",
+        "Status changes per hour",
+        "Needs action",
+        "Longest-running run per workflow",
+        "Completed-run duration distribution",
+        "429 responses (rate limited)",
+        "API requests by code",
+        "API latency",
+        "Workspace up",
+        "Time since last successful poll",
+        "Poll duration",
+    ):
         assert title in titles
 
 
 def test_workflow_has_the_issue_panels() -> None:
     titles = {panel["title"] for panel in panels(load(WORKFLOW))}
-    for title in ("Runs by status", "Success ratio (24h)", "Success ratio over time", "Needs action",
-                  "Longest-running run", "Completed-run duration quantiles by outcome",
-                  "Completed-run duration distribution"):
+    for title in (
+        "Runs by status",
+        "Success ratio (24h)",
+        "Success ratio over time",
+        "Needs action",
+        "Longest-running run",
+        "Completed-run duration quantiles by outcome",
+        "Completed-run duration distribution",
+    ):
         assert title in titles
 
 

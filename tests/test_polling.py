@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from exporter.config import parse_config
@@ -104,7 +106,7 @@ async def test_offset_timestamps_are_converted_to_utc(sim: Simulator, harness_fo
         exposition.value("captaindata_running_run_oldest_start_timestamp_seconds", workflow_uid=WF)
         == 1767225600.0
     )
-    assert runs_by_status(exposition)["pending"] == 1
+    assert runs_by_status(exposition)["pending"] == 0  # an unreadable timestamp skips the run (contract §1)
 
 
 async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
@@ -116,16 +118,53 @@ async def test_unknown_fields_and_missing_optional_fields_are_tolerated(
     assert runs_by_status(exposition)["finished"] == 1
 
 
-async def test_pagination_reads_every_page_until_an_empty_one(sim: Simulator, harness_for: Any) -> None:
-    sim.add_workflow(WF, "A")
+async def request_log(sim_url: str) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as client:
+        log: list[dict[str, Any]] = (await client.get(f"{sim_url}/_sim/requests", timeout=5)).json()
+        return log
+
+
+async def jobs_requests(sim_url: str) -> list[tuple[str, str]]:
+    """(workflow uid, page) of every runs request, from the simulator's request log over HTTP."""
+    log = await request_log(sim_url)
+    return [(e["path"].split("/")[3], e["query"].get("page")) for e in log if e["path"].endswith("/jobs")]
+
+
+async def test_pagination_learns_the_page_size_and_stays_at_the_lower_bound(
+    sim: Simulator, sim_url: str, harness_for: Any
+) -> None:
     now = time.time()
-    for i in range(23):  # page size 5: pages 0..4 hold runs, page 5 is empty
-        sim.add_run(WF, "finished", created_at=now - i, start_time=now - i - 60, finish_time=now - i)
-    exposition = await harness_for().poll()
-    assert runs_by_status(exposition)["finished"] == 23
-    pages = [e["query"]["page"] for e in sim.request_log if e["path"].endswith("/jobs")]
-    assert pages == ["0", "1", "2", "3", "4", "5"]
-    assert exposition.value("captaindata_poll_errors_total", reason="page_cap") == 0
+    sizes = {"wf-a": 23, "wf-b": 3, "wf-c": 0, "wf-d": 10}  # the simulator's page size is 5
+    for uid, size in sizes.items():
+        sim.add_workflow(uid, uid)
+        for i in range(size):
+            sim.add_run(uid, "finished", created_at=now - i, start_time=now - i - 60, finish_time=now - i)
+    harness = harness_for(api={"concurrency": 1})
+    exposition = await harness.poll()
+    assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
+    first = await jobs_requests(sim_url)
+    # Until a page followed by a non-empty page is seen, an empty page ends pagination (as before);
+    # wf-a teaches the page size at its page 1, so its short page 4 is its last request.
+    assert [page for uid, page in first if uid == "wf-a"] == ["0", "1", "2", "3", "4"]
+
+    sim.request_log.clear()
+    exposition = await harness.poll()
+    lower_bound = 1 + sum(max(1, math.ceil(size / 5)) for size in sizes.values())
+    requests = len(await request_log(sim_url))
+    assert requests <= 1.1 * lower_bound, (requests, lower_bound)
+    assert {uid: runs_by_status(exposition, uid)["finished"] for uid in sizes} == sizes
+
+    # New runs: a short page still ends pagination, a full one asks for the next.
+    sim.request_log.clear()
+    sim.add_run("wf-b", "running", start_time=time.time())
+    sim.add_run("wf-b", "running", start_time=time.time())
+    sim.add_run("wf-d", "running", start_time=time.time())
+    exposition = await harness.poll()
+    pages = await jobs_requests(sim_url)
+    assert [page for uid, page in pages if uid == "wf-b"] == ["0", "1"]  # 5 runs: a full page
+    assert [page for uid, page in pages if uid == "wf-d"] == ["0", "1", "2"]  # 11 runs
+    assert runs_by_status(exposition, "wf-b")["running"] == 2
+    assert changes(exposition, "running", "wf-d") == 1
 
 
 async def test_runs_shifting_between_pages_are_counted_once(sim: Simulator, harness_for: Any) -> None:
@@ -152,7 +191,7 @@ async def test_runs_shifting_between_pages_are_counted_once(sim: Simulator, harn
     exposition = await harness.poll()
     added.join()
     pages = [e["query"]["page"] for e in sim.request_log if e["path"].endswith("/jobs")]
-    assert pages == ["0", "1", "2", "3"]  # the shift pushed three runs onto page 2
+    assert pages == ["0", "1", "2"]  # the shift pushed three runs onto page 2, a short last page
     assert runs_by_status(exposition)["finished"] == 10
     # Page 0 was read before the new runs arrived; they are counted on the next poll, once.
     exposition = await harness.poll()
@@ -283,15 +322,16 @@ async def test_time_in_running(sim: Simulator, harness_for: Any) -> None:
 
 async def test_last_status_timestamps(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow(WF, "A")
-    sim.add_run(WF, "finished", start_time=1000.0, finish_time=5000.0, created_at=time.time() - 10)
-    sim.add_run(WF, "finished", start_time=2000.0, finish_time=3000.0, created_at=time.time() - 20)
-    sim.add_run(WF, "running", start_time=7000.0, created_at=time.time() - 5)
+    base = 1767225600.0  # timestamps before 2015 are treated as missing
+    sim.add_run(WF, "finished", start_time=base + 1000, finish_time=base + 5000, created_at=time.time() - 10)
+    sim.add_run(WF, "finished", start_time=base + 2000, finish_time=base + 3000, created_at=time.time() - 20)
+    sim.add_run(WF, "running", start_time=base + 7000, created_at=time.time() - 5)
     exposition = await harness_for().poll()
     stamps = {
         s.label("status"): s.value
         for s in exposition.find("captaindata_workflow_last_status_timestamp_seconds", workflow_uid=WF)
     }
-    assert stamps == {"finished": 5000.0, "running": 7000.0}
+    assert stamps == {"finished": base + 5000, "running": base + 7000}
 
 
 async def test_needs_action_series_most_recent_first_and_capped(sim: Simulator, harness_for: Any) -> None:
@@ -320,13 +360,28 @@ async def test_workflow_include_and_exclude(sim: Simulator, harness_for: Any) ->
     assert exposition.value("captaindata_workflows") == 1
 
 
-async def test_a_workflow_deleted_during_the_poll_is_skipped(sim: Simulator, harness_for: Any) -> None:
+async def test_a_workflow_answering_404_is_not_a_failure_and_keeps_its_baseline(
+    sim: Simulator, harness_for: Any
+) -> None:
     sim.add_workflow("wf-a", "A")
     sim.add_workflow("wf-b", "B")
+    for _ in range(3):
+        sim.add_run("wf-b", "finished")
     sim.add_fault("status", count=1, status=404, path_contains="wf-b/jobs")
-    exposition = await harness_for().poll()
+    harness = harness_for()
+    exposition = await harness.poll()
     assert exposition.value("captaindata_up") == 1
+    assert exposition.total("captaindata_poll_errors_total") == 0
+    assert runs_by_status(exposition, "wf-b")["finished"] == 0  # not read yet
+    # Still listed: read now, and its runs are the baseline (they predate the exporter).
+    exposition = await harness.poll()
+    assert runs_by_status(exposition, "wf-b")["finished"] == 3
+    assert changes(exposition, "finished", "wf-b") == 0
+    # Really deleted: the next list drops every series of it.
+    sim.remove_workflow("wf-b")
+    exposition = await harness.poll()
     assert {s.label("workflow_uid") for s in exposition.find("captaindata_runs")} == {"wf-a"}
+    assert exposition.find("captaindata_run_status_changes_total", workflow_uid="wf-b") == []
 
 
 async def test_workflow_name_falls_back_to_uid(sim: Simulator, harness_for: Any) -> None:
@@ -349,14 +404,14 @@ async def test_workspaces_are_polled_and_reported_independently(sim: Simulator, 
             ]
         )
     )
-    hub, pollers = build(config)
+    published, pollers = build(config)
     try:
         results = [await poller.poll_once() for poller in pollers]
     finally:
         for poller in pollers:
             await poller.aclose()
     assert results == [True, False]
-    exposition = ScrapedMetrics(hub.exposition.text.decode())
+    exposition = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
     assert exposition.value("captaindata_up", workspace="acme") == 1
     assert exposition.value("captaindata_up", workspace="globex") == 0
     assert exposition.value("captaindata_poll_errors_total", workspace="globex", reason="unauthorized") == 1

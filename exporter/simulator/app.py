@@ -84,6 +84,14 @@ async def _apply_fault(fault: Fault, request: web.Request) -> web.StreamResponse
         return web.Response(text='[{"uid": "truncated', content_type="application/json")
     if fault.kind == "wrong_shape":
         return web.json_response({"data": [], "note": "an object where an array belongs"})
+    if fault.kind == "dribble":  # a valid body, one byte every ``delay`` seconds
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for byte in b'[{"uid": "dribbled", "name": "Dribbled", "status": "finished"}]':
+            await response.write(bytes([byte]))
+            await asyncio.sleep(fault.delay)
+        await response.write_eof()
+        return response
     if fault.kind == "drop":
         if request.transport is not None:
             request.transport.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
-FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page")
+FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble")
 RATE_LIMIT_STYLES = ("seconds", "http-date", "reset", "none")
 TIME_FORMATS = ("naive", "offset", "z", "epoch")
 

@@ -271,11 +271,17 @@ def build_simulators(now: float) -> Simulators:
         start = now - (i + 2) * HOUR
         runs.add_run("wf-h1", "finished", start_time=start, finish_time=start + 600)
     runs.add_run("wf-h1", "running", start_time=now - 600)
-    runs.add_run("wf-h1", "warning", uid="run-old-warning", start_time=now - 30 * DAY - 600,
-                 finish_time=now - 30 * DAY)
+    runs.add_run(
+        "wf-h1", "warning", uid="run-old-warning", start_time=now - 30 * DAY - 600, finish_time=now - 30 * DAY
+    )
     runs.add_workflow("wf-h2", "Weekly companies", WS_HEALTHY)
-    runs.add_run("wf-h2", "shutdown", uid="run-old-shutdown", start_time=now - 20 * DAY - 600,
-                 finish_time=now - 20 * DAY)
+    runs.add_run(
+        "wf-h2",
+        "shutdown",
+        uid="run-old-shutdown",
+        start_time=now - 20 * DAY - 600,
+        finish_time=now - 20 * DAY,
+    )
     runs.add_run("wf-h2", "finished", start_time=now - 7 * DAY, finish_time=now - 7 * DAY + 900)
 
     limited = Simulator(seed=2, page_size=20)
@@ -293,11 +299,18 @@ def build_simulators(now: float) -> Simulators:
 def script_situations(sims: Simulators) -> None:
     """Turn the baseline into every situation (after the exporter and Prometheus saw the baseline)."""
     now = time.time()
-    sims.runs.add_run("wf-warn", "warning", uid="run-warn-new", name="Lead batch 42",
-                      start_time=now - 300, finish_time=now)
+    sims.runs.add_run(
+        "wf-warn", "warning", uid="run-warn-new", name="Lead batch 42", start_time=now - 300, finish_time=now
+    )
     for i in (1, 2, 3):
-        sims.runs.add_run("wf-shut", "shutdown", uid=f"run-shut-{i}", name=f"Company scrape {i}",
-                          start_time=now - 200, finish_time=now)
+        sims.runs.add_run(
+            "wf-shut",
+            "shutdown",
+            uid=f"run-shut-{i}",
+            name=f"Company scrape {i}",
+            start_time=now - 200,
+            finish_time=now,
+        )
     sims.runs.update_run("run-to-stop", "stopped", finish_time=now)
     sims.runs.set_api_key(WS_BADKEY, "cd" * 32)  # the key the exporter has is now outdated
     sims.limited.set_rate_limit(2, 1.0, style="seconds")  # a poll makes 3 requests: the third gets 429
@@ -334,7 +347,10 @@ def generate_e2e_rules(directory: Path) -> Path:
     flags = [item for name, value in E2E_KNOBS.items() for item in (f"--{name}", value)]
     subprocess.run(
         [sys.executable, str(GENERATOR), "--output-dir", str(directory), *flags],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return directory / "captaindata-alerts.rules.yml"
 
@@ -392,8 +408,11 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         wait_until(lambda: all_up(exporter), 30, "the exporter's first successful poll of every workspace")
         prometheus = stack.enter_context(
             running_prometheus(
-                workdir, [exporter.address, dead_target], rule_files=[rules_path],
-                alertmanager=alertmanager.address, job=JOB,
+                workdir,
+                [exporter.address, dead_target],
+                rule_files=[rules_path],
+                alertmanager=alertmanager.address,
+                job=JOB,
             )
         )
         # Prometheus must hold the baseline (counters at 0) before anything changes, or increase() has
@@ -469,7 +488,9 @@ def test_retry_call_names_the_run(outcome: Outcome) -> None:
         if expected.alertname in {"CaptainDataRunWarning", "CaptainDataRunShutdown"}:
             (alert,) = outcome.find(expected)
             run_uid = alert["labels"]["run_uid"]
-            assert alert["annotations"]["api_call"] == f"POST https://api.captaindata.co/v3/jobs/{run_uid}/retry"
+            assert (
+                alert["annotations"]["api_call"] == f"POST https://api.captaindata.co/v3/jobs/{run_uid}/retry"
+            )
 
 
 def test_healthy_workspace_gets_no_alert(outcome: Outcome) -> None:

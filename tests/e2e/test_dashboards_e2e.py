@@ -169,8 +169,9 @@ class Outcome:
     result: list[dict[str, Any]]
 
 
-def run_panels(prom: Prometheus, board: dict[str, Any], variables: Variables, start: float, end: float
-               ) -> Iterator[Outcome]:
+def run_panels(
+    prom: Prometheus, board: dict[str, Any], variables: Variables, start: float, end: float
+) -> Iterator[Outcome]:
     range_seconds = max(int(end - start), STEP_SECONDS)
     for panel in data_panels(board):
         for target in panel["targets"]:
@@ -184,8 +185,9 @@ def run_panels(prom: Prometheus, board: dict[str, Any], variables: Variables, st
                 yield Outcome(panel["title"], target["refId"], expr, str(error), 0, 0, [])
                 continue
             result = data["result"] if isinstance(data["result"], list) else []
-            yield Outcome(panel["title"], target["refId"], expr, None, len(result), finite_samples(data),
-                          result)
+            yield Outcome(
+                panel["title"], target["refId"], expr, None, len(result), finite_samples(data), result
+            )
 
 
 def reads(query: str, selector: str) -> bool:
@@ -229,18 +231,24 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
     began = time.monotonic()
     with running_simulator(sim) as base_url:
         config = fast_config([workspace_config("demo", base_url, workspace.uid, workspace.api_key)], "1s")
-        with running_exporter(config, workdir) as exporter, running_prometheus(
-            workdir, [exporter.address], rule_files=[RULES] if RULES.exists() else [],
-            scrape_interval=f"{SCRAPE_SECONDS}s", job=RULES_JOB,
-        ) as prom:
+        with (
+            running_exporter(config, workdir) as exporter,
+            running_prometheus(
+                workdir,
+                [exporter.address],
+                rule_files=[RULES] if RULES.exists() else [],
+                scrape_interval=f"{SCRAPE_SECONDS}s",
+                job=RULES_JOB,
+            ) as prom,
+        ):
             prom.wait_for("captaindata_up == 1", timeout=30)
             start = time.time() - 1
             overview, workflow = load(OVERVIEW), load(WORKFLOW)
             # The workflow with a run stuck in Running for hours (the demo has two): the Workflow dashboard
             # then has something in every panel, as it would for the workflow an operator drills into.
-            stuck = prom.wait_for(
-                "topk(1, captaindata_running_run_max_age_seconds > 3600)", timeout=30
-            )[0]["metric"]["workflow_uid"]
+            stuck = prom.wait_for("topk(1, captaindata_running_run_max_age_seconds > 3600)", timeout=30)[0][
+                "metric"
+            ]["workflow_uid"]
             not_emitted = frozenset(pending_metrics(prom))
             deadline = time.monotonic() + DEADLINE_SECONDS
             while True:
@@ -273,14 +281,20 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
                         except TimeoutError as error:
                             annotation_errors.append(f"{board['uid']} {annotation['name']}: {error}")
             # The same machinery on deliberately broken targets: a typo'd metric, a wrong label, bad syntax.
-            broken_board = {"panels": [
-                {"type": "stat", "title": title, "targets": [{"refId": "A", "expr": expr, "instant": True}]}
-                for title, expr in (
-                    ("typo", 'sum(captaindata_runz{job=~"$job"})'),
-                    ("label", 'sum(captaindata_runs{job=~"$job", status="done"})'),
-                    ("syntax", 'sum(rate(captaindata_api_requests_total[$__rate_interval])'),
-                )
-            ]}
+            broken_board = {
+                "panels": [
+                    {
+                        "type": "stat",
+                        "title": title,
+                        "targets": [{"refId": "A", "expr": expr, "instant": True}],
+                    }
+                    for title, expr in (
+                        ("typo", 'sum(captaindata_runz{job=~"$job"})'),
+                        ("label", 'sum(captaindata_runs{job=~"$job", status="done"})'),
+                        ("syntax", "sum(rate(captaindata_api_requests_total[$__rate_interval])"),
+                    )
+                ]
+            }
             broken = problems(list(run_panels(prom, broken_board, overview_vars, start, time.time())))
             elapsed = time.monotonic() - began
             yield Checked(results[0], results[1], stuck, annotation_errors, broken, elapsed, not_emitted)

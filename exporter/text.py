@@ -1,0 +1,45 @@
+"""Text from the API made safe to export: valid UTF-8, no control characters, bounded length."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+#: Longest name kept (in characters); longer names end with an ellipsis.
+NAME_MAX_CHARS: Final = 256
+#: Longest identifier accepted; a longer uid is not an identifier.
+UID_MAX_CHARS: Final = 200
+REPLACEMENT: Final = "\ufffd"
+ELLIPSIS: Final = "\u2026"
+
+# Lone surrogates (valid JSON escapes, not encodable as UTF-8) and C0/DEL/C1 control characters.
+_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: str, limit: int = NAME_MAX_CHARS) -> str:
+    """``value`` with every unencodable or control character replaced by U+FFFD, cut to ``limit``
+    characters (the last one an ellipsis when it was cut)."""
+    if len(value) > limit:
+        value = value[: limit - 1] + ELLIPSIS
+    if value.isascii() and value.isprintable():  # the common case: nothing to replace
+        return value
+    return _UNSAFE.sub(REPLACEMENT, value)
+
+
+def clean_identifier(value: object) -> str | None:
+    """``value`` as an identifier (a uid), or ``None`` when it is not one: a non-empty, non-blank
+    string of at most ``UID_MAX_CHARS`` characters with no control or unencodable character, or an
+    integer (JSON numbers without a fraction) whose digits fit that length."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Only short integers: converting a huge one to text is slow (and may raise past 4300 digits).
+        if -(10**UID_MAX_CHARS) < value < 10**UID_MAX_CHARS:
+            text = str(value)
+            return text if len(text) <= UID_MAX_CHARS else None
+        return None
+    if not isinstance(value, str) or not value or len(value) > UID_MAX_CHARS:
+        return None
+    if value.isascii() and value.isprintable():
+        return value if not value.isspace() else None
+    if value.isspace() or _UNSAFE.search(value):
+        return None
+    return value

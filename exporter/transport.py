@@ -1,0 +1,211 @@
+"""Talking to one workspace's API: headers, request budget, one shared 429 window, retries, a body
+cap and a whole-request timeout. Bodies are parsed in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import httpx
+
+from exporter.apistats import ApiStats
+from exporter.config import ApiConfig
+from exporter.model import BadResponse
+from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RATE_LIMITED = "rate_limited"
+UNAUTHORIZED = "unauthorized"
+TIMEOUT = "timeout"
+SERVER_ERROR = "server_error"
+BAD_RESPONSE = "bad_response"
+NETWORK = "network"
+PAGE_CAP = "page_cap"
+INTERNAL = "internal"
+#: Every value of the ``reason`` label of ``captaindata_poll_errors_total``.
+POLL_ERROR_REASONS = (
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    TIMEOUT,
+    SERVER_ERROR,
+    BAD_RESPONSE,
+    NETWORK,
+    PAGE_CAP,
+    INTERNAL,
+)
+
+
+class RequestFailed(Exception):
+    """A request failed after its retries; ``reason`` is a POLL_ERROR_REASONS value and ``message``
+    safe text (no headers, no key)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(RequestFailed):
+    """404 on a resource that can disappear (a workflow deleted since it was listed)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(BAD_RESPONSE, message)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RateLimitWindow:
+    """The workspace's one 429 window: while it is open, no request of the workspace is sent."""
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self.until = 0.0  # time.monotonic() when the window closes
+
+    def open(self, seconds: float) -> float:
+        """Open (or extend) the window by ``seconds`` from now, clamped to ``max_wait``; returns the
+        wait the exporter will actually do."""
+        wait = min(max(0.0, seconds), self.max_wait)
+        self.until = max(self.until, time.monotonic() + wait)
+        return wait
+
+    async def wait(self) -> None:
+        """Sleep until the window is closed."""
+        while True:  # the window may be extended while we sleep
+            left = self.until - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(left)
+
+
+class ApiTransport:
+    """One per workspace. ``on_progress(extra)`` is called after each successful request (extra 0)
+    and before each 429 wait (extra = the wait), so a progress guard can move its deadline."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        api: ApiConfig,
+        stats: ApiStats,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.api = api
+        self.stats = stats
+        self.on_progress = on_progress
+        self.bucket = TokenBucket(api.requests_per_second, api.burst)
+        self.backoff = Backoff(api.retry_backoff, api.retry_backoff_max)
+        self.window = RateLimitWindow(api.max_retry_after)
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=api.request_timeout,
+            headers=dict(headers),
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _progress(self, extra: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(extra)
+
+    async def _fetch(self, path: str, params: Mapping[str, str] | None) -> tuple[int, httpx.Headers, bytes]:
+        """One request, connect to last byte, bounded by api.request_timeout and the body cap."""
+        async with asyncio.timeout(self.api.request_timeout):
+            async with self._http.stream("GET", path, params=params) as response:
+                if response.status_code != 200:
+                    return response.status_code, response.headers, b""
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():  # decoded: the cap is on what we hold
+                    size += len(chunk)
+                    if size > self.api.max_response_bytes:
+                        raise _BodyTooLarge
+                    chunks.append(chunk)
+                return 200, response.headers, b"".join(chunks)
+
+    async def get(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        parse: Callable[[bytes], T],
+    ) -> T:
+        """GET ``path`` until it answers 200 (or fails for good), then ``parse`` its body off the loop.
+        ``parse`` raises BadResponse for a body that is not what the endpoint returns."""
+        failures = 0
+        rate_limited = 0
+        while True:
+            await self.window.wait()
+            await self.bucket.acquire()
+            await self.window.wait()  # a 429 may have opened it while we queued for a token
+            started = time.monotonic()
+            try:
+                code, headers, body = await self._fetch(path, params)
+            except (TimeoutError, httpx.TimeoutException):
+                self.stats.record_failure(endpoint, TIMEOUT)
+                reason, why = TIMEOUT, f"GET {path} timed out after {self.api.request_timeout:g}s"
+            except _BodyTooLarge:
+                self.stats.record_response(endpoint, 200, time.monotonic() - started)
+                raise RequestFailed(
+                    BAD_RESPONSE,
+                    f"GET {path} answered more than api.max_response_bytes ({self.api.max_response_bytes})",
+                ) from None
+            except httpx.TransportError as error:
+                self.stats.record_failure(endpoint, NETWORK)
+                reason, why = NETWORK, f"GET {path} failed: {type(error).__name__}"
+            else:
+                self.stats.record_response(endpoint, code, time.monotonic() - started)
+                if code == 200:
+                    self._progress(0.0)
+                    try:
+                        return await asyncio.to_thread(parse, body)
+                    except BadResponse as error:
+                        raise RequestFailed(BAD_RESPONSE, f"GET {path}: {error}") from None
+                if code == 429:
+                    rate_limited += 1
+                    limit_type = rate_limit_type(headers)
+                    self.stats.record_rate_limited(endpoint, limit_type)
+                    if rate_limited > self.api.max_rate_limit_retries:
+                        raise RequestFailed(
+                            RATE_LIMITED, f"GET {path} was rate limited {rate_limited} times in a row"
+                        )
+                    hinted = retry_after_seconds(headers, time.time())
+                    asked = hinted if hinted is not None else self.backoff.delay(rate_limited)
+                    wait = self.window.open(asked)
+                    self.stats.retry_after = wait
+                    logger.info(
+                        "rate limited; every request of the workspace waits",
+                        extra={
+                            "endpoint": endpoint,
+                            "wait_seconds": round(wait, 3),
+                            "limit_type": limit_type,
+                        },
+                    )
+                    self._progress(wait)
+                    continue
+                if code in (401, 403):
+                    raise RequestFailed(
+                        UNAUTHORIZED,
+                        f"GET {path} answered {code}: the API key or workspace_uid is wrong or outdated",
+                    )
+                if code == 404:
+                    raise NotFound(f"GET {path} answered 404")
+                if code < 500:
+                    raise RequestFailed(BAD_RESPONSE, f"GET {path} answered unexpected HTTP {code}")
+                reason, why = SERVER_ERROR, f"GET {path} answered HTTP {code}"
+            failures += 1
+            if failures > self.api.max_retries:
+                raise RequestFailed(reason, f"{why} (after {failures} attempts)")
+            delay = self.backoff.delay(failures)
+            logger.debug(
+                "retrying", extra={"endpoint": endpoint, "reason": reason, "delay_seconds": round(delay, 3)}
+            )
+            await asyncio.sleep(delay)

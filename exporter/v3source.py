@@ -1,0 +1,123 @@
+"""One poll of a v3 workspace: the workflow list, then each workflow's runs page by page, stalest
+workflow first, each applied as soon as it is read."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from functools import partial
+
+from exporter.apistats import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
+from exporter.config import ApiConfig, WorkflowFilter
+from exporter.engine import StateSink
+from exporter.model import Parsed, Run, Workflow, parse_runs_body, parse_workflows_body
+from exporter.statuses import UnknownStatuses
+from exporter.transport import ApiTransport, NotFound, RequestFailed
+
+logger = logging.getLogger(__name__)
+
+
+class V3Source:
+    """Reads one v3 workspace. Learns the API's page size (the length of a page followed by a
+    non-empty page): after that, a shorter page ends pagination without asking for an empty one."""
+
+    def __init__(
+        self, transport: ApiTransport, api: ApiConfig, workflows: WorkflowFilter, workspace: str
+    ) -> None:
+        self.transport = transport
+        self.api = api
+        self.filter = workflows
+        self.unknown = UnknownStatuses(workspace)
+        self.page_size: int | None = None
+        # workflow uid -> (number of runs, hash of their uids) of its last complete listing
+        self._listing: dict[str, tuple[int, int]] = {}
+
+    async def poll(self, sink: StateSink) -> None:
+        listed = await self.transport.get(WORKFLOWS_ENDPOINT, "/v3/workflows", None, parse_workflows_body)
+        workflows = [w for w in listed.items if self.filter.keeps(w.uid, w.name)]
+        await sink.workflows_listed(workflows)
+        keep = {w.uid for w in workflows}
+        self._listing = {uid: seen for uid, seen in self._listing.items() if uid in keep}
+        limit = asyncio.Semaphore(self.api.concurrency)
+
+        async def read(workflow: Workflow) -> None:
+            async with limit:
+                try:
+                    parsed, truncated = await self._runs(workflow)
+                except NotFound:
+                    logger.info("workflow disappeared during the poll", extra={"workflow_uid": workflow.uid})
+                    await sink.workflow_vanished(workflow)
+                    return
+                except RequestFailed as error:
+                    logger.warning(
+                        "reading a workflow's runs failed; its last values are kept",
+                        extra={"workflow_uid": workflow.uid, "reason": error.reason, "error": error.message},
+                    )
+                    await sink.workflow_failed(workflow, error.reason, error.message)
+                    return
+            if truncated:
+                await sink.truncated(workflow, truncated)
+            if parsed.skipped:
+                logger.warning(
+                    "runs the exporter cannot understand were skipped and counted",
+                    extra={
+                        "workflow_uid": workflow.uid,
+                        "skipped": sum(parsed.skipped.values()),
+                        "first": parsed.first_skip,
+                    },
+                )
+            await sink.runs_read(workflow, parsed)
+
+        async with asyncio.TaskGroup() as group:
+            for workflow in sink.stalest_first(workflows):
+                group.create_task(read(workflow))
+
+    async def _runs(self, workflow: Workflow) -> tuple[Parsed[Run], str]:
+        """All runs the API lists for ``workflow``, deduplicated by uid, and why pagination stopped
+        early ("" when it did not)."""
+        path = f"/v3/workflows/{workflow.uid}/jobs"
+        parse = partial(parse_runs_body, unknown=self.unknown)
+        runs: dict[str, Run] = {}
+        total = Parsed[Run]([], Counter())
+        previous = self._listing.get(workflow.uid)
+        last_length: int | None = None
+        for page in range(self.api.max_pages):
+            parsed = await self.transport.get(RUNS_ENDPOINT, path, {"page": str(page)}, parse)
+            total.skipped.update(parsed.skipped)
+            total.first_skip = total.first_skip or parsed.first_skip
+            length = len(parsed.items) + sum(parsed.skipped.values())
+            if length and last_length:  # the previous page was followed by a non-empty one
+                self.page_size = max(self.page_size or 0, last_length)
+            if not length:
+                break
+            if page > 0 and parsed.items and all(run.uid in runs for run in parsed.items):
+                logger.warning(
+                    "the API repeated a page of runs (it may ignore the page parameter); stopping here",
+                    extra={"workflow_uid": workflow.uid, "page": page},
+                )
+                return self._done(workflow, runs, total, complete=False), "the API repeated a page"
+            for run in parsed.items:
+                runs.setdefault(run.uid, run)
+            last_length = length
+            if self.page_size is not None and length < self.page_size:
+                break  # a short page is the last one
+            if previous is not None and previous == (len(runs), hash(frozenset(runs))):
+                break  # exactly the runs of the last complete listing: nothing newer pushed any down
+        else:
+            logger.warning(
+                "page cap reached; older runs are not counted",
+                extra={"workflow_uid": workflow.uid, "max_pages": self.api.max_pages},
+            )
+            return self._done(workflow, runs, total, complete=False), "api.max_pages reached"
+        return self._done(workflow, runs, total, complete=True), ""
+
+    def _done(
+        self, workflow: Workflow, runs: dict[str, Run], total: Parsed[Run], complete: bool
+    ) -> Parsed[Run]:
+        if complete:
+            self._listing[workflow.uid] = (len(runs), hash(frozenset(runs)))
+        else:
+            self._listing.pop(workflow.uid, None)
+        total.items = list(runs.values())
+        return total

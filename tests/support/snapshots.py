@@ -1,0 +1,84 @@
+"""Snapshots built directly (they are plain data), with every kind of series in them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
+from exporter.model import SKIP_REASONS
+from exporter.snapshot import (
+    ApiStatsSnapshot,
+    HistogramSnapshot,
+    RunView,
+    WorkflowSnapshot,
+    WorkspaceSnapshot,
+    next_version,
+)
+from exporter.state_snapshot import empty_snapshot
+from exporter.statuses import STATUS_LABEL_VALUES, TERMINAL_STATUSES
+
+NOW = 1_764_378_000.25
+
+
+def histogram(bounds: tuple[float, ...], observations: int, total: float) -> HistogramSnapshot:
+    cumulative = (*(min(observations, index) for index in range(len(bounds))), observations)
+    return HistogramSnapshot(bounds, cumulative, total, observations)
+
+
+def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnapshot:
+    by_status = {
+        status: runs // len(STATUS_LABEL_VALUES) + (i < runs % 8)
+        for i, status in enumerate(STATUS_LABEL_VALUES)
+    }
+    made = WorkflowSnapshot(
+        uid=uid,
+        name=name,
+        version=next_version(),
+        runs_by_status=by_status,
+        runs_by_api_status={"success": runs - 1, "unknown": 1},
+        postponed=0,
+        oldest_running_start=NOW - 3600,
+        read_at=NOW,
+        last_status_time={status: NOW - 60 for status in ("running", "finished", "warning")},
+        status_changes={status: i * 3 for i, status in enumerate(STATUS_LABEL_VALUES)},
+        durations={
+            status: histogram(RUN_DURATION_BUCKETS, 4, 12345.5) for status in sorted(TERMINAL_STATUSES)
+        },
+        last_success=NOW - 5,
+        last_error="",
+        needs_action=(
+            RunView(f"{uid}-run-1", f"{name} run", "warning", "failure", NOW - 100),
+            RunView(f"{uid}-run-2", "paused run", "paused", "paused", None),
+        ),
+    )
+    return dataclasses.replace(made, **changes)
+
+
+def workspace(name: str, workflows: tuple[WorkflowSnapshot, ...], **changes: Any) -> WorkspaceSnapshot:
+    endpoints = ("/v3/workflows", "/v3/workflows/{workflow_uid}/jobs")
+    made = dataclasses.replace(
+        empty_snapshot(name),
+        version=next_version(),
+        up=True,
+        attempted=True,
+        last_success=NOW,
+        last_poll_duration=1.5,
+        poll_errors={**empty_snapshot(name).poll_errors, "timeout": 2},
+        runs_skipped={**dict.fromkeys(SKIP_REASONS, 0), "invalid_uid": 3},
+        api=ApiStatsSnapshot(
+            requests={(endpoint, "200"): 12 for endpoint in endpoints},
+            failures={(endpoints[1], "timeout"): 1},
+            rate_limited={(endpoint, "none"): 0 for endpoint in endpoints} | {(endpoints[1], "minute"): 2},
+            durations={endpoint: histogram(REQUEST_DURATION_BUCKETS, 12, 3.25) for endpoint in endpoints},
+            retry_after=0.0,
+        ),
+        needs_action_limit=50,
+        workflows=workflows,
+    )
+    return dataclasses.replace(made, **changes)
+
+
+def big_workspace(name: str, workflows: int, name_length: int = 40) -> WorkspaceSnapshot:
+    flows = tuple(workflow(f"wf-{i:05d}", f"Workflow {i} ".ljust(name_length, "x")) for i in range(workflows))
+    return workspace(name, flows)
