@@ -142,8 +142,9 @@ def _demo_config(base_url: str, workspace_uid: str, api_key: str, listen_address
 @contextlib.asynccontextmanager
 async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
     from exporter.simulator import build_demo_simulator, start_simulator
+    from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
 
-    sim = build_demo_simulator()
+    sim = build_demo_simulator(request_budget=DEMO_REQUEST_BUDGET)
     workspace = next(iter(sim.workspaces.values()))
     runner, base_url = await start_simulator(sim, "127.0.0.1", 0)
     try:

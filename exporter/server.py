@@ -9,6 +9,7 @@ from aiohttp import web
 from exporter.exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, negotiate
 from exporter.landing import render_landing_page
 from exporter.published import Published
+from exporter.status_view import build_status
 
 PUBLISHED_KEY = web.AppKey("published", Published)
 Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
@@ -33,6 +34,11 @@ async def landing(request: web.Request) -> web.Response:
     )
 
 
+async def status_json(request: web.Request) -> web.Response:
+    """The landing page's content as JSON, for scripts."""
+    return web.json_response(build_status(request.app[PUBLISHED_KEY].workspaces()))
+
+
 async def healthy(request: web.Request) -> web.Response:
     stalled = request.app[HEALTH_KEY]()
     if stalled:
@@ -55,6 +61,7 @@ def create_app(published: Published, health: Health = list) -> web.Application:
     app[HEALTH_KEY] = health
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", landing)
+    app.router.add_get("/api/v1/status", status_json)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
     return app

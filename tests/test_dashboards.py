@@ -192,6 +192,8 @@ def test_check_fails_when_a_dashboard_differs(tmp_path: Path) -> None:
         "grafana/dashboards/captaindata-overview.json",
         "grafana/dashboards/captaindata-workflow.json",
         "deploy/kubernetes/grafana-dashboards-configmap.yaml",
+        "mixin/dashboards/captaindata-overview.json",
+        "mixin/dashboards/captaindata-workflow.json",
     ):
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
