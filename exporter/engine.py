@@ -4,8 +4,11 @@ applies each piece in a worker thread as soon as it is read, and publishes the n
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from exporter.model import Parsed, Run, Workflow
@@ -13,6 +16,9 @@ from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 
 T = TypeVar("T")
+#: During a poll, snapshots are published at most this often (the newest one wins): each publish makes
+#: the next scrape re-render, so a workspace of many workflows must not publish after every one.
+PUBLISH_EVERY = 1.0
 #: Test hook: called with a point name where a test may raise to simulate a bug in our own code:
 #: "loop" (each iteration of a workspace's loop, outside a poll attempt), "poll" (start of an attempt),
 #: "apply" (each state update, in the worker thread).
@@ -21,7 +27,9 @@ Checkpoint = Callable[[str], None]
 
 class StateSink:
     """Given to a PollSource for one workspace. Calls may come from concurrent tasks: each applies
-    under one lock in a worker thread, so the event loop never runs anything that grows with runs."""
+    under one lock in the workspace's worker thread, so the event loop never runs anything that grows
+    with runs. One thread per workspace (also used to parse its bodies): more threads would only take
+    the GIL from the event loop more often."""
 
     def __init__(
         self,
@@ -33,7 +41,11 @@ class StateSink:
         self._publish = publish
         self._checkpoint = checkpoint
         self._mutex = threading.Lock()
-        self._published = 0
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"workspace {state.name}")
+        self._published = 0  # version of the newest snapshot handed over (or pending)
+        self._pending: WorkspaceSnapshot | None = None
+        self._last_publish = float("-inf")  # time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
 
     def _locked(self, apply: Callable[..., T], *args: object) -> T:
         with self._mutex:
@@ -43,11 +55,34 @@ class StateSink:
 
     async def call(self, apply: Callable[..., T], *args: object) -> T:
         """``apply(*args)`` on the state in a worker thread, under the sink's lock."""
-        return await asyncio.to_thread(self._locked, apply, *args)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(self._locked, apply, *args)
+        )
 
-    def publish(self, snapshot: WorkspaceSnapshot) -> None:
-        if snapshot.version > self._published:  # threads may finish out of order
-            self._published = snapshot.version
+    def publish(self, snapshot: WorkspaceSnapshot, now: bool = False) -> None:
+        """Hand ``snapshot`` over now if ``now`` or none was in the last PUBLISH_EVERY seconds, else
+        when that time is up. Event loop only."""
+        if snapshot.version <= self._published:  # threads may finish out of order
+            return
+        self._published = snapshot.version
+        self._pending = snapshot
+        wait = self._last_publish + PUBLISH_EVERY - time.monotonic()
+        if now or wait <= 0:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
+
+    def close(self) -> None:
+        self.flush()
+        self.executor.shutdown(wait=False)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending is not None:
+            snapshot, self._pending = self._pending, None
+            self._last_publish = time.monotonic()
             self._publish(snapshot)
 
     async def _apply(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:

@@ -56,7 +56,12 @@ class Poller:
         self.checkpoint = checkpoint
         self.sink = StateSink(self.state, publish, checkpoint)
         self.transport = ApiTransport(
-            workspace.base_url, v3_headers(workspace), config.api, self.state.api, self._progress
+            workspace.base_url,
+            v3_headers(workspace),
+            config.api,
+            self.state.api,
+            self._progress,
+            self.sink.executor,
         )
         self.source = make_source(workspace, config, self.transport)
         self._guard: asyncio.Timeout | None = None
@@ -103,7 +108,7 @@ class Poller:
         else:
             self._internal_streak = 0
         snapshot = await self.sink.call(self.state.end_poll, time.monotonic() - started)
-        self.sink.publish(snapshot)
+        self.sink.publish(snapshot, now=True)
         self._attempt_finished()
         return snapshot.up
 
@@ -116,7 +121,7 @@ class Poller:
         self.state.last_error = f"{INTERNAL}: {_describe(error)}"
         self.state.up = False
         try:
-            self.sink.publish(self.state.refresh())
+            self.sink.publish(self.state.refresh(), now=True)
         except Exception:
             logger.exception(
                 "publishing after an internal error failed", extra={"workspace": self.workspace.name}
@@ -175,6 +180,7 @@ class Poller:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+        self.sink.close()  # last: publishes what is pending and ends the workspace's worker thread
 
 
 def _describe(error: BaseException) -> str:

@@ -1,15 +1,21 @@
 """The published snapshot: the latest snapshot of every workspace, and /metrics rendered from them.
 
-Publishing only swaps a reference. Each (format, gzip) body is rendered the first time a scrape asks
-for it after a publish, then served from cache until the next publish; concurrent scrapes await the
-same render. Workflow chunks are cached by snapshot version and workspace chunks likewise, so a publish
-re-renders only the workflows that changed; everything else is a join of cached bytes.
+Publishing only swaps a reference. Each (format, gzip) body is rendered when a scrape asks for it after
+a publish, then served from cache until the next publish; concurrent scrapes await the same render.
+Workflow chunks are cached by snapshot version and workspace chunks likewise, so a publish re-renders
+only the workflows that changed; everything else is a join of cached bytes.
 
-A render of more than a few workflows runs in a worker thread. While such a render is in flight, a
-scrape waits for it up to ``STALE_AFTER`` seconds when a previous body of at least ``STALE_BYTES`` exists,
-then gets that previous body (a complete, consistent earlier exposition) rather than stalling behind a
-large render; small expositions always wait for the fresh body, so what a scrape sees right after a
-publish is the published data.
+Small expositions (fewer than ``STALE_BYTES``) are always rendered for the scrape that asks, so what a
+scrape sees right after a publish is the published data. A big one renders in a worker thread, and:
+
+- at most one render per format is in flight, and at most one starts per ``RENDER_GAP`` seconds, so the
+  render work is bounded however often scrapers come and however often the engine publishes (it
+  publishes after every workflow);
+- a scrape waits up to ``STALE_AFTER`` seconds for a render in flight, else gets the previous body: a
+  complete, consistent earlier exposition, at most about ``RENDER_GAP`` behind during a poll;
+- a format asked for in the last ``IN_USE`` seconds is re-rendered in the background after a publish
+  (within those bounds), so that when a poll ends the next scrape finds the final body ready. A format
+  nobody asks for is never rendered.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import functools
 import gzip as gzip_module
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 
@@ -37,11 +44,15 @@ logger = logging.getLogger(__name__)
 
 #: At most this many workflows in all: rendered on the event loop (cheaper than a thread hop).
 INLINE_MAX_WORKFLOWS = 16
-#: A previous body at least this big (uncompressed) may be served while a fresh one renders ...
+#: From this size (uncompressed) on, a body is "big" (see the module's docstring).
 STALE_BYTES = 256 * 1024
-#: ... once the scrape has waited this long for the fresh one.
-STALE_AFTER = 0.1
-#: gzip level of compressed bodies: 1 costs a third of the CPU of 6 for about 1.3x the bytes.
+#: How long a scrape waits for a big render in flight before it gets the previous body.
+STALE_AFTER = 0.025
+#: Big bodies: at most one render per format started per this many seconds.
+RENDER_GAP = 1.0
+#: Big bodies: a format asked for within this many seconds is kept fresh in the background.
+IN_USE = 300.0
+#: gzip level of compressed bodies: 1 costs about half the CPU of 6 for about 1.1x the bytes.
 GZIP_LEVEL = 1
 
 Key = tuple[bool, bool]  # (openmetrics, gzip)
@@ -50,12 +61,16 @@ Key = tuple[bool, bool]  # (openmetrics, gzip)
 class Published:
     """The latest snapshot of every workspace, and their exposition rendered on demand."""
 
-    def __init__(self, workspace_names: Sequence[str]) -> None:
+    def __init__(self, workspace_names: Sequence[str], *, render_gap: float = RENDER_GAP) -> None:
         self._snapshots = {name: empty_snapshot(name) for name in workspace_names}
         self._generation = 0
+        self._render_gap = render_gap
         # Event loop only:
         self._bodies: dict[Key, tuple[int, bytes]] = {}  # the newest body rendered, by generation
         self._renders: dict[Key, tuple[int, asyncio.Task[bytes]]] = {}
+        self._asked: dict[Key, float] = {}  # loop time of the latest scrape of each format
+        self._ended: dict[Key, float] = {}  # loop time the latest render of each format ended
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
         # Render side, under the lock:
         self._lock = threading.Lock()
         self._workspace_chunks: dict[str, tuple[int, Chunks]] = {}
@@ -64,6 +79,8 @@ class Published:
     def publish(self, snapshot: WorkspaceSnapshot) -> None:
         self._snapshots[snapshot.name] = snapshot
         self._generation += 1
+        for key in list(self._asked):
+            self._refresh_later(key)
 
     def workspaces(self) -> tuple[WorkspaceSnapshot, ...]:
         return tuple(self._snapshots.values())
@@ -74,6 +91,8 @@ class Published:
 
     async def exposition(self, openmetrics: bool, gzip: bool) -> bytes:
         key = (openmetrics, gzip)
+        loop = asyncio.get_running_loop()
+        self._asked[key] = loop.time()
         generation = self._generation
         previous = self._bodies.get(key)
         if previous is not None and previous[0] == generation:
@@ -89,17 +108,52 @@ class Published:
             finally:
                 self._lock.release()
             return self._store(key, generation, *self._finish(chunks, fresh_plain, openmetrics, gzip))
+        if previous is None or not self._big(key):
+            running = self._renders.get(key)
+            task = running[1] if running is not None and running[0] == generation else self._start(key)
+            return await asyncio.shield(task)
         running = self._renders.get(key)
-        if running is None or running[0] != generation:
-            task = asyncio.create_task(self._render_off_loop(key, generation, snapshots, fresh_plain))
-            self._renders[key] = (generation, task)
-        else:
+        if running is not None:
             task = running[1]
-        if previous is not None and plain is not None and len(plain[1]) >= STALE_BYTES:
-            done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
-            if not done:
-                return previous[1]
-        return await asyncio.shield(task)
+        elif loop.time() < self._ended.get(key, -math.inf) + self._render_gap:
+            self._refresh_later(key)
+            return previous[1]
+        else:
+            task = self._start(key)
+        done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
+        return task.result() if done else previous[1]
+
+    def _big(self, key: Key) -> bool:
+        plain = self._bodies.get((key[0], False))
+        return plain is not None and len(plain[1]) >= STALE_BYTES
+
+    def _start(self, key: Key) -> asyncio.Task[bytes]:
+        generation = self._generation
+        plain = self._bodies.get((key[0], False))
+        fresh_plain = plain[1] if plain is not None and plain[0] == generation else None
+        task = asyncio.create_task(self._render_off_loop(key, generation, self.workspaces(), fresh_plain))
+        self._renders[key] = (generation, task)
+        return task
+
+    def _refresh_later(self, key: Key) -> None:
+        """Render a big body of a format in use once the gap since its last render has passed."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published before serving: the first scrape renders
+            return
+        if key in self._timers or key in self._renders or not self._big(key):
+            return  # a render in flight schedules the next one when it ends
+        if loop.time() - self._asked.get(key, -math.inf) > IN_USE:
+            del self._asked[key]
+            return
+        delay = max(0.0, self._ended.get(key, -math.inf) + self._render_gap - loop.time())
+        self._timers[key] = loop.call_later(delay, self._refresh_now, key)
+
+    def _refresh_now(self, key: Key) -> None:
+        del self._timers[key]
+        stored = self._bodies.get(key)
+        if key not in self._renders and (stored is None or stored[0] != self._generation):
+            self._start(key)
 
     async def _render_off_loop(
         self, key: Key, generation: int, snapshots: Sequence[WorkspaceSnapshot], plain: bytes | None
@@ -110,6 +164,9 @@ class Published:
         finally:
             if self._renders.get(key, (0, None))[1] is asyncio.current_task():
                 del self._renders[key]
+            self._ended[key] = asyncio.get_running_loop().time()
+            if self._generation != generation:
+                self._refresh_later(key)
 
     def _render_blocking(
         self, snapshots: Sequence[WorkspaceSnapshot], plain: bytes | None, openmetrics: bool, gzip: bool

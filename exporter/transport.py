@@ -4,9 +4,11 @@ cap and a whole-request timeout. Bodies are parsed in a worker thread."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from typing import TypeVar
 
 import httpx
@@ -95,8 +97,10 @@ class ApiTransport:
         api: ApiConfig,
         stats: ApiStats,
         on_progress: Callable[[float], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.api = api
+        self.executor = executor  # where bodies are parsed (None: the loop's default executor)
         self.stats = stats
         self.on_progress = on_progress
         self.bucket = TokenBucket(api.requests_per_second, api.burst)
@@ -166,7 +170,8 @@ class ApiTransport:
                 if code == 200:
                     self._progress(0.0)
                     try:
-                        return await asyncio.to_thread(parse, body)
+                        loop = asyncio.get_running_loop()
+                        return await loop.run_in_executor(self.executor, functools.partial(parse, body))
                     except BadResponse as error:
                         raise RequestFailed(BAD_RESPONSE, f"GET {path}: {error}") from None
                 if code == 429:

@@ -3,6 +3,7 @@ and Published's caching: per workflow, per workspace, per format."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gzip
 import math
@@ -23,7 +24,7 @@ from exporter.exposition import FAMILIES
 from exporter.published import Published
 from exporter.render import render
 from exporter.snapshot import HistogramSnapshot, WorkspaceSnapshot
-from tests.support.snapshots import NOW, workflow, workspace
+from tests.support.snapshots import NOW, big_workspace, workflow, workspace
 
 HOSTILE_NAMES = [
     "plain",
@@ -192,3 +193,36 @@ async def test_a_publish_rerenders_only_what_changed() -> None:
     body = await published.exposition(openmetrics=False, gzip=False)
     assert set(published._workflow_chunks["a"]) == {"wf-2"}
     assert b'workflow_uid="wf-1"' not in body
+
+
+async def test_a_big_format_in_use_is_refreshed_after_a_publish_and_no_other() -> None:
+    published = Published(["big"], render_gap=0.0)
+    snapshot = big_workspace("big", 40)
+    published.publish(snapshot)
+    first = await published.exposition(openmetrics=True, gzip=True)
+    published.publish(
+        dataclasses.replace(snapshot, version=snapshot.version + 10**9, last_poll_duration=77.0)
+    )
+    for _ in range(100):  # the refresh starts on the loop's next turns, without any scrape
+        if published._renders:
+            break
+        await asyncio.sleep(0)
+    await asyncio.gather(*(task for _, task in published._renders.values()))
+    fresh = await published.exposition(openmetrics=True, gzip=True)
+    assert published._bodies[(True, True)][1] is fresh
+    assert fresh != first
+    assert b'captaindata_poll_duration_seconds{workspace="big"} 77.0' in gzip.decompress(fresh)
+    assert (False, False) not in published._bodies  # nobody asked for the text format
+    assert (False, True) not in published._bodies
+
+
+async def test_big_renders_start_at_most_once_per_gap() -> None:
+    published = Published(["big"], render_gap=3600.0)
+    snapshot = big_workspace("big", 40)
+    published.publish(snapshot)
+    first = await published.exposition(openmetrics=False, gzip=False)
+    published.publish(dataclasses.replace(snapshot, version=snapshot.version + 10**9, up=False))
+    assert await published.exposition(openmetrics=False, gzip=False) is first
+    assert not published._renders
+    assert set(published._timers) == {(False, False)}  # it renders once the gap has passed
+    published._timers.pop((False, False)).cancel()

@@ -196,7 +196,7 @@ def with_stalling_workflow(snapshot: Any, gate: _Gate) -> Any:
 
 
 async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate) -> None:
-    published = Published(["big"])
+    published = Published(["big"], render_gap=0.0)
     snapshot = big_workspace("big", 40)
     published.publish(snapshot)
     runner, url = await serve(create_app(published))
@@ -213,13 +213,22 @@ async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate
             assert [response.content for response in answered] == [before] * 4
             assert len(published._renders) == 1  # they all waited on the one render
             render = next(iter(published._renders.values()))[1]
+            stalled = published.workspaces()[0]
+            latest = dataclasses.replace(stalled, version=next_version(), last_poll_duration=4321.0)
+            published.publish(latest)  # while the big render runs: no second one starts
+            assert (await client.get(f"{url}/metrics")).content == before
+            assert [task for _, task in published._renders.values()] == [render]
             gate.release.set()
             await render
-            after = (await client.get(f"{url}/metrics")).content
+            for _ in range(3):  # the render of the latest publish starts now
+                after = Exposition((await client.get(f"{url}/metrics")).text)
+                if after.value("captaindata_poll_duration_seconds") == 4321:
+                    break
+                await asyncio.gather(*(task for _, task in published._renders.values()))
     finally:
         await runner.cleanup()
-    assert after != before
-    assert b'workflow="stalling"' in after
+    assert after.value("captaindata_poll_duration_seconds") == 4321
+    assert len(after.find("captaindata_runs", workflow="stalling")) == 8
 
 
 async def test_without_a_previous_body_a_scrape_waits_for_the_render_off_the_loop(gate: _Gate) -> None:
