@@ -221,7 +221,7 @@ async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate
             gate.release.set()
             await render
             for _ in range(3):  # the render of the latest publish starts now
-                after = Exposition((await client.get(f"{url}/metrics")).text)
+                after = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
                 if after.value("captaindata_poll_duration_seconds") == 4321:
                     break
                 await asyncio.gather(*(task for _, task in published._renders.values()))
