@@ -19,6 +19,8 @@ STABLE = Path(__file__).resolve().parent / "stable_metrics.yaml"
 ROW = re.compile(
     r"^\| `(captaindata_[a-z_]+)` \| (gauge|counter|histogram) \| ([a-z_, ]+) \| (stable|experimental) \|"
 )
+
+
 def rows() -> dict[str, tuple[str, frozenset[str], str]]:
     """metric (counters without _total) -> (type, labels, stability)."""
     found = {}
