@@ -368,3 +368,13 @@ def test_runbooks_give_each_status_api_call(status: str) -> None:
         assert call.render() in text
         method_and_url = f"curl -sS -X {call.method} "
         assert method_and_url in text
+
+
+def test_runbooks_give_the_v4_calls_too() -> None:
+    """A paused run is v4's BLOCKED: resume it once the cause is fixed; a failed one has no retry in v4."""
+    text = RUNBOOKS.read_text()
+    assert st.RESUME_A_RUN_V4.render() in text
+    assert st.GET_A_RUN_V4.render() in text
+    assert f"API v4 workspaces: {st.GUIDE[st.PAUSED].v4_action}" in text
+    paused = next(rule for rule in alert_rules() if rule["alert"] == "CaptainDataRunPaused")
+    assert paused["annotations"]["api_call_v4"].endswith("/v4/runs/{{ $labels.run_uid }}/resume{{ end }}")
