@@ -15,7 +15,8 @@ from aiohttp import web
 
 from deploy.generate import DEFAULT_RUNBOOK_BASE_URL
 from exporter.landing import render_landing_page
-from exporter.server import create_app
+from exporter.published import Published
+from exporter.server import BOARD_INLINE_MAX_WORKFLOWS, create_app
 from exporter.simulator import Simulator, build_demo_simulator
 from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
 from exporter.status_view import NEEDS_ACTION_CAP, RUNBOOKS_URL, WORKFLOWS_CAP, build_status
@@ -165,3 +166,20 @@ async def test_the_demo_gets_429s_and_its_polls_still_succeed(harness_for: Any, 
     assert rate_limited > 0
     answered = [entry for entry in sim.request_log if entry.get("status") == 429]
     assert answered
+
+
+async def test_a_big_board_is_served_off_the_loop() -> None:
+    """Over the inline limit the board is built in a worker thread; it serves the same capped content."""
+    published = Published(["big"])
+    published.publish(big_workspace("big", BOARD_INLINE_MAX_WORKFLOWS + 300))
+    runner, url = await serve(create_app(published))
+    try:
+        async with httpx.AsyncClient() as client:
+            page = await client.get(f"{url}/")
+            status = (await client.get(f"{url}/api/v1/status")).json()
+    finally:
+        await runner.cleanup()
+    assert page.status_code == 200
+    assert f"Showing {WORKFLOWS_CAP} of {BOARD_INLINE_MAX_WORKFLOWS + 300} workflows" in page.text
+    assert status["workflows_total"] == BOARD_INLINE_MAX_WORKFLOWS + 300
+    assert len(status["needs_action"]) == NEEDS_ACTION_CAP
