@@ -1,4 +1,4 @@
-"""Generate the Captain Data alert rules, the PrometheusRule and the runbooks from ``exporter/statuses.py``.
+"""Generate the Captain Data alert rules, the PrometheusRule and the runbooks from data files.
 
 Usage::
 
@@ -7,17 +7,19 @@ Usage::
     python deploy/generate.py --output-dir /tmp/rules --recent-window 10m --warning-for 0s
                                          # a variant with other knobs, written elsewhere
 
-Every knob (the job selector, thresholds, windows and ``for:`` durations, the runbook base URL) is a field of
-:class:`Knobs` and a command-line flag of the same name; ``docs/alerts.md`` documents them. The status
-knowledge (meaning, recommended action, steps, API calls) comes from :mod:`exporter.statuses`, so the landing
-page, the alert annotations and the runbooks always say the same thing.
+The words and expressions live beside this file: ``alerts.yaml`` (every alert and recording rule with its
+runbook prose; near-twin alerts from one ``each:`` spec) and ``runbooks/*.md`` (the runbook page's frame).
+The status knowledge (meaning, recommended action, steps, API calls) comes from the status guide
+(``exporter/status_guide.yaml``), so the landing page, the alert annotations and the runbooks say the same
+thing. Every knob (the job selector, thresholds, windows and ``for:`` durations, the runbook base URL) is a
+field of :class:`Knobs` and a command-line flag of the same name; ``docs/alerts.md`` documents them.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,18 +32,21 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python deploy/generate.py` from a checkout, without installing the package
     sys.path.insert(0, str(REPO))
 
+from deploy.textgen import PLACEHOLDER, fill, load_yaml, write_or_check  # noqa: E402
 from exporter import statuses as st  # noqa: E402
 from exporter.durations import parse_duration as seconds  # noqa: E402
 
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
 RUNBOOKS_FILE = "runbooks.md"
+MIXIN_RULES_FILE = "rules.json"
 
 #: Where the committed files live, relative to the repository root.
 COMMITTED: dict[str, Path] = {
     RULES_FILE: Path("deploy/prometheus") / RULES_FILE,
     PROMETHEUS_RULE_FILE: Path("deploy/kubernetes") / PROMETHEUS_RULE_FILE,
     RUNBOOKS_FILE: Path("docs") / RUNBOOKS_FILE,
+    MIXIN_RULES_FILE: Path("mixin") / MIXIN_RULES_FILE,
 }
 
 DEFAULT_RUNBOOK_BASE_URL = (
@@ -66,6 +71,9 @@ class Knobs:
     )
     runbook_base_url: str = _knob(
         DEFAULT_RUNBOOK_BASE_URL, "URL of docs/runbooks.md; each alert links to its section (#alertname)"
+    )
+    grafana_url: str = _knob(
+        "http://localhost:3000", "Grafana's URL; each alert's dashboard_url opens its dashboard, filtered"
     )
     scrape_gap: str = _knob(
         "5m", "lookback that bridges missed scrapes (last_over_time/max_over_time); above 2 scrape intervals"
@@ -92,11 +100,16 @@ class Knobs:
     poll_stale_for: str = _knob("5m", "for: of CaptainDataExporterPollStale")
     unauthorized_for: str = _knob("5m", "for: of CaptainDataExporterUnauthorized")
     exporter_down_for: str = _knob("5m", "for: of CaptainDataExporterDown")
+    workflow_stale_threshold: str = _knob("1h", "age of a workflow's last successful read that is stale")
+    workflow_stale_for: str = _knob("10m", "for: of CaptainDataWorkflowStale")
+    internal_errors_window: str = _knob(
+        "1h", "CaptainDataExporterInternalError reports internal errors (exporter bugs) within this window"
+    )
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in {"selector", "runbook_base_url"}:
+            if f.name in TEXT_KNOBS:
                 if not value or "`" in value:
                     raise ValueError(f"{f.name} must be non-empty and free of backquotes")
             elif f.type in {"int", int}:
@@ -109,33 +122,31 @@ class Knobs:
 
 
 KNOB_FIELDS = tuple(dataclasses.fields(Knobs))
+TEXT_KNOBS = frozenset({"selector", "runbook_base_url", "grafana_url"})
 
-# --- PromQL and template building blocks --------------------------------------------------------------
+# --- The model: rules with their runbook sections, read from deploy/alerts.yaml ----------------------------
 
-RUN_LABELS = "workspace, workflow_uid, workflow"
-NEEDS_ACTION_LABELS = "workspace, workflow_uid, workflow, status, run_uid, run_name"
-
-WS = "{{ $labels.workspace }}"
-WF = "{{ $labels.workflow }} ({{ $labels.workflow_uid }})"
-RUN = "{{ $labels.run_name }} ({{ $labels.run_uid }})"
-INSTANCE = "{{ $labels.instance }}"
-COUNT = '{{ $value | printf "%.0f" }}'
-
-
-def sel(knobs: Knobs, metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join((knobs.selector, *matchers))}}}"
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith(".") else text + "."
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
-
-
-# --- The model: rules with their runbook sections -----------------------------------------------------
+SPEC_FILE = REPO / "deploy" / "alerts.yaml"
+RUNBOOK_PAGE = REPO / "deploy" / "runbooks" / "page.md"
+RUNBOOK_SECTION = REPO / "deploy" / "runbooks" / "section.md"
+GROUPS = {"runs": "captaindata-runs", "exporter": "captaindata-exporter"}
+GROUP_RECORDING = "captaindata-recording"
+ALERT_FIELDS = frozenset(
+    {
+        "name",
+        "group",
+        "severity",
+        "for",
+        "labels",
+        "expr",
+        "summary",
+        "description",
+        "action",
+        "annotations",
+        "runbook",
+    }
+)
+CALLS: dict[str, st.ApiCall] = {name: v for name, v in vars(st).items() if isinstance(v, st.ApiCall)}
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,9 @@ class Runbook:
     api_calls: tuple[st.ApiCall, ...] = ()
 
 
+RUNBOOK_FIELDS = frozenset(f.name for f in dataclasses.fields(Runbook))
+
+
 @dataclass(frozen=True)
 class Alert:
     name: str
@@ -160,6 +174,8 @@ class Alert:
     description: str
     action: str
     runbook: Runbook
+    #: The dashboard_url annotation: the matching dashboard, filtered by the alert's labels.
+    dashboard_url: str
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
 
@@ -174,6 +190,7 @@ class Alert:
             "action": self.action,
             **self.annotations,
             "runbook_url": runbook_url(knobs, self.name),
+            "dashboard_url": self.dashboard_url,
         }
         return rule
 
@@ -189,722 +206,133 @@ def runbook_url(knobs: Knobs, alert: str) -> str:
     return f"{knobs.runbook_base_url}#{alert.lower()}"
 
 
-GROUP_RUNS = "captaindata-runs"
-GROUP_EXPORTER = "captaindata-exporter"
-GROUP_RECORDING = "captaindata-recording"
+def template_values(knobs: Knobs) -> dict[str, Any]:
+    """Every name a template may use: the knobs (durations also in seconds), the guide, the API calls."""
+    values: dict[str, Any] = {}
+    for f in KNOB_FIELDS:
+        value = getattr(knobs, f.name)
+        values[f.name] = value
+        if f.name not in TEXT_KNOBS and f.type not in {"int", int}:
+            values[f.name + "_seconds"] = _number(seconds(value))
+    for status, guide in st.GUIDE.items():
+        values.update(_guide_values(f"guide.{status}", guide))
+    for name, call in CALLS.items():
+        values[f"call.{name}"] = call.render()
+    return values
+
+
+def _guide_values(prefix: str, guide: st.StatusGuide) -> dict[str, Any]:
+    return {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
+
+
+RUN_UID = "{{ $labels.run_uid }}"
+GUIDE_FIELDS = ("title", "meaning", "action", "escalation", "steps", "api_calls", "v4_action", "v4_api_calls")
+
+
+def _fill_string(text: str, values: dict[str, Any]) -> str:
+    # ${call.X|run_uid}: the call with the alert's run in its path (Go template, filled by Prometheus)
+    for name, call in CALLS.items():
+        with_run = call.render().replace("{job_uid}", RUN_UID).replace("{run_uid}", RUN_UID)
+        text = text.replace("${call." + name + "|run_uid}", with_run)
+    return fill(text, values)
+
+
+def _fill_list(items: list[Any], values: dict[str, Any]) -> list[Any]:
+    """A list of templates; an item naming a guide list (``${guide.x.steps}``) splices it in."""
+    out: list[Any] = []
+    for item in items:
+        match = PLACEHOLDER.fullmatch(item) if isinstance(item, str) else None
+        spliced = values.get(match.group(1)) if match else None
+        if isinstance(spliced, tuple):
+            out.extend(spliced)
+        elif isinstance(item, str) and item in CALLS:
+            out.append(CALLS[item])
+        else:
+            out.append(_fill(item, values))
+    return out
+
+
+def _fill(data: Any, values: dict[str, Any]) -> Any:
+    if isinstance(data, str):
+        return _fill_string(data, values)
+    if isinstance(data, list):
+        return _fill_list(data, values)
+    if isinstance(data, dict):
+        return {key: _fill(value, values) for key, value in data.items()}
+    return data
+
+
+Spec = dict[str, Any]
+
+
+def _expand(specs: list[Spec], values: dict[str, Any]) -> list[tuple[Spec, dict[str, Any]]]:
+    """Each spec with its template values; an ``each:`` spec becomes one spec per item."""
+    out: list[tuple[Spec, dict[str, Any]]] = []
+    for spec in specs:
+        if "each" not in spec:
+            out.append((spec, values))
+            continue
+        for item in spec["each"]:
+            one = {key: value for key, value in spec.items() if key != "each"}
+            one["runbook"] = dict(one.get("runbook", {}))
+            item_values = dict(values)
+            if "status" in item:
+                item_values.update(_guide_values("this", st.GUIDE[item["status"]]))
+            for key, value in item.items():
+                if key in ALERT_FIELDS:
+                    one[key] = value
+                elif key in RUNBOOK_FIELDS:
+                    one["runbook"][key] = value
+                item_values[key] = value
+            out.append((one, item_values))
+    return out
+
+
+def _spec() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(SPEC_FILE)
+    return data
 
 
 def recording_rules(knobs: Knobs) -> list[Recording]:
     rules: list[Recording] = []
-    for window in ("1h", "1d"):
-        changes = f"workflow:captaindata_run_status_changes:increase{window}"
-        rules.append(
-            Recording(
-                record=changes,
-                expr=(
-                    f"max by ({RUN_LABELS}, status) (\n"
-                    f"  increase({sel(knobs, 'captaindata_run_status_changes_total')}[{window}])\n"
-                    ")"
-                ),
-                help=f"Runs entering each status per workflow over {window} (replicas deduplicated).",
-            )
-        )
-        rules.append(
-            Recording(
-                record=f"workflow:captaindata_run_success_ratio:increase{window}",
-                expr=(
-                    f'sum by ({RUN_LABELS}) ({changes}{{status="finished"}})\n'
-                    "/\n"
-                    f'(sum by ({RUN_LABELS}) ({changes}{{status=~"finished|warning|shutdown"}}) > 0)'
-                ),
-                help=(
-                    f"Share of the runs that ended over {window} that finished, out of finished + warning + "
-                    "shutdown (stopped runs were stopped on purpose and do not count). Absent when no run "
-                    "ended."
-                ),
-            )
-        )
+    for spec, values in _expand(_spec()["recording"], template_values(knobs)):
+        for rule in spec["rules"]:
+            filled = _fill(rule, values)
+            rules.append(Recording(record=filled["record"], expr=filled["expr"], help=filled["help"]))
     return rules
 
 
-def _new_runs_expr(knobs: Knobs, status: str) -> str:
-    needs_action = sel(knobs, "captaindata_run_needs_action", f'status="{status}"')
-    changes = sel(knobs, "captaindata_run_status_changes_total", f'status="{status}"')
-    last = sel(knobs, "captaindata_workflow_last_status_timestamp_seconds", f'status="{status}"')
-    return (
-        f"max by ({NEEDS_ACTION_LABELS}) (\n"
-        f"  max_over_time({needs_action}[{knobs.scrape_gap}])\n"
-        ")\n"
-        "unless on (workspace, workflow_uid, run_uid)\n"
-        f"  {needs_action} offset {knobs.recent_window}\n"
-        "and on (workspace, workflow_uid)\n"
-        "  (\n"
-        f"    increase({changes}[{knobs.recent_window}]) > 0\n"
-        "  or\n"
-        f"    time() - {last} < {_number(seconds(knobs.recent_window))}\n"
-        "  )"
-    )
-
-
-def _new_runs_design(knobs: Knobs, status: str) -> str:
-    w = knobs.recent_window
-    return (
-        "One alert per run (labels `run_uid`, `run_name`) from "
-        f'`captaindata_run_needs_action{{status="{status}"}}`, '
-        f"which the exporter sets for runs currently in {status} (capped, most recent first), so the alert "
-        "names the run to retry and resolves as soon as the run leaves the status (for example after a "
-        f"retry). Three conditions keep it from paging on an old {status}: the workflow must have a "
-        f'recent {status}, either because `captaindata_run_status_changes_total{{status="{status}"}}` '
-        f"increased within {w} (the exporter saw a run enter {status}; its baseline at start-up is not "
-        f"counted) or because the workflow's latest {status} finished less than {w} ago "
-        f"(`captaindata_workflow_last_status_timestamp_seconds`, which also covers a run that entered "
-        f"{status} while the exporter was restarting); and the run must not already have been in {status} "
-        f"{w} ago (`unless ... offset {w}`), so when a new {status} arrives, the workflow's older {status} "
-        f"runs from last week or last month do not page with it. A {status} run therefore alerts for at most "
-        f"{w}. `max_over_time(...[{knobs.scrape_gap}])` bridges missed scrapes, so a firing alert does not "
-        "resolve and fire again because one scrape failed; the cost is that it resolves up to "
-        f"{knobs.scrape_gap} after the run left the status. `max by` drops `instance`, so exporter "
-        "replicas give one alert. Known gap: a run that was already in "
-        f"{status} exactly {w} ago, was retried and is back in {status} is not alerted on again."
-    )
-
-
-def run_alerts(knobs: Knobs) -> list[Alert]:
-    running = st.GUIDE[st.RUNNING]
-    warning = st.GUIDE[st.WARNING]
-    shutdown = st.GUIDE[st.SHUTDOWN]
-    stopped = st.GUIDE[st.STOPPED]
-    paused = st.GUIDE[st.PAUSED]
-    retry_annotation = st.RETRY_A_RUN.render().replace("{job_uid}", "{{ $labels.run_uid }}")
-    oldest = sel(knobs, "captaindata_running_run_oldest_start_timestamp_seconds")
-    changes_shutdown = sel(knobs, "captaindata_run_status_changes_total", 'status="shutdown"')
-    changes_stopped = sel(knobs, "captaindata_run_status_changes_total", 'status="stopped"')
-    needs_action_paused = sel(knobs, "captaindata_run_needs_action", 'status="paused"')
-    runs_paused = sel(knobs, "captaindata_runs", 'status="paused"')
-    gap = knobs.scrape_gap
-    alerts = [
-        Alert(
-            name="CaptainDataRunRunningTooLong",
-            group=GROUP_RUNS,
-            expr=(
-                f"time() - min by ({RUN_LABELS}) (\n"
-                f"  min_over_time({oldest}[{gap}])\n"
-                f") > {_number(seconds(knobs.running_too_long))}"
-            ),
-            for_=knobs.running_too_long_for,
-            severity="warning",
-            labels={"status": st.RUNNING},
-            summary=f"A Captain Data run has been running for more than {knobs.running_too_long}.",
-            description=(
-                f"Workflow {WF} in workspace {WS} has a run that started {{{{ $value | humanizeDuration }}}} "
-                f"ago and is still running (threshold {knobs.running_too_long})."
-            ),
-            action=running.action,
-            runbook=Runbook(
-                meaning=(
-                    f"The oldest run of the workflow that the API lists as `running` started more than "
-                    f"{knobs.running_too_long} ago. Running means: {_lower_first(running.meaning)} A run "
-                    "that stays Running for hours is often not processing at all: Captain Data keeps a "
-                    "rate-limited run Running while it is paused, and a run outside its eligible times waits."
-                ),
-                causes=(
-                    "The workspace is rate limited (429s): see CaptainDataRateLimited and "
-                    "`captaindata_api_rate_limited_total`; your plan limits the inputs launched in parallel.",
-                    "The run's schedule or eligible times keep it waiting (for example a launch at 7 pm "
-                    "with eligible times 9 am to 5 pm).",
-                    "The run really is that long (many inputs); then raise the threshold for this workflow.",
-                ),
-                steps=(
-                    "Find the run: `GET /v3/workflows/$WORKFLOW_UID/jobs?page=0` lists the workflow's runs; "
-                    "take the `running` one with the oldest `start_time`. Its `name` is the job_name.",
-                    *running.steps,
-                ),
-                api_calls=running.api_calls,
-                confirm=(
-                    "The alert resolves once no run of the workflow has been Running for more than "
-                    f"{knobs.running_too_long}: `time() - "
-                    "captaindata_running_run_oldest_start_timestamp_seconds`"
-                    f" for the workflow drops below the threshold, or the series disappears because nothing "
-                    f"runs. Allow {gap} after the run leaves Running."
-                ),
-                escalate=running.escalation,
-                design=(
-                    "`captaindata_running_run_oldest_start_timestamp_seconds` is the start time the API "
-                    "reports, "
-                    "so the age keeps growing between polls and survives exporter restarts. "
-                    f"`min_over_time(...[{gap}])` bridges missed scrapes (a firing alert does not resolve "
-                    f"because one scrape failed); it resolves up to {gap} after the run finished. "
-                    f"`for: {knobs.running_too_long_for}` only pages if the state holds, and `min by` drops "
-                    "`instance` so exporter replicas give one alert."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataRunWarning",
-            group=GROUP_RUNS,
-            expr=_new_runs_expr(knobs, st.WARNING),
-            for_=knobs.warning_for,
-            severity="warning",
-            labels={"status": st.WARNING},
-            summary="A Captain Data run ended in warning.",
-            description=(
-                f"Run {RUN} of workflow {WF} in workspace {WS} is in status warning. "
-                f"{_sentence(warning.meaning)}"
-            ),
-            action=warning.action,
-            annotations={"api_call": retry_annotation},
-            runbook=Runbook(
-                meaning=(
-                    f"A run entered the `warning` status within the last {knobs.recent_window} and is still "
-                    f"in it. Warning means: {_lower_first(warning.meaning)}"
-                ),
-                causes=(
-                    "An input the run cannot process (a malformed LinkedIn URL, an unknown company...).",
-                    "An invalid parameter in the launch payload or the workflow's steps.",
-                ),
-                steps=warning.steps,
-                api_calls=warning.api_calls,
-                confirm=(
-                    "The alert for the run resolves when the run leaves `warning` (the retry moves it back "
-                    "to "
-                    f"running), {knobs.scrape_gap} later at most. `captaindata_run_needs_action"
-                    '{status="warning", run_uid="..."}` is gone and the retried run ends `finished`. '
-                    f"Unhandled, it resolves by itself {knobs.recent_window} after the warning."
-                ),
-                escalate=warning.escalation,
-                design=_new_runs_design(knobs, st.WARNING),
-            ),
-        ),
-        Alert(
-            name="CaptainDataRunShutdown",
-            group=GROUP_RUNS,
-            expr=_new_runs_expr(knobs, st.SHUTDOWN),
-            for_=knobs.shutdown_for,
-            severity="warning",
-            labels={"status": st.SHUTDOWN},
-            summary="A Captain Data run shut down on a technical error.",
-            description=(
-                f"Run {RUN} of workflow {WF} in workspace {WS} is in status shutdown. "
-                f"{_sentence(shutdown.meaning)}"
-            ),
-            action=shutdown.action,
-            annotations={"api_call": retry_annotation},
-            runbook=Runbook(
-                meaning=(
-                    f"A run entered the `shutdown` status within the last {knobs.recent_window} and is still "
-                    f"in it. Shutdown means: {_lower_first(shutdown.meaning)}"
-                ),
-                causes=(
-                    "A third-party API the step calls failed (a 5xx from the website being automated).",
-                    "An incident on Captain Data's side.",
-                ),
-                steps=shutdown.steps,
-                api_calls=shutdown.api_calls,
-                confirm=(
-                    f"The alert for the run resolves when the run leaves `shutdown` ({knobs.scrape_gap} "
-                    "later "
-                    "at most) and the retried run ends `finished`. Unhandled, it resolves by itself "
-                    f"{knobs.recent_window} after the shutdown."
-                ),
-                escalate=(
-                    f"{shutdown.escalation} CaptainDataRunShutdownsPersisting fires when "
-                    f"{knobs.shutdowns_persisting_count} or more runs of a workflow shut down within "
-                    f"{knobs.shutdowns_persisting_window}."
-                ),
-                design=_new_runs_design(knobs, st.SHUTDOWN),
-            ),
-        ),
-        Alert(
-            name="CaptainDataRunShutdownsPersisting",
-            group=GROUP_RUNS,
-            expr=(
-                f"max by ({RUN_LABELS}) (\n"
-                f"  increase({changes_shutdown}"
-                f"[{knobs.shutdowns_persisting_window}])\n"
-                f") >= {knobs.shutdowns_persisting_count}"
-            ),
-            for_=knobs.shutdowns_persisting_for,
-            severity="critical",
-            labels={"status": st.SHUTDOWN},
-            summary="Captain Data runs of a workflow keep shutting down.",
-            description=(
-                f"{COUNT} runs of workflow {WF} in workspace {WS} entered shutdown in the last "
-                f"{knobs.shutdowns_persisting_window} (threshold {knobs.shutdowns_persisting_count}). "
-                f"{_sentence(shutdown.meaning)}"
-            ),
-            action=(
-                "The error persists: contact Captain Data support with the run uids and the errors from the "
-                "failed webhooks; retrying more runs will not help until the technical error is fixed."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    f"{knobs.shutdowns_persisting_count} or more runs of one workflow entered `shutdown` "
-                    "within "
-                    f"{knobs.shutdowns_persisting_window}. One shutdown is worth a retry; shutdowns that "
-                    "keep "
-                    "coming are a technical error that retries do not fix, which Captain Data asks you to "
-                    "report."
-                ),
-                causes=(
-                    "A lasting outage of a third-party API the workflow depends on.",
-                    "An incident or a regression on Captain Data's side.",
-                    "Retries of runs that fail again for the same reason.",
-                ),
-                steps=(
-                    "List the workflow's runs in shutdown "
-                    '(`captaindata_run_needs_action{status="shutdown"}` '
-                    "or `GET /v3/workflows/$WORKFLOW_UID/jobs?page=0`) and collect their uids.",
-                    "Read each run's error in its failed webhook or `GET /v3/jobs/$RUN_UID` "
-                    "(`error_message`).",
-                    "Contact Captain Data support with the workflow uid, the run uids and the errors.",
-                    "Pause or remove the workflow's schedule (DEL - Remove a Schedule) if every new run "
-                    "shuts down anyway, and retry the runs once support confirms the fix.",
-                ),
-                api_calls=(st.REMOVE_A_SCHEDULE, st.RETRY_A_RUN),
-                confirm=(
-                    "No more runs of the workflow enter `shutdown`: the alert resolves once fewer than "
-                    f"{knobs.shutdowns_persisting_count} did within {knobs.shutdowns_persisting_window}, "
-                    "and retried runs end `finished`."
-                ),
-                escalate="This alert is the escalation: page whoever owns the Captain Data relationship.",
-                design=(
-                    f"Counts runs that entered shutdown with `increase(captaindata_run_status_changes_total"
-                    f'{{status="shutdown"}}[{knobs.shutdowns_persisting_window}])`, which needs no `for:`: '
-                    "the window itself makes the condition sustained, a missed scrape does not change a "
-                    "range "
-                    "query, an exporter restart is a counter reset that `increase` handles, and the baseline "
-                    "poll after a restart is not counted, so old shutdowns never count. The alert resolves "
-                    f"by itself once the shutdowns are more than {knobs.shutdowns_persisting_window} old. "
-                    "`max by` drops `instance` so exporter replicas give one alert."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataRunPaused",
-            group=GROUP_RUNS,
-            expr=(
-                f"max by ({NEEDS_ACTION_LABELS}) (\n"
-                f"  max_over_time({needs_action_paused}[{gap}])\n"
-                ")\n"
-                "or on (workspace, workflow_uid)\n"
-                f"max by ({RUN_LABELS}, status) (\n"
-                f"  last_over_time({runs_paused}[{gap}])\n"
-                ") > 0"
-            ),
-            for_=knobs.paused_for,
-            severity="warning",
-            labels={"status": st.PAUSED},
-            summary="A Captain Data run is paused.",
-            description=(
-                f"{{{{ if $labels.run_uid }}}}Run {RUN} of workflow {WF} in workspace {WS} is in status "
-                "paused."
-                f"{{{{ else }}}}{COUNT} runs of workflow {WF} in workspace {WS} are in status paused."
-                f"{{{{ end }}}} {_sentence(paused.meaning)}"
-            ),
-            action=paused.action,
-            runbook=Runbook(
-                meaning=(
-                    "A run is in the `paused` status now and has been for "
-                    f"{knobs.paused_for}. Paused means: {_lower_first(paused.meaning)} A paused run does not "
-                    "resume by itself until its account is fixed, so this alert lasts as long as the run "
-                    "stays paused."
-                ),
-                causes=(
-                    "The LinkedIn (or other) session cookie of the account expired or was revoked.",
-                    "The account ran out of credits, or reached its limits.",
-                    "The API key of an integration account is outdated.",
-                ),
-                steps=paused.steps,
-                api_calls=paused.api_calls,
-                confirm=(
-                    "The run leaves `paused` (it resumes or is retried): its "
-                    '`captaindata_run_needs_action{status="paused"}` series disappears and '
-                    '`captaindata_runs{status="paused"}` for the workflow drops to 0. Allow '
-                    f"{knobs.scrape_gap}."
-                ),
-                escalate=paused.escalation,
-                design=(
-                    "Paused is a current state, not an event: a run paused since last month still waits for "
-                    'someone, so the alert follows `captaindata_run_needs_action{status="paused"}` (one '
-                    "alert per paused run, with its name and uid) and lasts while the run is paused. "
-                    "Workflows whose paused runs have no `needs_action` series (the exporter caps them) "
-                    'still alert, once per workflow, from `captaindata_runs{status="paused"} > 0` (the '
-                    "`or on (workspace, workflow_uid)` branch; the description then gives the count). "
-                    f"`max_over_time`/`last_over_time` over {gap} bridge missed scrapes, and "
-                    f"`for: {knobs.paused_for}` leaves time for a pause that is being fixed already "
-                    "(someone is refreshing the account)."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataRunStopped",
-            group=GROUP_RUNS,
-            expr=(f"max by ({RUN_LABELS}) (\n  increase({changes_stopped}[{knobs.stopped_window}])\n) > 0"),
-            for_="0s",
-            severity="info",
-            labels={"status": st.STOPPED},
-            summary="A Captain Data run was stopped.",
-            description=(
-                f"{COUNT} run(s) of workflow {WF} in workspace {WS} were stopped in the last "
-                f"{knobs.stopped_window}. {_sentence(stopped.meaning)}"
-            ),
-            action=stopped.action,
-            runbook=Runbook(
-                meaning=(
-                    f"A run of the workflow entered `stopped` within the last {knobs.stopped_window}. "
-                    "Stopped "
-                    f"means: {_lower_first(stopped.meaning)} This is an `info` alert: usually someone meant "
-                    "it."
-                ),
-                causes=(
-                    "Someone on your team stopped the run in the Captain Data app.",
-                    "Your own automation called Cancel a Run.",
-                ),
-                steps=(
-                    *stopped.steps,
-                    "Find the stopped run: `GET /v3/workflows/$WORKFLOW_UID/jobs?page=0`, status `stopped`.",
-                ),
-                api_calls=stopped.api_calls,
-                confirm=(
-                    f"Nothing to resolve: the alert ends by itself {knobs.stopped_window} after the stop. A "
-                    "relaunched or retried run shows up as `running`, then `finished`."
-                ),
-                escalate=stopped.escalation,
-                design=(
-                    "Stopped runs have no `needs_action` series, so the alert counts stops per workflow "
-                    "with "
-                    f'`increase(captaindata_run_status_changes_total{{status="stopped"}}'
-                    f"[{knobs.stopped_window}])`. It notifies once per stop and ends by itself after "
-                    f"{knobs.stopped_window}; a missed scrape does not change a range query, and the "
-                    "baseline poll after an exporter restart is not counted, so old stops never alert."
-                ),
-            ),
-        ),
-    ]
-    return alerts
-
-
-def exporter_alerts(knobs: Knobs) -> list[Alert]:
-    gap = knobs.scrape_gap
-    up = sel(knobs, "captaindata_up")
-    poll_errors = "captaindata_poll_errors_total"
-    errors_explained = sel(knobs, poll_errors, 'reason=~"unauthorized|rate_limited"')
-    errors_unauthorized = sel(knobs, poll_errors, 'reason="unauthorized"')
-    query_errors = (
-        "{{ range printf `sort_desc(increase(" + poll_errors + "{" + knobs.selector + ", instance=%q, "
-        f"workspace=%q}}[{knobs.poll_errors_window}]) > 0)` $labels.instance $labels.workspace | query }}}}"
-        ' {{ .Labels.reason }}={{ .Value | printf "%.0f" }}{{ end }}'
-    )
-    explained_elsewhere = f"increase({errors_explained}[{knobs.poll_errors_window}]) > 0"
-    return [
-        Alert(
-            name="CaptainDataRateLimited",
-            group=GROUP_EXPORTER,
-            expr=(
-                "max by (workspace) (\n"
-                f"  sum without (endpoint) (increase({sel(knobs, 'captaindata_api_rate_limited_total')}"
-                f"[{knobs.rate_limited_window}]))\n"
-                ") > 0"
-            ),
-            for_=knobs.rate_limited_for,
-            severity="warning",
-            summary=f"The Captain Data API keeps rate limiting workspace {WS}.",
-            description=(
-                f"The Captain Data API answered 429 Too Many Requests {COUNT} times in the last "
-                f"{knobs.rate_limited_window} to the exporter's requests for workspace {WS}, and 429s have "
-                "kept "
-                f"coming for {knobs.rate_limited_for}. Runs of this workspace may be paused by Captain Data "
-                "and look stuck in Running."
-            ),
-            action=(
-                "Review your plan's rate limits and your schedules, and spread launches out; make your own "
-                "launches handle 429s (wait for Retry-After, then retry with backoff); raise the exporter's "
-                "poll interval if its own polling adds to the load."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    "The Captain Data API keeps answering the exporter with 429 Too Many Requests for this "
-                    "workspace. The limit is per workspace, so your own launches are hitting it too: "
-                    "launches "
-                    "over the API that get a 429 are not queued, and Captain Data keeps a rate-limited run "
-                    "Running while it is paused."
-                ),
-                causes=(
-                    "Too many inputs launched in parallel for your plan (100 on Pro-like plans, 5000 on "
-                    "Scale and Growth; Enterprise has no limit).",
-                    "Schedules that launch many workflows at the same minute.",
-                    "The exporter polls too often, or tracks very many workflows, for the remaining quota.",
-                ),
-                steps=(
-                    "Check `captaindata_api_retry_after_seconds` and `captaindata_api_rate_limited_total` by "
-                    "endpoint to see how long the API asks to wait and how often.",
-                    "Review your plan's rate limits and your schedules; spread launches out.",
-                    "Make your own launches handle 429: wait for `Retry-After`, then retry with backoff "
-                    "(launches over the API are not queued for you).",
-                    "If the exporter's polling is a large part of the traffic, raise its `poll.interval`.",
-                    "Check for runs stuck in Running (CaptainDataRunRunningTooLong): they may be the "
-                    "rate-limited ones.",
-                ),
-                confirm=(
-                    f"No 429 for {knobs.rate_limited_window}: `increase(captaindata_api_rate_limited_total"
-                    f"[{knobs.rate_limited_window}])` is 0 for the workspace, and the alert resolves."
-                ),
-                escalate=(
-                    "If 429s persist with a load well under your plan's limits, contact Captain Data support "
-                    "(include `captaindata_api_retry_after_seconds` and the endpoints affected)."
-                ),
-                design=(
-                    f"`increase(captaindata_api_rate_limited_total[{knobs.rate_limited_window}]) > 0` holds "
-                    f"for {knobs.rate_limited_window} after each 429, so with `for: "
-                    f"{knobs.rate_limited_for}` "
-                    f"a single 429 (or one burst) never fires: 429s must keep arriving at least every "
-                    f"{knobs.rate_limited_window} for {knobs.rate_limited_for}. The counter is "
-                    "pre-initialised "
-                    "at 0, a range query is immune to a missed scrape, and `max by (workspace)` merges "
-                    "exporter replicas."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataExporterPollFailing",
-            group=GROUP_EXPORTER,
-            expr=(
-                f"last_over_time({up}[{gap}]) == 0\n"
-                "unless on (job, instance, workspace)\n"
-                f"  {explained_elsewhere}"
-            ),
-            for_=knobs.poll_failing_for,
-            severity="warning",
-            summary=f"The exporter cannot poll Captain Data workspace {WS}.",
-            description=(
-                f"Every poll of workspace {WS} by {INSTANCE} has failed for {knobs.poll_failing_for}, so its "
-                f"run metrics are frozen and run alerts cannot fire. Poll errors in the last "
-                f"{knobs.poll_errors_window} by reason:{query_errors}."
-            ),
-            action=(
-                "Read the exporter's log for the failing requests; check that the Captain Data API answers "
-                "from where the exporter runs (DNS, proxy, firewall) and the exporter's base_url and "
-                "timeouts; "
-                "check status.captaindata.co for an incident."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    "`captaindata_up` is 0 for the workspace: the exporter's polls of the Captain Data API "
-                    "fail, so the workspace's run metrics are not updated and no run alert can fire. "
-                    "Failures "
-                    "caused by a rejected API key or by rate limiting have their own alerts "
-                    "(CaptainDataExporterUnauthorized, CaptainDataRateLimited) and are left out here."
-                ),
-                causes=(
-                    "`timeout` / `network`: the API is unreachable from the exporter (DNS, proxy, firewall, "
-                    "an outage) or slower than the exporter's timeout.",
-                    "`server_error`: the API answers 5xx.",
-                    "`bad_response`: the API answered something the exporter cannot parse (an API change, "
-                    "a wrong base_url answering HTML).",
-                    "`page_cap`: a workflow lists more pages than the exporter's page cap.",
-                ),
-                steps=(
-                    "Look at the reasons in the alert (from `captaindata_poll_errors_total`) and at the "
-                    "exporter's log (`--log.level debug` shows each request).",
-                    "From the exporter's host or pod: `curl -sS -o /dev/null -w '%{http_code}\\n' "
-                    '-H "Authorization: x-api-key $CAPTAINDATA_API_KEY" -H "x-project-id: '
-                    '$WORKSPACE_UID" '
-                    "https://api.captaindata.co/v3/workflows`.",
-                    "Fix the network path or the exporter's base_url / timeouts in its configuration; for "
-                    "`page_cap`, raise the cap in the configuration.",
-                ),
-                confirm=(
-                    '`captaindata_up{workspace="..."}` is back to 1 and '
-                    "`captaindata_last_poll_success_timestamp_seconds` moves again; the alert resolves at "
-                    "the "
-                    "next evaluation."
-                ),
-                escalate=(
-                    "If the API itself answers 5xx or times out for everyone (check Captain Data's status "
-                    "page), contact Captain Data support; while it lasts, run alerts for the workspace are "
-                    "blind."
-                ),
-                design=(
-                    f"`last_over_time(captaindata_up[{gap}]) == 0` is the latest poll result, kept across "
-                    f"missed scrapes; with `for: {knobs.poll_failing_for}` one failed poll (or a few) never "
-                    "fires: only polls that fail for that long do. The `unless` leaves out workspaces whose "
-                    f"polls got 401/403 or 429 within {knobs.poll_errors_window}, because "
-                    "CaptainDataExporterUnauthorized and CaptainDataRateLimited already say what to do "
-                    "about those. The alert keeps `instance`: a failing exporter replica is worth knowing "
-                    "about even when another one polls fine."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataExporterPollStale",
-            group=GROUP_EXPORTER,
-            expr=(
-                "time() - last_over_time("
-                f"{sel(knobs, 'captaindata_last_poll_success_timestamp_seconds')}[{gap}])\n"
-                f"  > {_number(seconds(knobs.poll_stale_threshold))}\n"
-                "unless on (job, instance, workspace)\n"
-                f"  last_over_time({up}[{gap}]) == 0"
-            ),
-            for_=knobs.poll_stale_for,
-            severity="warning",
-            summary=f"The exporter's data for Captain Data workspace {WS} is stale.",
-            description=(
-                f"The last successful poll of workspace {WS} by {INSTANCE} finished "
-                f"{{{{ $value | humanizeDuration }}}} ago (threshold {knobs.poll_stale_threshold}), although "
-                "no "
-                "poll has failed: polls are stuck or take far too long, and run metrics are frozen."
-            ),
-            action=(
-                "Check captaindata_poll_duration_seconds and the exporter's log; restart the exporter if no "
-                "poll completes; if polls are just slow (many workflows or pages, long Retry-After waits), "
-                "raise the poll interval or track fewer workflows."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    f"The exporter's last successful poll of the workspace is more than "
-                    f"{knobs.poll_stale_threshold} old, yet `captaindata_up` still says the last poll "
-                    "succeeded: no poll has completed since. The run metrics are frozen at that poll."
-                ),
-                causes=(
-                    "A poll that takes much longer than the poll interval (very many workflows or pages, "
-                    "long Retry-After waits).",
-                    "A stuck poll loop in the exporter (a bug).",
-                ),
-                steps=(
-                    "Compare `captaindata_poll_duration_seconds` with the poll interval.",
-                    "Read the exporter's log for the poll that does not finish (`--log.level debug`).",
-                    "Restart the exporter if no poll completes; report the log as a bug.",
-                    "If polls are merely slow, raise `poll.interval` or track fewer workflows.",
-                ),
-                confirm=(
-                    "`time() - captaindata_last_poll_success_timestamp_seconds` is back under the poll "
-                    "interval; the alert resolves."
-                ),
-                escalate="If restarting does not help, open an issue with the exporter's debug log.",
-                design=(
-                    "Polls that fail set `captaindata_up` to 0 and are reported by the other exporter "
-                    "alerts, "
-                    "so this one is left for the case they miss: no poll completes at all. The timestamp is "
-                    f"taken with `last_over_time(...[{gap}])` so a missed scrape neither fires nor resolves "
-                    f"it, and `for: {knobs.poll_stale_for}` on top of the {knobs.poll_stale_threshold} "
-                    "threshold keeps one slow poll from paging."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataExporterUnauthorized",
-            group=GROUP_EXPORTER,
-            expr=(
-                f"increase({errors_unauthorized}[{knobs.poll_errors_window}]) > 0\n"
-                "and on (job, instance, workspace)\n"
-                f"  last_over_time({up}[{gap}]) == 0"
-            ),
-            for_=knobs.unauthorized_for,
-            severity="critical",
-            summary=f"The Captain Data API rejects the exporter's API key for workspace {WS}.",
-            description=(
-                f"Polls of workspace {WS} by {INSTANCE} fail with 401/403 and none has succeeded for "
-                f"{knobs.unauthorized_for}: the API key is wrong or outdated, or does not belong to the "
-                "workspace uid. No run alert can fire for this workspace."
-            ),
-            action=(
-                "Get a valid API key for the workspace from Captain Data (it must belong to the workspace "
-                "uid "
-                "sent as x-project-id), put it in the exporter's api_key or api_key_file for this workspace, "
-                "and restart the exporter."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    "The Captain Data API answers the exporter's polls for this workspace with 401 or 403 "
-                    "and no poll succeeds: the API key is wrong, was rotated or revoked, or belongs to "
-                    "another "
-                    "workspace than the `workspace_uid` the exporter sends as `x-project-id`. The "
-                    "workspace's "
-                    "run metrics are frozen."
-                ),
-                causes=(
-                    "The API key was rotated in Captain Data and the exporter still has the old one.",
-                    "The Secret or file holding the key is empty, or has a stray newline or quote.",
-                    "The key and the workspace uid do not belong together.",
-                ),
-                steps=(
-                    "Check the key from the exporter's host: `curl -sS -o /dev/null -w '%{http_code}\\n' "
-                    '-H "Authorization: x-api-key $CAPTAINDATA_API_KEY" -H "x-project-id: '
-                    '$WORKSPACE_UID" '
-                    "https://api.captaindata.co/v3/workflows` must print 200.",
-                    "Get the workspace's current API key from the Captain Data app.",
-                    "Update `api_key` / `api_key_file` (or the Kubernetes Secret) for this workspace in the "
-                    "exporter's configuration and restart the exporter.",
-                ),
-                confirm=(
-                    '`captaindata_up{workspace="..."}` is back to 1 and '
-                    '`captaindata_poll_errors_total{reason="unauthorized"}` stops increasing.'
-                ),
-                escalate=(
-                    "If a key that works with curl is still rejected by the exporter, open an exporter "
-                    "issue; "
-                    "if the app's own key is rejected, contact Captain Data support."
-                ),
-                design=(
-                    f"Two conditions, both robust to a missed scrape: 401/403 poll errors within "
-                    f"{knobs.poll_errors_window} (`increase(captaindata_poll_errors_total{{reason="
-                    f'"unauthorized"}}[{knobs.poll_errors_window}]) > 0`), and the latest poll failed '
-                    f"(`last_over_time(captaindata_up[{gap}]) == 0`). A single 401 followed by a success "
-                    f"does not fire, and `for: {knobs.unauthorized_for}` requires the rejection to last. "
-                    "Severity is critical because nothing else about the workspace can alert until it is "
-                    "fixed; CaptainDataExporterPollFailing stays quiet for it."
-                ),
-            ),
-        ),
-        Alert(
-            name="CaptainDataExporterDown",
-            group=GROUP_EXPORTER,
-            expr=f"{sel(knobs, 'up')} == 0\nor\nabsent({sel(knobs, 'up')})",
-            for_=knobs.exporter_down_for,
-            severity="critical",
-            summary="Prometheus cannot scrape the Captain Data exporter.",
-            description=(
-                f"{{{{ if $labels.instance }}}}Target {INSTANCE} of job {{{{ $labels.job }}}} has been down "
-                "for "
-                f"{knobs.exporter_down_for}.{{{{ else }}}}Prometheus has had no Captain Data exporter target "
-                f"for {knobs.exporter_down_for}.{{{{ end }}}} No Captain Data alert can fire while it is "
-                "down."
-            ),
-            action=(
-                "Check that the exporter process or pod is running and healthy (/-/healthy), read its log, "
-                "and check Prometheus' target page for the scrape error."
-            ),
-            runbook=Runbook(
-                meaning=(
-                    "Prometheus cannot scrape the exporter (`up == 0`), or has no exporter target at all. "
-                    "Every other Captain Data alert depends on those metrics, so they are all blind."
-                ),
-                causes=(
-                    "The exporter crashed or cannot start (a configuration error: run it with "
-                    "`--check-config`).",
-                    "A network policy, a wrong port or a changed Service/ServiceMonitor.",
-                    "The scrape takes longer than the scrape timeout.",
-                ),
-                steps=(
-                    "Look at Prometheus' Status → Targets page for the scrape error.",
-                    "Check the process or pod (`kubectl get pods`, `kubectl logs`) and its `/-/healthy` "
-                    "endpoint.",
-                    "Validate the configuration with `captaindata-exporter --config FILE --check-config`.",
-                ),
-                confirm="`up` for the target is 1 again; the alert resolves at the next evaluation.",
-                escalate="If the exporter crashes on a valid configuration, open an issue with its log.",
-                design=(
-                    f"`up == 0` for {knobs.exporter_down_for} (one failed scrape never fires) or "
-                    f"`absent(up{{{knobs.selector}}})` for when the target vanished from service discovery. "
-                    "Keeps `instance` so each replica is reported."
-                ),
-            ),
-        ),
-    ]
-
-
 def all_alerts(knobs: Knobs) -> list[Alert]:
-    return run_alerts(knobs) + exporter_alerts(knobs)
+    alerts: list[Alert] = []
+    spec_file = _spec()
+    for spec, values in _expand(spec_file["alerts"], template_values(knobs)):
+        a = _fill(spec, values)
+        rb = a["runbook"]
+        alerts.append(
+            Alert(
+                name=a["name"],
+                group=GROUPS[a["group"]],
+                expr=a["expr"],
+                for_=a["for"],
+                severity=a["severity"],
+                summary=a["summary"],
+                description=a["description"],
+                action=a["action"],
+                dashboard_url=_fill(spec_file["dashboard_urls"][a["dashboard"]], values),
+                labels=a.get("labels", {}),
+                annotations=a.get("annotations", {}),
+                runbook=Runbook(
+                    meaning=rb["meaning"],
+                    causes=tuple(rb["causes"]),
+                    steps=tuple(rb["steps"]),
+                    api_calls=tuple(rb.get("api_calls", ())),
+                    confirm=rb["confirm"],
+                    escalate=rb["escalate"],
+                    design=rb["design"],
+                ),
+            )
+        )
+    return alerts
 
 
 # --- Rendering ----------------------------------------------------------------------------------------
@@ -938,7 +366,7 @@ def rule_groups(knobs: Knobs) -> list[dict[str, Any]]:
             "rules": [{"record": r.record, "expr": r.expr} for r in recording_rules(knobs)],
         }
     ]
-    for group in (GROUP_RUNS, GROUP_EXPORTER):
+    for group in GROUPS.values():
         groups.append(
             {"name": group, "rules": [a.rule(knobs) for a in all_alerts(knobs) if a.group == group]}
         )
@@ -950,8 +378,8 @@ def _header(knobs: Knobs, comment: str) -> str:
         f"{f.name}={getattr(knobs, f.name)}" for f in KNOB_FIELDS if getattr(knobs, f.name) != f.default
     ]
     lines = [
-        "Generated by deploy/generate.py from exporter/statuses.py. Do not edit: change the generator",
-        "and run `python deploy/generate.py` (docs/alerts.md lists the knobs).",
+        "Generated by deploy/generate.py from deploy/alerts.yaml and exporter/status_guide.yaml. Do not",
+        "edit: change those and run `python deploy/generate.py` (docs/alerts.md lists the knobs).",
     ]
     if changed:
         lines.append("Knobs changed from the defaults: " + ", ".join(changed))
@@ -960,6 +388,11 @@ def _header(knobs: Knobs, comment: str) -> str:
 
 def render_rules(knobs: Knobs) -> str:
     return _header(knobs, "#") + _yaml({"groups": rule_groups(knobs)})
+
+
+def render_mixin_rules(knobs: Knobs) -> str:
+    """The rule groups as JSON for mixin/mixin.libsonnet (jsonnet imports JSON, not YAML)."""
+    return json.dumps({"groups": rule_groups(knobs)}, indent=2, ensure_ascii=False) + "\n"
 
 
 def render_prometheus_rule(knobs: Knobs) -> str:
@@ -983,6 +416,7 @@ def render_prometheus_rule(knobs: Knobs) -> str:
 
 _SHELL_VARS = {
     "job_uid": "$RUN_UID",
+    "run_uid": "$RUN_UID",
     "job_name": "$RUN_NAME_URLENCODED",
     "workflow_uid": "$WORKFLOW_UID",
     "integration_uid": "$INTEGRATION_UID",
@@ -990,6 +424,7 @@ _SHELL_VARS = {
 _BODIES = {
     st.RETRY_A_RUN.name: "--data @launch-payload.json",
     st.LAUNCH_WORKFLOW.name: "--data @launch-payload.json",
+    st.RESUME_A_RUN_V4.name: "--data '{}'",
     st.UPDATE_INTEGRATION_ACCOUNT.name: (
         '--data \'{"account": {"uid": "ACCOUNT_UID", "cookies": {"li_at": "NEW_SESSION_COOKIE"}}, '
         '"resume_paused_jobs": true}\''
@@ -1002,11 +437,14 @@ def curl(call: st.ApiCall) -> str:
     url = call.path
     for placeholder, variable in _SHELL_VARS.items():
         url = url.replace("{" + placeholder + "}", variable)
-    lines = [
-        f'curl -sS -X {call.method} "{url}"',
-        '  -H "Authorization: x-api-key $CAPTAINDATA_API_KEY"',
-        '  -H "x-project-id: $WORKSPACE_UID"',
-    ]
+    if "/v4/" in call.path:  # v4: one header, no workspace id
+        lines = [f'curl -sS -X {call.method} "{url}"', '  -H "X-API-Key: $CAPTAINDATA_API_KEY"']
+    else:
+        lines = [
+            f'curl -sS -X {call.method} "{url}"',
+            '  -H "Authorization: x-api-key $CAPTAINDATA_API_KEY"',
+            '  -H "x-project-id: $WORKSPACE_UID"',
+        ]
     body = _BODIES.get(call.name)
     if body:
         lines += ['  -H "Content-Type: application/json"', f"  {body}"]
@@ -1017,104 +455,55 @@ def _knob_table(knobs: Knobs) -> list[str]:
     return [f"`{f.name}`={getattr(knobs, f.name)}" for f in KNOB_FIELDS]
 
 
+def _runbook_section(alert: Alert) -> str:
+    rb = alert.runbook
+    labels = ", ".join(f"`{k}={v}`" for k, v in {"severity": alert.severity, **alert.labels}.items())
+    calls = "".join(
+        f"\n\n{call.name}: `{call.render()}`{'; ' + call.note if call.note else ''}.\n\n"
+        f"```bash\n{curl(call)}\n```"
+        for call in rb.api_calls
+    )
+    return fill(
+        RUNBOOK_SECTION.read_text(encoding="utf-8"),
+        {
+            "name": alert.name,
+            "summary": alert.summary,
+            "labels": labels,
+            "for": f"`for: {alert.for_}`" if seconds(alert.for_) > 0 else "no `for:` (fires at once)",
+            "expr": alert.expr,
+            "meaning": rb.meaning,
+            "causes": "\n".join(f"- {cause}" for cause in rb.causes),
+            "action": alert.action,
+            "steps": "\n".join(f"{i}. {step}" for i, step in enumerate(rb.steps, 1)),
+            "api_calls": calls,
+            "confirm": rb.confirm,
+            "escalate": rb.escalate,
+            "design": rb.design,
+        },
+    )
+
+
 def render_runbooks(knobs: Knobs) -> str:
     alerts = all_alerts(knobs)
-    out: list[str] = [
-        "<!-- " + _header(knobs, "").strip().replace("\n ", " ") + " -->",
-        "",
-        "# Runbooks for the Captain Data alerts",
-        "",
-        "One section per alert of `deploy/prometheus/captaindata-alerts.rules.yml`: what it means, likely "
-        "causes, what to do step by step (with the exact API call), how to confirm it is resolved, when to "
-        "escalate, and why the expression looks the way it does. The alert's `runbook_url` annotation links "
-        "to its section; its `action` annotation carries the recommended action below. "
-        "[alerts.md](alerts.md) explains the knobs and the tests.",
-        "",
-        "| Alert | Severity | For | Recommended action |",
-        "| --- | --- | --- | --- |",
+    alert_rows = [
+        f"| [{a.name}](#{a.name.lower()}) | {a.severity} | {a.for_ if seconds(a.for_) > 0 else '-'} "
+        f"| {a.action} |"
+        for a in alerts
     ]
-    for alert in alerts:
-        for_ = alert.for_ if seconds(alert.for_) > 0 else "-"
-        out.append(f"| [{alert.name}](#{alert.name.lower()}) | {alert.severity} | {for_} | {alert.action} |")
-    out += [
-        "",
-        "## Conventions",
-        "",
-        "The API calls below use these shell variables; take the values from the alert's labels:",
-        "",
-        "```bash",
-        "export CAPTAINDATA_API_KEY=...   # the workspace's API key (never paste it into a ticket)",
-        "export WORKSPACE_UID=...         # the workspace uid (the exporter's workspace_uid for label "
-        "`workspace`)",
-        "WORKFLOW_UID=...                 # label workflow_uid",
-        "RUN_UID=...                      # label run_uid (the API calls a run a job: job_uid)",
-        "RUN_NAME_URLENCODED=...          # label run_name, URL-encoded (the API's job_name)",
-        "```",
-        "",
-        "Retry a Run and Launch a Workflow take the same JSON body: the run's launch payload "
-        "(`launch-payload.json`, with `job_name`, `steps` and `inputs`).",
-        "",
-        "## Run statuses at a glance",
-        "",
-        "| Status | Meaning | What to do |",
-        "| --- | --- | --- |",
+    status_rows = [
+        f"| `{status}` | {guide.meaning} | {guide.action} |"
+        for status, guide in ((s, st.GUIDE[s]) for s in st.KNOWN_STATUSES)
     ]
-    for status in st.KNOWN_STATUSES:
-        guide = st.GUIDE[status]
-        out.append(f"| `{status}` | {guide.meaning} | {guide.action} |")
-    for alert in alerts:
-        rb = alert.runbook
-        for_ = f"`for: {alert.for_}`" if seconds(alert.for_) > 0 else "no `for:` (fires at once)"
-        labels = ", ".join(f"`{k}={v}`" for k, v in {"severity": alert.severity, **alert.labels}.items())
-        out += [
-            "",
-            f"## {alert.name}",
-            "",
-            f"**{alert.summary}** Labels: {labels}; {for_}.",
-            "",
-            "```promql",
-            alert.expr,
-            "```",
-            "",
-            "### What it means",
-            "",
-            rb.meaning,
-            "",
-            "### Likely causes",
-            "",
-            *[f"- {cause}" for cause in rb.causes],
-            "",
-            "### What to do",
-            "",
-            f"Recommended action: {alert.action}",
-            "",
-            *[f"{i}. {step}" for i, step in enumerate(rb.steps, 1)],
-        ]
-        for call in rb.api_calls:
-            note = f"; {call.note}" if call.note else ""
-            out += ["", f"{call.name}: `{call.render()}`{note}.", "", "```bash", curl(call), "```"]
-        out += [
-            "",
-            "### How to confirm it is resolved",
-            "",
-            rb.confirm,
-            "",
-            "### When to escalate",
-            "",
-            rb.escalate,
-            "",
-            "### Why the expression looks like this",
-            "",
-            rb.design,
-        ]
-    out += [
-        "",
-        "## Knobs used for this file",
-        "",
-        ", ".join(_knob_table(knobs)) + ".",
-        "",
-    ]
-    return "\n".join(out)
+    return fill(
+        RUNBOOK_PAGE.read_text(encoding="utf-8"),
+        {
+            "header": _header(knobs, "").strip().replace("\n ", " "),
+            "alert_rows": "\n".join(alert_rows),
+            "status_rows": "\n".join(status_rows),
+            "sections": "".join(_runbook_section(alert) for alert in alerts).rstrip("\n"),
+            "knobs": ", ".join(_knob_table(knobs)),
+        },
+    )
 
 
 def render_all(knobs: Knobs) -> dict[str, str]:
@@ -1123,6 +512,7 @@ def render_all(knobs: Knobs) -> dict[str, str]:
         RULES_FILE: render_rules(knobs),
         PROMETHEUS_RULE_FILE: render_prometheus_rule(knobs),
         RUNBOOKS_FILE: render_runbooks(knobs),
+        MIXIN_RULES_FILE: render_mixin_rules(knobs),
     }
 
 
@@ -1159,30 +549,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"generate.py: {error}", file=sys.stderr)
         return 2
-    stale: list[str] = []
-    for name, text in files.items():
-        path = args.output_dir / name if args.output_dir else REPO / COMMITTED[name]
-        current = path.read_text() if path.exists() else ""
-        if current == text:
-            continue
-        stale.append(str(path))
-        if args.check:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True), text.splitlines(keepends=True), str(path), "generated"
-                )
-            )
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    if args.check:
-        if stale:
-            print(f"\nOut of date: {', '.join(stale)}. Run: python deploy/generate.py", file=sys.stderr)
-            return 1
-        return 0
-    for name in stale:
-        print(f"wrote {name}")
-    return 0
+    root = args.output_dir if args.output_dir else REPO
+    targets = {
+        (root / name if args.output_dir else REPO / COMMITTED[name]): text for name, text in files.items()
+    }
+    return write_or_check(targets, check=args.check, root=root, command="python deploy/generate.py")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ V4_RUNS_ENDPOINT = "/v4/runs"  # whatever v4.path says
 V4_ENDPOINTS = (V4_RUNS_ENDPOINT,)
 #: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
 LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
+#: Values of the ``reason`` label of ``captaindata_api_request_failures_total``.
+FAILURE_REASONS = ("timeout", "network")
 
 
 @dataclass
@@ -29,6 +31,8 @@ class ApiStats:
     def __post_init__(self) -> None:
         for endpoint in self.endpoints:
             self.rate_limited.setdefault((endpoint, "none"), 0)
+            for reason in FAILURE_REASONS:  # present at 0, as the other counters are
+                self.failures.setdefault((endpoint, reason), 0)
 
     def record_response(self, endpoint: str, code: int, seconds: float) -> None:
         self.requests[(endpoint, str(code))] += 1

@@ -1,4 +1,8 @@
-"""The command line: serve, ``--demo``, ``--once``, ``--check-config``, ``--version``."""
+"""The command line: serve, ``--demo``, ``--once``, ``--check-config``, ``--version``.
+
+What ``--version``, ``--help`` and ``--check-config`` do not need (the HTTP client and server, the poller,
+the simulator) is imported only when serving or polling: those three stay quick (bench/import_time.py).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ import os
 import platform
 import signal
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.config import (
@@ -33,62 +37,113 @@ from exporter.config import (
     load_config,
     parse_listen_address,
 )
-from exporter.listener import start_site
 from exporter.logs import setup_logging
-from exporter.persist import StateDirectoryError
-from exporter.poller import build, unhealthy
-from exporter.restore import open_state
-from exporter.server import create_app
-from exporter.simulator import build_demo_simulator, start_simulator
-from exporter.simulator.v4demo import add_demo_v4_workspace
-from exporter.webconfig import WebConfigSource, load_web_config
-from exporter.webguard import install as install_web_guard
+
+if TYPE_CHECKING:
+    from exporter.poller import Poller
+    from exporter.published import Published
+    from exporter.webconfig import WebConfigSource
 
 logger = logging.getLogger("exporter")
 
-EXIT_CONFIG_ERROR = 1
+EXIT_POLL_FAILED = 1  # --once: a workspace's poll failed
+EXIT_USAGE = 2  # the command line or the configuration is wrong (argparse uses 2 for its own errors too)
+EXIT_CONFIG_ERROR = EXIT_USAGE
+EXIT_CANNOT_LISTEN = 3  # the listen address cannot be bound (taken, or not ours)
 #: The state directory when neither --state.path nor state.path sets one (the container image sets it).
 STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
-EXIT_POLL_FAILED = 1
 DEMO_POLL_INTERVAL = 5.0
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
+DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
+
+EPILOG = f"""\
+The API key: put it in the configuration (api_key: "${{CAPTAINDATA_API_KEY}}" reads the environment
+variable CAPTAINDATA_API_KEY; or api_key_file: FILE). It never appears in logs, metrics or pages.
+
+Flags override the configuration file: --web.listen-address over web.listen_address, --log.level over
+log.level, --log.format over log.format.
+
+Exit codes: 0 success; {EXIT_POLL_FAILED} --once and a poll failed; {EXIT_USAGE} a wrong command line or
+configuration; {EXIT_CANNOT_LISTEN} the listen address cannot be bound.
+
+Documentation: {DOCS} (configuration.md, metrics.md, alerts.md, runbooks.md).
+Try it without an account: captaindata-exporter --demo"""
+
+#: Flags that make no sense together, and why (exit code 2).
+CONFLICTS: tuple[tuple[str, str, str], ...] = (
+    ("demo", "config", "--demo polls its built-in simulator and reads no configuration file"),
+    ("demo", "check_config", "--demo has no configuration file to check"),
+    ("once", "check_config", "--check-config only validates the configuration; it never polls"),
+)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="captaindata-exporter",
-        description="Prometheus exporter for Captain Data runs.",
+        description="Prometheus exporter for Captain Data runs: polls the Captain Data API and serves "
+        "/metrics, a status page (/) and /api/v1/status.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="YAML configuration file (see config.example.yaml)")
+    parser.add_argument(
+        "--config", type=Path, metavar="FILE", help="the YAML configuration file (see config.example.yaml)"
+    )
     parser.add_argument(
         "--web.listen-address",
         dest="listen_address",
-        help=f"where to serve (default: the config's web.listen_address, else {DEFAULT_LISTEN_ADDRESS})",
+        metavar="ADDRESS",
+        help="host:port or :port to serve on; overrides the config's web.listen_address "
+        f"(default {DEFAULT_LISTEN_ADDRESS})",
     )
     parser.add_argument(
         "--state.path",
         dest="state_path",
-        help="directory of the state that survives restarts (overrides state.path; empty: off)",
+        metavar="DIR",
+        help="directory of the state that survives restarts; overrides the config's state.path (empty: off)",
     )
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
         type=Path,
+        metavar="FILE",
         help="exporter-toolkit web configuration (TLS, client certificates, basic auth); re-read on change",
     )
-    parser.add_argument("--log.level", dest="log_level", choices=LOG_LEVELS, help="default: info")
-    parser.add_argument("--log.format", dest="log_format", choices=LOG_FORMATS, help="default: logfmt")
     parser.add_argument(
-        "--demo", action="store_true", help="no config needed: start the built-in API simulator and poll it"
+        "--log.level",
+        dest="log_level",
+        choices=LOG_LEVELS,
+        help="overrides the config's log.level (default info)",
+    )
+    parser.add_argument(
+        "--log.format",
+        dest="log_format",
+        choices=LOG_FORMATS,
+        help="overrides the config's log.format (default logfmt)",
+    )
+    parser.add_argument(
+        "--demo", action="store_true", help="no account needed: start the built-in API simulator and poll it"
     )
     parser.add_argument(
         "--once",
         action="store_true",
-        help="poll every workspace once, print the metrics, exit 0 only if all succeeded",
+        help="poll every workspace once, print the metrics on stdout and a summary on stderr; "
+        f"exit 0 only if every poll succeeded, else {EXIT_POLL_FAILED}",
     )
-    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration file and exit (0 if valid)"
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    for first, second, why in CONFLICTS:
+        if getattr(args, first) and getattr(args, second) not in (None, False):
+            flags = " and ".join("--" + name.replace("_", "-") for name in (first, second))
+            parser.error(f"{flags} cannot be used together: {why}")  # exits with 2
+    return args
 
 
 def _demo_config(
@@ -117,7 +172,11 @@ def _demo_config(
 
 @contextlib.asynccontextmanager
 async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
-    sim = build_demo_simulator()
+    from exporter.simulator import build_demo_simulator, start_simulator
+    from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
+    from exporter.simulator.v4demo import add_demo_v4_workspace
+
+    sim = build_demo_simulator(request_budget=DEMO_REQUEST_BUDGET)
     workspace = next(iter(sim.workspaces.values()))
     v4_api_key = add_demo_v4_workspace(sim)  # the v3 and v4 demos side by side
     runner, base_url = await start_simulator(sim, "127.0.0.1", 0)
@@ -133,19 +192,98 @@ def _display_url(listen_address: str, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
+def _totals(text: str) -> dict[str, dict[str, float]]:
+    """From an exposition: per workspace, the sums the --once log and summary report."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {
+        "captaindata_workflows": "workflows",
+        "captaindata_runs": "runs",
+        "captaindata_up": "up",
+        "captaindata_api_requests": "requests",
+        "captaindata_api_rate_limited": "rate_limited",
+        "captaindata_api_request_failures": "failed_requests",
+    }
+    totals: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        key = wanted.get(family.name)
+        if key is None:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            workspace = totals.setdefault(
+                sample.labels.get("workspace", ""), dict.fromkeys(wanted.values(), 0)
+            )
+            workspace[key] += sample.value
+    return totals
+
+
+def _summary(
+    totals: dict[str, dict[str, float]], results: list[bool], names: list[str], seconds: float
+) -> str:
+    failed = [name for name, ok in zip(names, results, strict=True) if not ok]
+    count = {key: int(sum(t[key] for t in totals.values())) for key in ("workflows", "runs", "requests")}
+    waits = int(sum(t["rate_limited"] for t in totals.values()))
+    retried = int(sum(t["failed_requests"] for t in totals.values()))
+    outcome = f"{len(failed)} failed ({', '.join(failed)})" if failed else "all succeeded"
+    return (
+        f"captaindata-exporter --once: {len(names)} workspace(s) polled, {outcome}; "
+        f"{count['workflows']} workflows, {count['runs']} runs, {count['requests']} API requests "
+        f"({waits} answered 429, {retried} without a response) in {seconds:.1f}s"
+    )
+
+
+async def _text(published: Published) -> str:
+    return (await published.exposition(openmetrics=False, gzip=False)).decode()
+
+
 async def _poll_once_and_print(config: Config) -> int:
+    from exporter.poller import build
+
     published, pollers = build(config)
+    names = [poller.workspace.name for poller in pollers]
+    logger.info("polling once", extra={"workspaces": len(pollers)})
+    started = time.monotonic()
+
+    async def poll(poller: Poller) -> bool:
+        ok = await poller.poll_once()
+        name = poller.workspace.name
+        mine = _totals(await _text(published)).get(name, {})
+        logger.info(
+            "workspace polled",
+            extra={
+                "workspace": name,
+                "ok": ok,
+                **{key: int(value) for key, value in mine.items() if key != "up"},
+            },
+        )
+        return ok
+
     try:
-        results = await asyncio.gather(*(poller.poll_once() for poller in pollers))
+        results = list(await asyncio.gather(*(poll(poller) for poller in pollers)))
     finally:
         for poller in pollers:
             await poller.aclose()
-    sys.stdout.write((await published.exposition(openmetrics=False, gzip=False)).decode())
+    text = await _text(published)
+    sys.stdout.write(text)
     sys.stdout.flush()
+    print(_summary(_totals(text), results, names, time.monotonic() - started), file=sys.stderr, flush=True)
     return 0 if all(results) else EXIT_POLL_FAILED
 
 
-async def _serve(config: Config, web_source: WebConfigSource | None = None) -> int:
+async def _serve(
+    config: Config, web_source: WebConfigSource | None = None, banner: Callable[[], None] | None = None
+) -> int:
+    from aiohttp import web
+
+    from exporter.listener import start_site
+    from exporter.persist import StateDirectoryError
+    from exporter.poller import build, unhealthy
+    from exporter.restore import open_state
+    from exporter.server import create_app
+    from exporter.webguard import install as install_web_guard
+
     try:
         state_directory, savers = open_state(config)
     except StateDirectoryError as error:
@@ -177,9 +315,19 @@ async def _serve(config: Config, web_source: WebConfigSource | None = None) -> i
             web_source.current if web_source is not None else None,
         )
     except OSError as error:
-        logger.error("cannot listen", extra={"address": config.web.listen_address, "error": str(error)})
+        address = config.web.listen_address
+        reason = error.strerror or str(error)
+        logger.error("cannot listen", extra={"address": address, "error": reason})
+        print(
+            f"captaindata-exporter: cannot listen on {address}: {reason}. "
+            "Is another exporter running? Choose another address with --web.listen-address HOST:PORT.",
+            file=sys.stderr,
+            flush=True,
+        )
         await runner.cleanup()
-        return 1
+        for poller in pollers:
+            await poller.aclose()
+        return EXIT_CANNOT_LISTEN
     logger.info(
         "serving metrics",
         extra={
@@ -189,6 +337,8 @@ async def _serve(config: Config, web_source: WebConfigSource | None = None) -> i
             "tls": web_source is not None and web_source.tls,
         },
     )
+    if banner is not None:  # only now: the address is really ours
+        banner()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -215,12 +365,16 @@ async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: W
         if args.once:
             return await _poll_once_and_print(config)
         url = _display_url(listen_address, web_source is not None and web_source.tls)
-        print(
-            f"captaindata-exporter {__version__} demo: metrics at {url}/metrics, status page at {url}/ "
-            f"(polling the built-in Captain Data simulator at {config.workspaces[0].base_url}; Ctrl-C stops)",
-            flush=True,
-        )
-        return await _serve(config, web_source)
+
+        def banner() -> None:
+            print(
+                f"captaindata-exporter {__version__} demo: metrics at {url}/metrics, status page at {url}/ "
+                f"(polling the built-in Captain Data simulator at {config.workspaces[0].base_url}; "
+                "Ctrl-C stops)",
+                flush=True,
+            )
+
+        return await _serve(config, web_source, banner)
 
 
 def _web_config_error(path: Path, error: ConfigError) -> int:
@@ -229,7 +383,7 @@ def _web_config_error(path: Path, error: ConfigError) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse_args(argv)
     if args.version:
         print(f"captaindata-exporter {__version__} (Python {platform.python_version()})")
         return 0
@@ -238,9 +392,11 @@ def main(argv: list[str] | None = None) -> int:
             parse_listen_address(args.listen_address)
         except ValueError as error:
             print(f"captaindata-exporter: --web.listen-address: {error}", file=sys.stderr)
-            return EXIT_CONFIG_ERROR
+            return EXIT_USAGE
     web_source = None
     if args.web_config_file is not None:
+        from exporter.webconfig import WebConfigSource, load_web_config
+
         try:
             if args.check_config:
                 load_web_config(args.web_config_file)
@@ -255,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_run_demo(args, args.listen_address or DEFAULT_LISTEN_ADDRESS, web_source))
     if args.config is None:
         print("captaindata-exporter: --config FILE is required (or --demo to try it out)", file=sys.stderr)
-        return EXIT_CONFIG_ERROR
+        return EXIT_USAGE
     try:
         config = load_config(args.config)
     except ConfigError as error:

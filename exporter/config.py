@@ -569,6 +569,9 @@ def parse_config(
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML file at ``path``."""
     data = read_yaml_file(path, "config file")
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({type(data).__name__})"
+        raise ConfigError("", f"{path}: the top level must be a mapping (key: value lines), not {kind}")
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 

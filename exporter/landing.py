@@ -1,69 +1,171 @@
-"""The landing page: version, each workspace's health, and runs by status with what to do about them."""
+"""The landing page: what needs action now (with the action, the exact API call and the runbook), each
+workflow's runs by status, last successful read and error, and each workspace's health.
+
+It renders :func:`exporter.status_view.build_status`, the same content as ``/api/v1/status``. Everything
+that comes from the API or the configuration is escaped. The page refreshes itself (a meta refresh, no
+JavaScript).
+"""
 
 from __future__ import annotations
 
 import platform
 import time
-from collections import Counter
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from exporter import __version__
 from exporter.snapshot import WorkspaceSnapshot
+from exporter.status_view import build_status
 from exporter.statuses import GUIDE, STATUS_LABEL_VALUES
 
+REFRESH_SECONDS = 30
+
 _STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.35rem .6rem;text-align:left;
-vertical-align:top}th{background:#f3f3f3}.up{color:#176d2c}.down{color:#a4161a;font-weight:bold}
-.n{text-align:right}code{background:#f3f3f3;padding:0 .2rem}
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:.3rem .5rem;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.n{text-align:right}
+.up{color:#176d2c}.down{color:#a4161a;font-weight:bold}.err{color:#a4161a}
+.s-warning{background:#fff1e0}.s-shutdown{background:#fde4e4}.s-paused{background:#fff9d6}
+.s-running_too_long{background:#e6f0ff}code{background:#f3f3f3;padding:0 .2rem;word-break:break-all}
+.muted{color:#666}
 """
+_STATUS_TITLES = {**{s: GUIDE[s].title for s in STATUS_LABEL_VALUES}, "running_too_long": "Running too long"}
+
+
+def _ago(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "unknown"
+    days, rest = divmod(max(0, int(now - moment)), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h ago"
+    if hours:
+        return f"{hours}h {minutes}m ago"
+    return f"{minutes}m {seconds}s ago" if minutes else f"{seconds}s ago"
 
 
 def _when(moment: float | None, now: float) -> str:
     if moment is None:
         return "never"
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
-    return f"{stamp} ({max(0.0, now - moment):.0f}s ago)"
+    return f'<span title="{stamp}">{escape(_ago(moment, now))}</span>'
 
 
-def render_landing_page(states: Sequence[WorkspaceSnapshot], now: float | None = None) -> str:
-    now = time.time() if now is None else now
+def _more(shown: int, total: int, what: str) -> str:
+    if total <= shown:
+        return ""
+    return (
+        f'<p class="muted">Showing {shown} of {total} {what}; '
+        '<a href="/api/v1/status">/api/v1/status</a> has the same rows, and the dashboards all of them.</p>'
+    )
+
+
+def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
-    totals: Counter[str] = Counter()
-    for state in states:
-        for workflow in state.workflows:
-            totals.update(workflow.runs_by_status)
-        if not state.attempted:
+    for row in status["needs_action"]:
+        run = (
+            f"{escape(row['run_name'])}<br><code>{escape(row['run_uid'])}</code>"
+            if row["run_uid"]
+            else '<span class="muted">oldest Running run</span>'
+        )
+        call = (
+            f"<code>{escape(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
+        )
+        rows.append(
+            f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
+            f"<td>{escape(row['workspace'])}</td>"
+            f"<td>{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code></td>"
+            f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{escape(row['action'])}</td>"
+            f'<td>{call}</td><td><a href="{escape(row["runbook"])}">runbook</a></td></tr>'
+        )
+    if not rows:
+        return (
+            '<p id="needs-action-empty">Nothing needs action: no run is in Warning, Shutdown or Paused, '
+            "and none has been Running too long.</p>"
+        )
+    return (
+        '<table id="needs-action"><tr><th>Status</th><th>Workspace</th><th>Workflow</th><th>Run</th>'
+        "<th>Entered it</th><th>What to do</th><th>API call</th><th>Runbook</th></tr>\n"
+        + "\n".join(rows)
+        + "\n</table>"
+        + _more(len(rows), status["needs_action_total"], "runs that need action")
+    )
+
+
+def _workflows(status: dict[str, Any], now: float) -> str:
+    head = "".join(f"<th>{escape(GUIDE[s].title)}</th>" for s in STATUS_LABEL_VALUES)
+    rows = []
+    for row in status["workflows"]:
+        counts = "".join(f"<td class=n>{row['runs_by_status'][s]}</td>" for s in STATUS_LABEL_VALUES)
+        error = f'<span class="err">{escape(row["last_error"])}</span>' if row["last_error"] else ""
+        rows.append(
+            f"<tr><td>{escape(row['workspace'])}</td>"
+            f"<td>{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code></td>{counts}"
+            f"<td>{_when(row['last_success'], now)}</td><td>{error}</td></tr>"
+        )
+    return (
+        f'<table id="workflows"><tr><th>Workspace</th><th>Workflow</th>{head}'
+        "<th>Last read</th><th>Error</th></tr>\n"
+        + "\n".join(rows)
+        + "\n</table>"
+        + _more(len(rows), status["workflows_total"], "workflows")
+    )
+
+
+def _workspaces(status: dict[str, Any], now: float) -> str:
+    rows = []
+    for ws in status["workspaces"]:
+        if not ws["attempted"]:
             health = '<span class="down">first poll in progress</span>'
-        elif state.up:
+        elif ws["up"]:
             health = '<span class="up">up</span>'
         else:
-            health = f'<span class="down">down</span> — {escape(state.last_error)}'
+            health = '<span class="down">down</span>'
+        error = f'<span class="err">{escape(ws["last_error"])}</span>' if ws["last_error"] else ""
         rows.append(
-            f"<tr><td>{escape(state.name)}</td><td>{health}</td><td>{len(state.workflows)}</td>"
-            f"<td>{escape(_when(state.last_success, now))}</td></tr>"
+            f"<tr><td>{escape(ws['name'])}</td><td>{escape(ws['api_version'])}</td><td>{health}</td>"
+            f"<td class=n>{ws['workflows']}</td><td>{_when(ws['last_success'], now)}</td>"
+            f"<td>{error}</td></tr>"
         )
-    status_rows = []
-    for status in STATUS_LABEL_VALUES:
-        guide = GUIDE[status]
-        status_rows.append(
-            f"<tr><td>{escape(guide.title)}</td><td class=n>{totals.get(status, 0)}</td>"
-            f"<td>{escape(guide.meaning)}</td><td>{escape(guide.action)}</td></tr>"
-        )
+    return (
+        '<table id="workspaces"><tr><th>Workspace</th><th>API</th><th>Last poll</th><th>Workflows</th>'
+        "<th>Last successful poll</th><th>Error</th></tr>\n" + "\n".join(rows) + "\n</table>"
+    )
+
+
+def _guide() -> str:
+    rows = "".join(
+        f"<tr><td>{escape(GUIDE[s].title)}</td><td>{escape(GUIDE[s].meaning)}</td>"
+        f"<td>{escape(GUIDE[s].action)}</td></tr>"
+        for s in STATUS_LABEL_VALUES
+    )
+    return (
+        f'<table id="guide"><tr><th>Status</th><th>What it means</th><th>What to do</th></tr>{rows}</table>'
+    )
+
+
+def render_landing_page(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    status = build_status(snapshots, now)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Captain Data exporter</title><style>{_STYLE}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Captain Data exporter</title><style>{_STYLE}</style></head>
 <body>
 <h1>Captain Data exporter</h1>
-<p>Version {escape(__version__)} on Python {escape(platform.python_version())}.
-<a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p>Version {escape(__version__)} on Python {escape(platform.python_version())}. This page refreshes every
+{REFRESH_SECONDS}s. <a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status as JSON</a> ·
+<a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a> ·
+<a href="{escape(status["runbooks"])}">Runbooks</a></p>
+<h2>Needs action now</h2>
+{_needs_action(status, now)}
+<h2>Workflows</h2>
+{_workflows(status, now)}
 <h2>Workspaces</h2>
-<table><tr><th>Workspace</th><th>Last poll</th><th>Workflows</th><th>Last successful poll</th></tr>
-{"".join(rows)}
-</table>
-<h2>Runs by status</h2>
-<table><tr><th>Status</th><th>Runs</th><th>What it means</th><th>What to do</th></tr>
-{"".join(status_rows)}
-</table>
+{_workspaces(status, now)}
+<h2>Run statuses</h2>
+{_guide()}
 </body></html>
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Final
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,25 @@ UPDATE_INTEGRATION_ACCOUNT: Final = ApiCall(
 )
 
 
+RESUME_A_RUN_V4: Final = ApiCall(
+    name="Resume a Run (v4)",
+    method="POST",
+    path="https://api.captaindata.com/v4/runs/{run_uid}/resume",
+    note="body {}; resumes a BLOCKED (or stopped) run once its cause is fixed",
+)
+GET_A_RUN_V4: Final = ApiCall(
+    name="Get a Run (v4)",
+    method="GET",
+    path="https://api.captaindata.com/v4/runs/{run_uid}",
+    note="last_error says why the run failed",
+)
+
+#: The ApiCall constants by name, as status_guide.yaml refers to them.
+API_CALLS: Final[dict[str, ApiCall]] = {
+    name: value for name, value in globals().items() if isinstance(value, ApiCall)
+}
+
+
 @dataclass(frozen=True)
 class StatusGuide:
     """What a status means and what an operator should do about it."""
@@ -101,140 +121,35 @@ class StatusGuide:
     api_calls: tuple[ApiCall, ...] = ()
     #: When to stop handling it yourself and involve someone else (used by the runbooks).
     escalation: str = ""
+    #: What to do when the workspace uses API v4 (whose statuses map onto this one), and its API calls.
+    v4_action: str = ""
+    v4_api_calls: tuple[ApiCall, ...] = ()
 
 
-GUIDE: Final[dict[str, StatusGuide]] = {
-    RUNNING: StatusGuide(
-        status=RUNNING,
-        title="Running",
-        meaning="The run is actively processing data.",
-        action=(
-            "No action while it progresses. If it stays Running for a long time, check whether "
-            "Captain Data is rate limiting you (429s) and the run's schedule and eligible times; "
-            "then remove the schedule and launch the workflow again with new schedule settings."
-        ),
-        steps=(
-            "Check for rate limiting: captaindata_api_rate_limited_total and your plan's limits "
-            "(a rate-limited run stays Running while it is paused by Captain Data).",
-            "Check the run's scheduling options and eligible times (a run outside its eligible "
-            "time slot waits).",
-            "Stop the rescheduled run with DEL - Remove a Schedule.",
-            "Launch the workflow again with the new schedule settings.",
-        ),
-        api_calls=(REMOVE_A_SCHEDULE, LAUNCH_WORKFLOW),
-        escalation=(
-            "If the run is not rate limited, is inside its eligible times and stays Running after it "
-            "was relaunched, contact Captain Data support with the run uid."
-        ),
-    ),
-    PENDING: StatusGuide(
-        status=PENDING,
-        title="Pending",
-        meaning="The run is waiting to be launched or processed.",
-        action=(
-            "No action while it waits its turn. If it stays pending, check its schedule, eligible "
-            "times and rate limits; a pending run can be retried or cancelled."
-        ),
-        steps=(
-            "Check the run's schedule and eligible times.",
-            "Check for rate limiting (429s) and your plan's limits.",
-            "Retry it with POST - Retry a Run, or cancel it with POST - Cancel a Run.",
-        ),
-        api_calls=(RETRY_A_RUN, CANCEL_A_RUN),
-    ),
-    FINISHED: StatusGuide(
-        status=FINISHED,
-        title="Finished",
-        meaning="The run completed successfully and all steps executed as expected.",
-        action="Nothing to do: the run succeeded.",
-        steps=(),
-    ),
-    WARNING: StatusGuide(
-        status=WARNING,
-        title="Warning",
-        meaning=("One or more steps hit a functional error (for example bad input or an invalid parameter)."),
-        action=(
-            "Check the failed webhook for the error, fix the input or parameter, then reprocess "
-            "the failed step with POST - Retry a Run."
-        ),
-        steps=(
-            "Read the error in the run's failed webhook (or error_message on GET /v3/jobs/{job_uid}).",
-            "Fix the input or parameter that caused it.",
-            "Reprocess the failed step with POST - Retry a Run.",
-        ),
-        api_calls=(RETRY_A_RUN,),
-        escalation=(
-            "If the retried run ends in warning again although its input and parameters are right, "
-            "contact Captain Data support with the run uid and the error message."
-        ),
-    ),
-    SHUTDOWN: StatusGuide(
-        status=SHUTDOWN,
-        title="Shutdown",
-        meaning=(
-            "The automation hit a technical error, often from a third-party API or Captain Data's "
-            "own systems."
-        ),
-        action=(
-            "Check the failed webhook for the error and reprocess the run with POST - Retry a Run; "
-            "contact Captain Data support if the error persists."
-        ),
-        steps=(
-            "Read the error in the run's failed webhook (or error_message on GET /v3/jobs/{job_uid}).",
-            "Reprocess the failed run with POST - Retry a Run.",
-            "If shutdowns persist, contact Captain Data support with the run uids.",
-        ),
-        api_calls=(RETRY_A_RUN,),
-        escalation=(
-            "If shutdowns persist (the retried run shuts down again, or more runs keep shutting "
-            "down), contact Captain Data support with the run uids and the errors from the failed "
-            "webhooks."
-        ),
-    ),
-    STOPPED: StatusGuide(
-        status=STOPPED,
-        title="Stopped",
-        meaning=("The run was stopped manually by your team or with POST - Cancel a Run."),
-        action="Confirm the stop was intended; if it was not, relaunch or retry the run.",
-        steps=(
-            "Confirm with your team that the run was stopped on purpose.",
-            "If not, retry it with POST - Retry a Run or launch the workflow again.",
-        ),
-        api_calls=(RETRY_A_RUN, LAUNCH_WORKFLOW),
-        escalation=(
-            "If runs stop although nobody on your team stopped them, contact Captain Data support "
-            "with the run uids."
-        ),
-    ),
-    PAUSED: StatusGuide(
-        status=PAUSED,
-        title="Paused",
-        meaning=("The run paused because of invalid cookies, insufficient credits or outdated API keys."),
-        action=(
-            "Refresh the account(s) of the paused run (cookies, credits, API keys) and retry it, or "
-            "refresh and resume in bulk with POST - Add or Update Integration Account and "
-            "resume_paused_jobs: true."
-        ),
-        steps=(
-            "Find which integration account the run uses (its cookies, credits or API key expired).",
-            "Refresh that account, then retry the run with POST - Retry a Run; or",
-            "refresh and resume every paused run at once with POST - Add or Update Integration "
-            'Account and "resume_paused_jobs": true.',
-        ),
-        api_calls=(RETRY_A_RUN, UPDATE_INTEGRATION_ACCOUNT),
-        escalation=(
-            "If runs pause again right after their accounts were refreshed, check the accounts' "
-            "credits and limits, then contact Captain Data support with the run uids."
-        ),
-    ),
-    UNKNOWN: StatusGuide(
-        status=UNKNOWN,
-        title="Unknown",
-        meaning="The API returned a status this exporter does not know.",
-        action=("Check the exporter's log for the raw value and open an issue so the exporter learns it."),
-        steps=(),
-    ),
-}
+def _load_guide() -> dict[str, StatusGuide]:
+    import yaml  # only the guide needs it here; the package imports pyyaml anyway for the config
+
+    data = yaml.safe_load(files(__package__).joinpath("status_guide.yaml").read_text(encoding="utf-8"))
+    return {
+        status: StatusGuide(
+            status=status,
+            title=entry["title"],
+            meaning=entry["meaning"],
+            action=entry["action"],
+            steps=tuple(entry.get("steps", ())),
+            api_calls=tuple(API_CALLS[name] for name in entry.get("api_calls", ())),
+            escalation=entry.get("escalation", ""),
+            v4_action=entry.get("v4_action", ""),
+            v4_api_calls=tuple(API_CALLS[name] for name in entry.get("v4_api_calls", ())),
+        )
+        for status, entry in data.items()
+    }
+
+
+#: The guide's prose lives in status_guide.yaml beside this module.
+GUIDE: Final[dict[str, StatusGuide]] = _load_guide()
+if tuple(GUIDE) != STATUS_LABEL_VALUES:
+    raise RuntimeError("status_guide.yaml must list every status, in order")
 
 #: Every value of the ``api_status`` label for v3: the documented lower-case values, the quickstart's
 #: ``completed`` and ``unknown`` for anything else.

@@ -10,7 +10,8 @@ Writes:
 - ``grafana/dashboards/captaindata-overview.json`` and ``grafana/dashboards/captaindata-workflow.json``
 - ``deploy/kubernetes/grafana-dashboards-configmap.yaml`` (both dashboards, label ``grafana_dashboard: "1"``)
 
-The dashboards are built with grafana-foundation-sdk (a dev dependency, never needed at runtime). Status
+The dashboards are built with grafana-foundation-sdk (a dev dependency, never needed at runtime). The words
+(dashboard, variable and panel descriptions) live in ``grafana/panels.yaml``, looked up by panel title. Status
 colours live here; status meanings and recommended actions come from ``exporter/statuses.py``, so the
 needs-action table's "Recommended action" column always says what the status guide says. Runbook links
 point at ``${runbook_base_url}#<alertname lowercased>``, the sections of docs/runbooks.md; the variable's
@@ -44,6 +45,7 @@ if str(ROOT) not in sys.path:  # ``python grafana/generate.py`` from a checkout 
     sys.path.insert(0, str(ROOT))
 
 from deploy.generate import DEFAULT_RUNBOOK_BASE_URL  # noqa: E402  (the alert rules' runbook knob)
+from deploy.textgen import fill, load_yaml, write_or_check  # noqa: E402
 from exporter import statuses  # noqa: E402
 
 OVERVIEW_UID = "captaindata-overview"
@@ -51,6 +53,7 @@ WORKFLOW_UID = "captaindata-workflow"
 OVERVIEW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-overview.json"
 WORKFLOW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-workflow.json"
 CONFIGMAP_PATH = ROOT / "deploy" / "kubernetes" / "grafana-dashboards-configmap.yaml"
+MIXIN_DASHBOARDS = ROOT / "mixin" / "dashboards"
 CONFIGMAP_NAME = "captaindata-grafana-dashboards"
 TAGS = ["captaindata", "captaindata-exporter"]
 
@@ -75,9 +78,36 @@ ALERTING_STATUSES = statuses.NEEDS_ACTION_STATUSES | {statuses.UNKNOWN}
 # Label selectors, from the exporter scrape down to one workflow.
 EXPORTER = 'job=~"$job", instance=~"$instance"'
 WORKSPACE = EXPORTER + ', workspace=~"$workspace"'
-WORKFLOWS = WORKSPACE + ', workflow=~"$workflow"'  # Overview: multi-value workflow variable
-ONE_WORKFLOW = WORKSPACE + ', workflow="$workflow"'  # Workflow dashboard: exactly one workflow
+# The workflow variable's value is the workflow uid (its text the name): same-named workflows never merge.
+WORKFLOWS = WORKSPACE + ', workflow_uid=~"$workflow"'  # Overview: multi-value workflow variable
+ONE_WORKFLOW = WORKSPACE + ', workflow_uid="$workflow"'  # Workflow dashboard: exactly one workflow
+# Recording rules keep no job/instance (they merge replicas already).
+RECORDED_WORKFLOWS = 'workspace=~"$workspace", workflow_uid=~"$workflow"'
+RECORDED_ONE_WORKFLOW = 'workspace=~"$workspace", workflow_uid="$workflow"'
+#: Replicas of the exporter export the same series: every query first merges them with ``max by`` over the
+#: series' own labels (as the alert rules do), and only then adds up across workflows or workspaces.
+PER_WORKFLOW = "workspace, workflow_uid, workflow"
 RUNS_PER_HOUR = "suffix: runs/h"
+
+
+OVERVIEW_SCOPE = "the selected workspaces and workflows"
+WORKFLOW_SCOPE = "this workflow"
+#: Dashboard, variable and panel descriptions (panels by title), with ${scope} and the status guide's words.
+WORDS: dict[str, dict[str, str]] = load_yaml(ROOT / "grafana" / "panels.yaml")
+STATUS_BY_TITLE = {guide.title: guide for guide in statuses.GUIDE.values()}
+
+
+def describe(title: str, scope: str) -> str:
+    guide = STATUS_BY_TITLE.get(title)
+    if guide:
+        values = {"title": guide.title, "meaning": guide.meaning, "action": guide.action}
+        return fill(WORDS["panels"]["Status"], values)
+    return fill(WORDS["panels"][title], {"scope": scope})
+
+
+def dedup(by: str, expr: str) -> str:
+    """``expr`` with exporter replicas merged: ``max by (<the series' labels>)``, never ``sum``."""
+    return f"max by ({by}) ({expr})"
 
 
 def alert_name(status: str) -> str:
@@ -90,8 +120,14 @@ def sel(base: str, **extra: str) -> str:
     return "{" + ", ".join(matchers) + "}"
 
 
-def query(expr: str, legend: str = "__auto", ref: str = "A", *, instant: bool = False,
-          fmt: PromQueryFormat | None = None) -> prom.Dataquery:
+def query(
+    expr: str,
+    legend: str = "__auto",
+    ref: str = "A",
+    *,
+    instant: bool = False,
+    fmt: PromQueryFormat | None = None,
+) -> prom.Dataquery:
     target = prom.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE).legend_format(legend)
     target = target.instant() if instant else target.range()
     if fmt is not None:
@@ -126,19 +162,29 @@ def legend(panel: timeseries.Panel, *calcs: str) -> timeseries.Panel:
         .show_legend(True)
         .calcs(list(calcs))
     )
-    tooltip = common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(
-        common.SortOrder.DESCENDING
+    tooltip = (
+        common_builders.VizTooltipOptions()
+        .mode(common.TooltipDisplayMode.MULTI)
+        .sort(common.SortOrder.DESCENDING)
     )
     return panel.legend(options).tooltip(tooltip)
 
 
-def graph(title: str, description: str, unit: str, targets: Sequence[prom.Dataquery], *, width: int,
-          height: int = 8, bars: bool = False, by_status: bool = False, minimum: float | None = 0,
-          calcs: Sequence[str] = ("lastNotNull", "max")) -> timeseries.Panel:
+def graph(
+    title: str,
+    unit: str,
+    targets: Sequence[prom.Dataquery],
+    *,
+    width: int,
+    height: int = 8,
+    bars: bool = False,
+    by_status: bool = False,
+    minimum: float | None = 0,
+    calcs: Sequence[str] = ("lastNotNull", "max"),
+) -> timeseries.Panel:
     panel = (
         timeseries.Panel()
         .title(title)
-        .description(description)
         .datasource(DATASOURCE)
         .targets(list(targets))
         .unit(unit)
@@ -163,13 +209,17 @@ def status_stat(status: str, selector: str) -> stat.Panel:
     steps: tuple[tuple[float | None, str], ...] = (
         ((None, "green"), (1, colour)) if status in ALERTING_STATUSES else ((None, colour),)
     )
-    description = f"Runs the API lists as {guide.title} right now. {guide.meaning} What to do: {guide.action}"
     return (
         stat.Panel()
         .title(guide.title)
-        .description(description)
         .datasource(DATASOURCE)
-        .with_target(query(f"sum(captaindata_runs{sel(selector, status=status)})", guide.title, instant=True))
+        .with_target(
+            query(
+                f"sum({dedup(PER_WORKFLOW, 'captaindata_runs' + sel(selector, status=status))})",
+                guide.title,
+                instant=True,
+            )
+        )
         .unit("short")
         .decimals(0)
         .thresholds(thresholds(*steps))
@@ -191,25 +241,25 @@ def status_stats(selector: str) -> list[stat.Panel]:
 def runs_by_status(selector: str, scope: str) -> timeseries.Panel:
     return graph(
         "Runs by status",
-        f"How many runs the Captain Data API lists in each status over time, for {scope} "
-        "(captaindata_runs). A growing Warning, Shutdown or Paused line means runs wait for you.",
         "short",
-        [query(f"sum by (status) (captaindata_runs{sel(selector)})", "{{status}}")],
+        [
+            query(
+                f"sum by (status) ({dedup(PER_WORKFLOW + ', status', 'captaindata_runs' + sel(selector))})",
+                "{{status}}",
+            )
+        ],
         width=12,
         by_status=True,
     )
 
 
-def status_changes(selector: str, scope: str) -> timeseries.Panel:
+def status_changes(recorded: str, scope: str) -> timeseries.Panel:
     return graph(
         "Status changes per hour",
-        f"Runs entering each status, as an hourly rate, for {scope} "
-        "(captaindata_run_status_changes_total; the first poll's runs are a baseline, not changes).",
         RUNS_PER_HOUR,
         [
             query(
-                "sum by (status) (rate(captaindata_run_status_changes_total"
-                f"{sel(selector)}[$__rate_interval])) * 3600",
+                f"sum by (status) (workflow:captaindata_run_status_changes:increase1h{{{recorded}}})",
                 "{{status}}",
             )
         ],
@@ -229,31 +279,38 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
     generated from exporter/statuses.py, turn into the recommended action and the alert's name.
     """
     needs_action = sorted(statuses.NEEDS_ACTION_STATUSES, key=statuses.STATUS_LABEL_VALUES.index)
-    by = "workspace, workflow, run_name, run_uid, status"
+    by = "workspace, workflow_uid, workflow, run_name, run_uid, status"
     expr = (
         "label_replace(label_replace(max by (" + by + ") "
         "(captaindata_run_needs_action" + sel(selector) + "), "
         '"action", "$1", "status", "(.*)"), "runbook", "$1", "status", "(.*)")'
     )
-    status_mappings = value_map({
-        status: model.ValueMappingResult(text=statuses.GUIDE[status].title, color=STATUS_COLOURS[status],
-                                         index=index)
-        for index, status in enumerate(statuses.STATUS_LABEL_VALUES)
-    })
-    action_mappings = value_map({
-        status: model.ValueMappingResult(text=statuses.GUIDE[status].action, index=index)
-        for index, status in enumerate(needs_action)
-    })
-    runbook_mappings = value_map({
-        status: model.ValueMappingResult(text=f"{alert_name(status)} runbook", index=index)
-        for index, status in enumerate(needs_action)
-    })
+    status_mappings = value_map(
+        {
+            status: model.ValueMappingResult(
+                text=statuses.GUIDE[status].title, color=STATUS_COLOURS[status], index=index
+            )
+            for index, status in enumerate(statuses.STATUS_LABEL_VALUES)
+        }
+    )
+    action_mappings = value_map(
+        {
+            status: model.ValueMappingResult(text=statuses.GUIDE[status].action, index=index)
+            for index, status in enumerate(needs_action)
+        }
+    )
+    runbook_mappings = value_map(
+        {
+            status: model.ValueMappingResult(text=f"{alert_name(status)} runbook", index=index)
+            for index, status in enumerate(needs_action)
+        }
+    )
     workflow_link = model.DashboardLink(
         title="Open the ${__value.raw} workflow dashboard",
         url=(
             f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
             "&${instance:queryparam}&var-workspace=${__data.fields.workspace}"
-            "&var-workflow=${__value.raw}&${__url_time_range}"
+            "&var-workflow=${__data.fields.workflow_uid}&${__url_time_range}"
         ),
     )
     runbook_link = model.DashboardLink(
@@ -267,12 +324,6 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
     panel = (
         table.Panel()
         .title("Needs action")
-        .description(
-            f"Runs currently in Warning, Shutdown or Paused for {scope} (captaindata_run_needs_action, "
-            "capped by the exporter, most recent first), with the recommended action from the status guide "
-            "(exporter/statuses.py) and a link to the runbook of the alert that fires for that status. "
-            "Click a workflow to open its dashboard."
-        )
         .datasource(DATASOURCE)
         .with_target(query(expr, ref="A", instant=True, fmt=PromQueryFormat.TABLE))
         .unit("none")
@@ -281,13 +332,15 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
         .cell_height(common.TableCellHeight.SM)
         .footer(common_builders.TableFooterOptions().show(False).reducer(["count"]).count_rows(True))
         .sort_by([common_builders.TableSortByFieldState().display_name("Status")])
-        .with_transformation(model.DataTransformerConfig(
-            id_val="organize",
-            options={
-                "excludeByName": {"Time": True, "Value": True},
-                "indexByName": {name: index for index, name in enumerate(columns)},
-            },
-        ))
+        .with_transformation(
+            model.DataTransformerConfig(
+                id_val="organize",
+                options={
+                    "excludeByName": {"Time": True, "Value": True, "workflow_uid": True},
+                    "indexByName": {name: index for index, name in enumerate(columns)},
+                },
+            )
+        )
         .span(width)
         .height(10)
     )
@@ -321,8 +374,12 @@ def duration_quantiles(selector: str, scope: str, by: str, width: int) -> timese
     legend_suffix = f" {{{{{by}}}}}" if by else ""
     targets = [
         query(
-            f"histogram_quantile({q}, sum by (le{extra_by}) (rate(captaindata_run_duration_seconds_bucket"
-            f"{sel(selector)}[$__rate_interval])))",
+            f"histogram_quantile({q}, sum by (le{extra_by}) ("
+            + dedup(
+                f"{PER_WORKFLOW}, status, le",
+                f"rate(captaindata_run_duration_seconds_bucket{sel(selector)}[$__rate_interval])",
+            )
+            + "))",
             f"p{round(q * 100)}{legend_suffix}",
             ref=ref,
         )
@@ -330,9 +387,6 @@ def duration_quantiles(selector: str, scope: str, by: str, width: int) -> timese
     ]
     return graph(
         "Completed-run duration quantiles" + (" by outcome" if by else ""),
-        f"How long runs that completed in each interval took from start to finish, for {scope} "
-        "(histogram_quantile over captaindata_run_duration_seconds_bucket; buckets from 1 minute to 1 day, "
-        "so values under a minute are interpolated). Gaps mean no run completed in that interval.",
         "s",
         targets,
         width=width,
@@ -343,15 +397,15 @@ def duration_heatmap(selector: str, scope: str, width: int) -> heatmap.Panel:
     return (
         heatmap.Panel()
         .title("Completed-run duration distribution")
-        .description(
-            f"How many runs completed in each duration bucket per interval, for {scope} "
-            "(captaindata_run_duration_seconds_bucket). Darker cells hold more runs."
-        )
         .datasource(DATASOURCE)
         .with_target(
             query(
-                f"sum by (le) (increase(captaindata_run_duration_seconds_bucket{sel(selector)}"
-                "[$__rate_interval]))",
+                "sum by (le) ("
+                + dedup(
+                    f"{PER_WORKFLOW}, status, le",
+                    f"increase(captaindata_run_duration_seconds_bucket{sel(selector)}[$__rate_interval])",
+                )
+                + ")",
                 "{{le}}",
                 fmt=PromQueryFormat.HEATMAP,
             )
@@ -384,7 +438,7 @@ def workflow_dashboard_link_for_series(label: str) -> model.DashboardLink:
         url=(
             f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
             "&${instance:queryparam}&var-workspace=${__field.labels.workspace}"
-            "&var-workflow=${__field.labels." + label + "}&${__url_time_range}"
+            "&var-workflow=${__field.labels.workflow_uid}&${__url_time_range}"
         ),
     )
 
@@ -397,12 +451,10 @@ def row(title: str) -> dash.Row:
 
 
 def variables(*, multi_workflow: bool, runbook_base_url: str) -> list[Builder[model.VariableModel]]:
-    def label_values(name: str, label: str, expr: str, description: str, *, multi: bool = True
-                     ) -> dash.QueryVariable:
+    def label_values(name: str, label: str, expr: str, *, multi: bool = True) -> dash.QueryVariable:
         return (
             dash.QueryVariable(name)
             .label(label)
-            .description(description)
             .datasource(DATASOURCE)
             .query(f"label_values({expr}, {name})")
             .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
@@ -412,26 +464,34 @@ def variables(*, multi_workflow: bool, runbook_base_url: str) -> list[Builder[mo
         )
 
     return [
-        dash.DatasourceVariable("datasource")
-        .label("Data source")
-        .description("The Prometheus that scrapes captaindata-exporter.")
-        .type("prometheus"),
-        label_values("job", "Job", "captaindata_exporter_build_info", "Prometheus job of the exporter."),
-        label_values("instance", "Instance", 'captaindata_exporter_build_info{job=~"$job"}',
-                     "Exporter instance (host:port)."),
-        label_values("workspace", "Workspace", 'captaindata_up{job=~"$job", instance=~"$instance"}',
-                     "Captain Data workspace, as named in the exporter configuration."),
-        label_values("workflow", "Workflow",
-                     'captaindata_runs{job=~"$job", instance=~"$instance", workspace=~"$workspace"}',
-                     "Captain Data workflow (by name).", multi=multi_workflow),
+        dash.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        label_values("job", "Job", "captaindata_exporter_build_info"),
+        label_values("instance", "Instance", 'captaindata_exporter_build_info{job=~"$job"}'),
+        label_values("workspace", "Workspace", 'captaindata_up{job=~"$job", instance=~"$instance"}'),
+        workflow_variable(multi_workflow),
         dash.TextBoxVariable("runbook_base_url")
         .label("Runbooks")
-        .description("Base URL of docs/runbooks.md; each alert has a section whose anchor is its "
-                     "lowercased name.")
         .default_value(runbook_base_url)
         .current(model.VariableOption(selected=True, text=runbook_base_url, value=runbook_base_url))
         .hide(model.VariableHide.HIDE_VARIABLE),
     ]
+
+
+def workflow_variable(multi: bool) -> dash.QueryVariable:
+    """Selects by ``workflow_uid`` and shows the name: the regex's named groups give Grafana the value and
+    the text of each ``{workflow="...", workflow_uid="..."}`` result (labels come sorted by name)."""
+    source = 'captaindata_runs{job=~"$job", instance=~"$instance", workspace=~"$workspace", status="running"}'
+    return (
+        dash.QueryVariable("workflow")
+        .label("Workflow")
+        .datasource(DATASOURCE)
+        .query(f"query_result(max by (workflow, workflow_uid) ({source}))")
+        .regex(r'/workflow="(?<text>.*)",\s*workflow_uid="(?<value>[^"]*)"/')
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+        .multi(multi)
+        .include_all(multi)
+    )
 
 
 def alert_annotation() -> dash.AnnotationQuery:
@@ -467,12 +527,10 @@ def dashboard_links(runbooks: bool = True) -> list[Builder[model.DashboardLink]]
     return links
 
 
-def base_dashboard(title: str, uid: str, description: str, *, multi_workflow: bool,
-                   runbook_base_url: str) -> dash.Dashboard:
+def base_dashboard(title: str, uid: str, *, multi_workflow: bool, runbook_base_url: str) -> dash.Dashboard:
     return (
         dash.Dashboard(title)
         .uid(uid)
-        .description(description)
         .tags(TAGS)
         .editable()
         .time("now-6h", "now")
@@ -493,31 +551,25 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
     board = base_dashboard(
         "Captain Data / Overview",
         OVERVIEW_UID,
-        "Captain Data runs at a glance: runs per status, what needs action and what to do about it, time in "
-        "Running, Captain Data API rate limiting and the exporter's own health.",
         multi_workflow=True,
         runbook_base_url=runbook_base_url,
     )
     board = board.with_row(row("Runs by status"))
     for panel in status_stats(WORKFLOWS):
         board = board.with_panel(panel)
-    board = board.with_panel(runs_by_status(WORKFLOWS, scope)).with_panel(status_changes(WORKFLOWS, scope))
+    board = board.with_panel(runs_by_status(WORKFLOWS, scope)).with_panel(
+        status_changes(RECORDED_WORKFLOWS, scope)
+    )
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS, scope))
 
     longest = (
         bargauge.Panel()
         .title("Longest-running run per workflow")
-        .description(
-            "Age of the oldest run currently in Running, per workflow "
-            "(captaindata_running_run_max_age_seconds; 0 when none runs). A run Running for hours may be "
-            "rate limited or waiting for its eligible times: "
-            "see the Running section of the status guide. Click a bar to open that workflow."
-        )
         .datasource(DATASOURCE)
         .with_target(
             query(
-                "sort_desc(max by (workspace, workflow) "
+                "sort_desc(max by (workspace, workflow_uid, workflow) "
                 f"(captaindata_running_run_max_age_seconds{sel(WORKFLOWS)}))",
                 "{{workflow}}",
                 instant=True,
@@ -542,64 +594,77 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
         .with_panel(duration_heatmap(WORKFLOWS, scope, 8))
     )
 
-    api = "the selected workspaces"
     board = (
         board.with_row(row("Captain Data API"))
-        .with_panel(graph(
-            "429 responses (rate limited)",
-            "Requests Captain Data answered with 429 Too Many Requests, per second, by workspace and "
-            "endpoint "
-            f"(captaindata_api_rate_limited_total), for {api}. Runs stay Running while Captain Data rate "
-            "limits them; check your plan's limits.",
-            "reqps",
-            [query(
-                "sum by (workspace, endpoint) (rate(captaindata_api_rate_limited_total"
-                f"{sel(WORKSPACE)}[$__rate_interval]))",
-                "{{workspace}} {{endpoint}}",
-            )],
-            width=6,
-        ))
-        .with_panel(graph(
-            "API requests by code",
-            "Captain Data API requests per second by HTTP status code (captaindata_api_requests_total), for "
-            f"{api}. 429 is rate limiting, 401/403 a bad API key, 5xx a Captain Data problem.",
-            "reqps",
-            [query(
-                f"sum by (code) (rate(captaindata_api_requests_total{sel(WORKSPACE)}[$__rate_interval]))",
-                "{{code}}",
-            )],
-            width=6,
+        .with_panel(
+            graph(
+                "429 responses (rate limited)",
+                "reqps",
+                [
+                    query(
+                        "max by (workspace, endpoint, limit_type) (rate(captaindata_api_rate_limited_total"
+                        f"{sel(WORKSPACE)}[$__rate_interval]))",
+                        "{{workspace}} {{endpoint}} {{limit_type}}",
+                    )
+                ],
+                width=6,
+            )
         )
+        .with_panel(
+            graph(
+                "API requests by code",
+                "reqps",
+                [
+                    query(
+                        "sum by (code) ("
+                        + dedup(
+                            "workspace, endpoint, code",
+                            f"rate(captaindata_api_requests_total{sel(WORKSPACE)}[$__rate_interval])",
+                        )
+                        + ")",
+                        "{{code}}",
+                    )
+                ],
+                width=6,
+            )
             .override_by_regexp("2..", [fixed_colour("green")])
             .override_by_name("429", [fixed_colour("orange")])
-            .override_by_regexp("5..", [fixed_colour("red")]))
-        .with_panel(graph(
-            "API latency",
-            "Captain Data API request duration quantiles by endpoint "
-            "(captaindata_api_request_duration_seconds), "
-            f"for {api}.",
-            "s",
-            [
-                query(
-                    f"histogram_quantile({q}, sum by (le, endpoint) (rate("
-                    f"captaindata_api_request_duration_seconds_bucket{sel(WORKSPACE)}[$__rate_interval])))",
-                    f"p{round(q * 100)} {{{{endpoint}}}}",
-                    ref=ref,
-                )
-                for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
-            ],
-            width=6,
-        ))
-        .with_panel(graph(
-            "Retry-After",
-            "The Retry-After Captain Data last asked for, per workspace "
-            "(captaindata_api_retry_after_seconds); "
-            "the exporter waits that long before polling again.",
-            "s",
-            [query(f"max by (workspace) (captaindata_api_retry_after_seconds{sel(WORKSPACE)})",
-                   "{{workspace}}")],
-            width=6,
-        ))
+            .override_by_regexp("5..", [fixed_colour("red")])
+        )
+        .with_panel(
+            graph(
+                "API latency",
+                "s",
+                [
+                    query(
+                        f"histogram_quantile({q}, sum by (le, endpoint) ("
+                        + dedup(
+                            "workspace, endpoint, le",
+                            "rate(captaindata_api_request_duration_seconds_bucket"
+                            f"{sel(WORKSPACE)}[$__rate_interval])",
+                        )
+                        + "))",
+                        f"p{round(q * 100)} {{{{endpoint}}}}",
+                        ref=ref,
+                    )
+                    for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+                ],
+                width=6,
+            )
+        )
+        .with_panel(
+            graph(
+                "Retry-After",
+                "s",
+                [
+                    query(
+                        f"max by (workspace) (captaindata_api_retry_after_seconds{sel(WORKSPACE)})",
+                        "{{workspace}}",
+                    )
+                ],
+                width=6,
+            )
+        )
     )
 
     board = board.with_row(row("Exporter health"))
@@ -609,22 +674,22 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
 
 
 def health_panels() -> list[Builder[model.Panel]]:
-    scope = "the selected workspaces"
     up = (
         stat.Panel()
         .title("Workspace up")
-        .description(
-            "Whether the exporter's last poll of each workspace succeeded (captaindata_up). Down means the "
-            "dashboards show stale data: check the exporter log and the Poll errors panel."
-        )
         .datasource(DATASOURCE)
-        .with_target(query(f"max by (workspace) (captaindata_up{sel(WORKSPACE)})", "{{workspace}}",
-                           instant=True))
+        .with_target(
+            query(f"max by (workspace) (captaindata_up{sel(WORKSPACE)})", "{{workspace}}", instant=True)
+        )
         .unit("none")
-        .mappings(value_map({
-            "0": model.ValueMappingResult(text="Down", color="red", index=0),
-            "1": model.ValueMappingResult(text="Up", color="green", index=1),
-        }))
+        .mappings(
+            value_map(
+                {
+                    "0": model.ValueMappingResult(text="Down", color="red", index=0),
+                    "1": model.ValueMappingResult(text="Up", color="green", index=1),
+                }
+            )
+        )
         .thresholds(thresholds((None, "red"), (1, "green")))
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
         .color_mode(common.BigValueColorMode.BACKGROUND)
@@ -637,18 +702,15 @@ def health_panels() -> list[Builder[model.Panel]]:
     since = (
         stat.Panel()
         .title("Time since last successful poll")
-        .description(
-            "Seconds since each workspace was last polled successfully "
-            "(time() - captaindata_last_poll_success_timestamp_seconds). It should stay near the poll "
-            "interval; "
-            "orange after 5 minutes, red after 15."
-        )
         .datasource(DATASOURCE)
-        .with_target(query(
-            f"time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds{sel(WORKSPACE)})",
-            "{{workspace}}",
-            instant=True,
-        ))
+        .with_target(
+            query(
+                "time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds"
+                f"{sel(WORKSPACE)})",
+                "{{workspace}}",
+                instant=True,
+            )
+        )
         .unit("s")
         .thresholds(thresholds((None, "green"), (300, "orange"), (900, "red")))
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
@@ -661,9 +723,6 @@ def health_panels() -> list[Builder[model.Panel]]:
     )
     duration = graph(
         "Poll duration",
-        "How long the last poll of each workspace took, all pages and workflows "
-        "(captaindata_poll_duration_seconds), "
-        f"for {scope}.",
         "s",
         [query(f"max by (workspace) (captaindata_poll_duration_seconds{sel(WORKSPACE)})", "{{workspace}}")],
         width=5,
@@ -671,24 +730,30 @@ def health_panels() -> list[Builder[model.Panel]]:
     )
     errors = graph(
         "Poll errors by reason",
-        "Failed polls per second by reason (captaindata_poll_errors_total: rate_limited, unauthorized, "
-        "timeout, "
-        f"server_error, bad_response, network, page_cap), for {scope}.",
         "cps",
-        [query(
-            f"sum by (reason) (rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval]))",
-            "{{reason}}",
-        )],
+        [
+            query(
+                "sum by (reason) ("
+                + dedup(
+                    "workspace, reason",
+                    f"rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval])",
+                )
+                + ")",
+                "{{reason}}",
+            )
+        ],
         width=5,
         height=6,
     )
     workflows = (
         stat.Panel()
         .title("Tracked workflows")
-        .description("Workflows the exporter tracks per workspace (captaindata_workflows).")
         .datasource(DATASOURCE)
-        .with_target(query(f"sum by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}",
-                           instant=True))
+        .with_target(
+            query(
+                f"max by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}", instant=True
+            )
+        )
         .unit("short")
         .decimals(0)
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
@@ -702,14 +767,15 @@ def health_panels() -> list[Builder[model.Panel]]:
     version = (
         stat.Panel()
         .title("Exporter version")
-        .description("captaindata-exporter version and Python version of each instance "
-                     "(captaindata_exporter_build_info).")
         .datasource(DATASOURCE)
-        .with_target(query(
-            f"max by (instance, version, python_version) (captaindata_exporter_build_info{sel(EXPORTER)})",
-            "{{version}} (Python {{python_version}})",
-            instant=True,
-        ))
+        .with_target(
+            query(
+                "max by (instance, version, python_version) "
+                f"(captaindata_exporter_build_info{sel(EXPORTER)})",
+                "{{version}} (Python {{python_version}})",
+                instant=True,
+            )
+        )
         .unit("none")
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
         .color_mode(common.BigValueColorMode.NONE)
@@ -719,10 +785,128 @@ def health_panels() -> list[Builder[model.Panel]]:
         .span(3)
         .height(6)
     )
-    return [up, since, duration, errors, workflows, version]
+    stale = (
+        bargauge.Panel()
+        .title("Workflows read longest ago")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                "topk(10, time() - "
+                + dedup(PER_WORKFLOW, f"captaindata_workflow_last_success_timestamp_seconds{sel(WORKFLOWS)}")
+                + ")",
+                "{{workflow}}",
+                instant=True,
+            )
+        )
+        .unit("s")
+        .min(0)
+        .thresholds(thresholds((None, "green"), (900, "orange"), (3600, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(10)
+        .height(8)
+    )
+    skipped = graph(
+        "Runs skipped by reason",
+        "cps",
+        [
+            query(
+                "sum by (reason) ("
+                + dedup(
+                    "workspace, reason",
+                    f"rate(captaindata_runs_skipped_total{sel(WORKSPACE)}[$__rate_interval])",
+                )
+                + ")",
+                "{{reason}}",
+            )
+        ],
+        width=8,
+    )
+    internal = (
+        stat.Panel()
+        .title("Internal errors")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                "sum("
+                + dedup(
+                    "workspace",
+                    f"increase(captaindata_poll_errors_total{sel(WORKSPACE, reason='internal')}[$__range])",
+                )
+                + ")",
+                "Internal errors",
+                instant=True,
+            )
+        )
+        .unit("short")
+        .decimals(0)
+        .thresholds(thresholds((None, "green"), (1, "red")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(6)
+        .height(8)
+    )
+    return [up, since, duration, errors, workflows, version, stale, skipped, internal]
 
 
 # Workflow ------------------------------------------------------------------------------------------------
+
+
+def api_status_panels() -> list[Builder[model.Panel]]:
+    """The workflow's runs by the API's own status (v3 or v4), its postponed runs, and its last read."""
+    by_api_status = graph(
+        "Runs by API status",
+        "short",
+        [
+            query(
+                "max by (api_status) (captaindata_runs_by_api_status" + sel(ONE_WORKFLOW) + ")",
+                "{{api_status}}",
+            )
+        ],
+        width=12,
+    )
+    postponed = (
+        stat.Panel()
+        .title("Postponed runs")
+        .datasource(DATASOURCE)
+        .with_target(query(f"max(captaindata_runs_postponed{sel(ONE_WORKFLOW)})", "Postponed", instant=True))
+        .unit("short")
+        .decimals(0)
+        .no_value("0")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(4)
+        .height(8)
+    )
+    last_read = (
+        stat.Panel()
+        .title("Runs last read")
+        .datasource(DATASOURCE)
+        .with_target(
+            query(
+                f"max(captaindata_workflow_last_success_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
+                "Last read",
+                instant=True,
+            )
+        )
+        .unit("dateTimeFromNow")
+        .no_value("Never")
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .span(8)
+        .height(8)
+    )
+    return [by_api_status, postponed, last_read]
 
 
 def workflow(runbook_base_url: str) -> dash.Dashboard:
@@ -730,8 +914,6 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     board = base_dashboard(
         "Captain Data / Workflow",
         WORKFLOW_UID,
-        "One Captain Data workflow: runs per status, its success ratio, what needs action, time in Running "
-        "and run durations.",
         multi_workflow=False,
         runbook_base_url=runbook_base_url,
     )
@@ -739,22 +921,21 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     for panel in status_stats(ONE_WORKFLOW):
         board = board.with_panel(panel)
 
-    completed = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}"
-    finished = f"captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW, status=statuses.FINISHED)}"
+    completed = dedup(
+        f"{PER_WORKFLOW}, status",
+        f"rate(captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}[$__rate_interval])",
+    )
     ratio_stat = (
         stat.Panel()
-        .title("Success ratio")
-        .description(
-            "Share of the runs that completed in the selected time range that Finished (rather than ended in "
-            "Warning, Shutdown or Stopped), from captaindata_run_duration_seconds_count. Empty when no run "
-            "completed in the range."
-        )
+        .title("Success ratio (24h)")
         .datasource(DATASOURCE)
-        .with_target(query(
-            f"sum(increase({finished}[$__range])) / sum(increase({completed}[$__range]))",
-            "Success ratio",
-            instant=True,
-        ))
+        .with_target(
+            query(
+                f"max(workflow:captaindata_run_success_ratio:increase1d{{{RECORDED_ONE_WORKFLOW}}})",
+                "Success ratio",
+                instant=True,
+            )
+        )
         .unit("percentunit")
         .decimals(1)
         .min(0)
@@ -770,55 +951,60 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     board = (
         board.with_row(row("Outcomes"))
         .with_panel(ratio_stat)
-        .with_panel(graph(
-            "Success ratio over time",
-            "Share of the runs completing in each interval that Finished "
-            "(captaindata_run_duration_seconds_count). "
-            "Gaps mean no run completed in that interval.",
-            "percentunit",
-            [query(
-                f"sum(rate({finished}[$__rate_interval])) / sum(rate({completed}[$__rate_interval]))",
-                "Success ratio",
-            )],
-            width=10,
-            calcs=("mean", "min"),
-        ).max(1))
-        .with_panel(graph(
-            "Completed runs per hour by outcome",
-            "Runs completing per hour by the status they ended in (captaindata_run_duration_seconds_count).",
-            RUNS_PER_HOUR,
-            [query(
-                f"sum by (status) (rate({completed}[$__rate_interval])) * 3600",
-                "{{status}}",
-            )],
-            width=10,
-            by_status=True,
-        ))
+        .with_panel(
+            graph(
+                "Success ratio over time",
+                "percentunit",
+                [
+                    query(
+                        f"max(workflow:captaindata_run_success_ratio:increase1h{{{RECORDED_ONE_WORKFLOW}}})",
+                        "Success ratio (1h)",
+                    )
+                ],
+                width=10,
+                calcs=("mean", "min"),
+            ).max(1)
+        )
+        .with_panel(
+            graph(
+                "Completed runs per hour by outcome",
+                RUNS_PER_HOUR,
+                [
+                    query(
+                        f"sum by (status) ({completed}) * 3600",
+                        "{{status}}",
+                    )
+                ],
+                width=10,
+                by_status=True,
+            )
+        )
         .with_panel(runs_by_status(ONE_WORKFLOW, scope))
-        .with_panel(status_changes(ONE_WORKFLOW, scope))
+        .with_panel(status_changes(RECORDED_ONE_WORKFLOW, scope))
     )
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(ONE_WORKFLOW, scope))
+    board = board.with_row(row("What the API says"))
+    for api_panel in api_status_panels():
+        board = board.with_panel(api_panel)
 
     oldest = (
         stat.Panel()
         .title("Oldest Running run started")
-        .description(
-            "When the oldest run now in Running started "
-            "(captaindata_running_run_oldest_start_timestamp_seconds; "
-            "absent when no run is Running)."
-        )
         .datasource(DATASOURCE)
-        .with_target(query(
-            "min by (workspace) (captaindata_running_run_oldest_start_timestamp_seconds"
-            f"{sel(ONE_WORKFLOW)}) * 1000",
-            "{{workspace}}",
-            instant=True,
-        ))
+        .with_target(
+            query(
+                "min by (workspace) (captaindata_running_run_oldest_start_timestamp_seconds"
+                f"{sel(ONE_WORKFLOW)}) * 1000",
+                "{{workspace}}",
+                instant=True,
+            )
+        )
         .unit("dateTimeFromNow")
         .no_value("No run is Running")
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(
-            STATUS_COLOURS[statuses.RUNNING]))
+        .color_scheme(
+            dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(STATUS_COLOURS[statuses.RUNNING])
+        )
         .color_mode(common.BigValueColorMode.VALUE)
         .graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
@@ -828,17 +1014,15 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     last_seen = (
         stat.Panel()
         .title("Last run per status")
-        .description(
-            "When this workflow last had a run in each status: its finish time for Finished, Warning, "
-            "Shutdown and Stopped, its start time otherwise "
-            "(captaindata_workflow_last_status_timestamp_seconds)."
-        )
         .datasource(DATASOURCE)
-        .with_target(query(
-            f"max by (status) (captaindata_workflow_last_status_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
-            "{{status}}",
-            instant=True,
-        ))
+        .with_target(
+            query(
+                "max by (status) (captaindata_workflow_last_status_timestamp_seconds"
+                f"{sel(ONE_WORKFLOW)}) * 1000",
+                "{{status}}",
+                instant=True,
+            )
+        )
         .unit("dateTimeFromNow")
         .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
         .color_mode(common.BigValueColorMode.NONE)
@@ -851,32 +1035,41 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     )
     board = (
         board.with_row(row("Time in Running and run durations"))
-        .with_panel(graph(
-            "Longest-running run",
-            "Age of the oldest run currently in Running (captaindata_running_run_max_age_seconds; 0 "
-            "when none runs). A run Running for hours may be rate limited or waiting for its eligible times.",
-            "s",
-            [query(f"max by (workspace) (captaindata_running_run_max_age_seconds{sel(ONE_WORKFLOW)})",
-                   "{{workspace}}")],
-            width=12,
-        ))
+        .with_panel(
+            graph(
+                "Longest-running run",
+                "s",
+                [
+                    query(
+                        f"max by (workspace) (captaindata_running_run_max_age_seconds{sel(ONE_WORKFLOW)})",
+                        "{{workspace}}",
+                    )
+                ],
+                width=12,
+            )
+        )
         .with_panel(oldest)
         .with_panel(last_seen)
         .with_panel(duration_quantiles(ONE_WORKFLOW, scope, "status", 8))
-        .with_panel(graph(
-            "Mean completed-run duration by outcome",
-            "Mean duration of the runs completing in each interval, by the status they ended in "
-            "(captaindata_run_duration_seconds_sum / _count). Gaps mean no run completed in that interval.",
-            "s",
-            [query(
-                "sum by (status) (rate(captaindata_run_duration_seconds_sum"
-                f"{sel(ONE_WORKFLOW)}[$__rate_interval]))"
-                f" / sum by (status) (rate({completed}[$__rate_interval]))",
-                "{{status}}",
-            )],
-            width=8,
-            by_status=True,
-        ))
+        .with_panel(
+            graph(
+                "Mean completed-run duration by outcome",
+                "s",
+                [
+                    query(
+                        "sum by (status) ("
+                        + dedup(
+                            f"{PER_WORKFLOW}, status",
+                            f"rate(captaindata_run_duration_seconds_sum{sel(ONE_WORKFLOW)}[$__rate_interval])",
+                        )
+                        + f") / sum by (status) ({completed})",
+                        "{{status}}",
+                    )
+                ],
+                width=8,
+                by_status=True,
+            )
+        )
         .with_panel(duration_heatmap(ONE_WORKFLOW, scope, 8))
     )
     return board
@@ -895,14 +1088,26 @@ class LinkBuilder(Builder[model.DashboardLink]):
         return self._link
 
 
-def to_dict(board: dash.Dashboard) -> dict[str, Any]:
-    """The dashboard as plain JSON data, with stable panel ids and the Prometheus annotation's labels."""
+def to_dict(board: dash.Dashboard, name: str, scope: str) -> dict[str, Any]:
+    """The dashboard as plain JSON data, with stable panel ids, the words of panels.yaml and the Prometheus
+    annotation's labels."""
     data: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    data["description"] = WORDS["dashboards"][name]
+    for variable in data["templating"]["list"]:
+        variable["description"] = WORDS["variables"][variable["name"]]
     for index, panel in enumerate(iter_panels(data["panels"]), start=1):
         panel["id"] = index
+        if panel["type"] != "row":
+            panel["description"] = describe(panel["title"], scope)
     for annotation in data["annotations"]["list"]:
-        annotation.update({"titleFormat": "{{alertname}}", "textFormat": "{{workflow}} {{status}}",
-                           "tagKeys": "severity,workspace", "step": "1m"})
+        annotation.update(
+            {
+                "titleFormat": "{{alertname}}",
+                "textFormat": "{{workflow}} {{status}}",
+                "tagKeys": "severity,workspace",
+                "step": "1m",
+            }
+        )
     return data
 
 
@@ -950,32 +1155,33 @@ def render_configmap(files: dict[str, str]) -> str:
 
 def render_all(runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> dict[Path, str]:
     """Every generated file and its content."""
-    boards = {OVERVIEW_PATH: overview(runbook_base_url), WORKFLOW_PATH: workflow(runbook_base_url)}
-    rendered = {path: render_json(to_dict(board)) for path, board in boards.items()}
+    rendered = {
+        OVERVIEW_PATH: render_json(to_dict(overview(runbook_base_url), "overview", OVERVIEW_SCOPE)),
+        WORKFLOW_PATH: render_json(to_dict(workflow(runbook_base_url), "workflow", WORKFLOW_SCOPE)),
+    }
     rendered[CONFIGMAP_PATH] = render_configmap({path.name: text for path, text in rendered.items()})
+    # the monitoring mixin vendors mixin/ alone (jsonnet-bundler), so it holds its own copies
+    for path in (OVERVIEW_PATH, WORKFLOW_PATH):
+        rendered[MIXIN_DASHBOARDS / path.name] = rendered[path]
     return rendered
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if any generated file differs from the committed one")
-    parser.add_argument("--runbook-base-url", default=DEFAULT_RUNBOOK_BASE_URL,
-                        help="default of the dashboards' runbook_base_url variable (default: %(default)s)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if any generated file differs from the committed one",
+    )
+    parser.add_argument(
+        "--runbook-base-url",
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        help="default of the dashboards' runbook_base_url variable (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
-    rendered = render_all(args.runbook_base_url)
-    if args.check:
-        stale = [path for path, text in rendered.items()
-                 if not path.exists() or path.read_text(encoding="utf-8") != text]
-        for path in stale:
-            print(f"out of date: {path.relative_to(ROOT)} (run: python grafana/generate.py)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in rendered.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-            print(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return write_or_check(
+        render_all(args.runbook_base_url), check=args.check, root=ROOT, command="python grafana/generate.py"
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from exporter.poller import Poller, build
 from exporter.published import Published
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import fast_config, workspace_config
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
 
 WORKSPACE_UID = "5b7c6a0e-3f51-4c1b-9a7e-2d8f0c4e6a19"
@@ -60,13 +60,13 @@ class Harness:
     published: Published
     pollers: list[Poller]
 
-    async def poll(self) -> Exposition:
+    async def poll(self) -> ScrapedMetrics:
         for poller in self.pollers:
             await poller.poll_once()
         return await self.exposition()
 
-    async def exposition(self) -> Exposition:
-        return Exposition((await self.published.exposition(openmetrics=False, gzip=False)).decode())
+    async def exposition(self) -> ScrapedMetrics:
+        return ScrapedMetrics((await self.published.exposition(openmetrics=False, gzip=False)).decode())
 
     async def aclose(self) -> None:
         for poller in self.pollers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from exporter import __version__
@@ -17,7 +19,7 @@ from exporter.simulator import Simulator
 from exporter.statuses import KNOWN_STATUSES
 from tests.conftest import API_KEY, WORKSPACE_UID, ConfigFactory
 from tests.support.exporter_proc import running_exporter
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -61,9 +63,15 @@ def test_once_prints_the_exposition_and_exits_zero(
     sim.add_run(WF, "paused", start_time=time.time() - 10)
     result = cli("--once", "--config", str(write_config(tmp_path, config_dict())))
     assert result.returncode == 0, result.stderr
-    exposition = Exposition(result.stdout)
+    exposition = ScrapedMetrics(result.stdout)
     assert exposition.value("captaindata_runs", status="paused") == 1
     assert exposition.value("captaindata_up") == 1
+    # progress at info level, then one summary line on stderr
+    assert "workspace polled" in result.stderr
+    summary = result.stderr.strip().splitlines()[-1]
+    assert summary.startswith("captaindata-exporter --once: 1 workspace(s) polled, all succeeded;")
+    assert "; 1 workflows, " in summary
+    assert "1 runs" in summary
 
 
 def test_once_exits_non_zero_when_a_poll_fails(
@@ -72,8 +80,9 @@ def test_once_exits_non_zero_when_a_poll_fails(
     sim.add_workflow(WF, "A")
     sim.set_api_key(WORKSPACE_UID, "e" * 64)
     result = cli("--once", "--config", str(write_config(tmp_path, config_dict())))
-    assert result.returncode == 1
-    assert Exposition(result.stdout).value("captaindata_poll_errors_total", reason="unauthorized") == 1
+    assert result.returncode == 1  # exporter.cli.EXIT_POLL_FAILED, distinct from a configuration error
+    assert ScrapedMetrics(result.stdout).value("captaindata_poll_errors_total", reason="unauthorized") == 1
+    assert "1 failed (" in result.stderr.strip().splitlines()[-1]
     assert "unauthorized" in result.stderr
 
 
@@ -92,7 +101,7 @@ def test_the_api_key_never_leaks(sim: Simulator, config_dict: ConfigFactory, tmp
             sim.set_api_key(WORKSPACE_UID, "d" * 64)  # now every poll fails as unauthorized
 
             def unauthorized(exporter: Any = exporter) -> bool:
-                found = Exposition(exporter.metrics())
+                found = ScrapedMetrics(exporter.metrics())
                 return found.value("captaindata_poll_errors_total", reason="unauthorized") > 0
 
             wait_until(unauthorized, 15, "an unauthorized poll")
@@ -134,8 +143,56 @@ def test_listen_address_in_use_fails_clearly(
         result = cli(
             "--config", str(write_config(tmp_path, config_dict())), "--web.listen-address", first.address
         )
-    assert result.returncode == 1
-    assert "cannot listen" in result.stderr
+    assert result.returncode == 3
+    assert f"cannot listen on {first.address}" in result.stderr
+    assert "--web.listen-address" in result.stderr
+
+
+def test_demo_banner_only_once_the_port_is_bound(tmp_path: Path) -> None:
+    """The demo's "metrics at ..." line would send people to someone else's server if the port were taken."""
+    with running_process(
+        [sys.executable, "-m", "http.server", "--bind", LOOPBACK, "0"], tmp_path / "taker.log"
+    ) as taker:
+        wait_until(lambda: "Serving HTTP" in (tmp_path / "taker.log").read_text(), 30, "the port taker")
+        port = re.search(r"port (\d+)", (tmp_path / "taker.log").read_text())
+        assert port
+        result = cli("--demo", "--web.listen-address", f"{LOOPBACK}:{port.group(1)}")
+        assert taker.poll() is None
+    assert result.returncode == 3
+    assert "metrics at" not in result.stdout + result.stderr
+    assert f"cannot listen on {LOOPBACK}:{port.group(1)}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--demo", "--config", "x.yaml"], ["--demo", "--check-config"], ["--once", "--check-config"]],
+    ids=["demo+config", "demo+check-config", "once+check-config"],
+)
+def test_flags_that_make_no_sense_together_are_refused(flags: list[str]) -> None:
+    result = cli(*flags)
+    assert result.returncode == 2
+    shown = [flag for flag in flags if flag.startswith("--")]
+    assert f"{shown[0]} and {shown[1]} cannot be used together" in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_names_the_file_the_key_and_the_docs() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    assert "--config FILE" in result.stdout
+    assert "CAPTAINDATA_API_KEY" in result.stdout
+    assert "docs" in result.stdout
+    assert "Flags override the configuration file" in result.stdout
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "a list"), ("42\n", "a single value")])
+def test_a_config_that_is_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    result = cli("--config", str(path), "--check-config")
+    assert result.returncode == 2
+    assert f"{path}: the top level must be a mapping" in result.stderr
+    assert kind in result.stderr
 
 
 def test_demo_shows_every_status_and_moves(tmp_path: Path) -> None:
@@ -144,13 +201,13 @@ def test_demo_shows_every_status_and_moves(tmp_path: Path) -> None:
     url = f"http://{LOOPBACK}:{port}"
     with running_process(argv, tmp_path / "demo.log") as proc:
         wait_until(lambda: proc.poll() is None and http_ok(f"{url}/-/ready"), 30, "the demo to be ready")
-        exposition = Exposition(httpx.get(f"{url}/metrics", timeout=5).text)
+        exposition = ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=5).text)
         for status in KNOWN_STATUSES:
             assert exposition.total("captaindata_runs", status=status) > 0, status
         assert max(s.value for s in exposition.find("captaindata_running_run_max_age_seconds")) > 7 * 3600
 
         def moved() -> bool:
-            later = Exposition(httpx.get(f"{url}/metrics", timeout=5).text)
+            later = ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=5).text)
             return later.total("captaindata_run_status_changes_total") > 0
 
         wait_until(moved, 30, "the demo's runs to change status")

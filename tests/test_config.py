@@ -186,20 +186,20 @@ def test_check_config_exit_codes(tmp_path: Path) -> None:
     data["poll"]["interval"] = "5x"
     bad.write_text(yaml.safe_dump(data))
     result = run_cli("--config", str(bad), "--check-config")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error (exporter.cli.EXIT_CONFIG_ERROR)
     assert 'poll.interval: "5x" is not a duration' in result.stderr
     assert SECRET not in result.stderr + result.stdout
 
     # Starting (not just checking) with a bad config fails the same way, before serving anything.
     result = run_cli("--config", str(bad), "--web.listen-address", "127.0.0.1:0")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error (exporter.cli.EXIT_CONFIG_ERROR)
     assert "poll.interval" in result.stderr
 
 
 def test_missing_config_file_and_flag() -> None:
     result = run_cli("--check-config", "--config", "/nonexistent/config.yaml")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error (exporter.cli.EXIT_CONFIG_ERROR)
     assert "cannot read config file /nonexistent/config.yaml" in result.stderr
     result = run_cli()
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration error (exporter.cli.EXIT_CONFIG_ERROR)
     assert "--config FILE is required" in result.stderr

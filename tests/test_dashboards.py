@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ RUNBOOKS = ROOT / "docs" / "runbooks.md"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 COUNTER_SUFFIXES = ("_total", *HISTOGRAM_SUFFIXES)
-CHAINED_VARIABLES = ("job", "instance", "workspace", "workflow")
+CHAINED_VARIABLES = ("job", "instance", "workspace")
 
 
 # Helpers -------------------------------------------------------------------------------------------------
@@ -184,14 +185,21 @@ def test_check_fails_when_a_dashboard_differs(tmp_path: Path) -> None:
     """``--check`` compares byte for byte: a copy of the generator next to an edited dashboard fails."""
     for relative in (
         "grafana/generate.py",
+        "grafana/panels.yaml",
         "deploy/generate.py",
+        "deploy/textgen.py",
+        "deploy/alerts.yaml",
         "grafana/dashboards/captaindata-overview.json",
         "grafana/dashboards/captaindata-workflow.json",
         "deploy/kubernetes/grafana-dashboards-configmap.yaml",
+        "mixin/dashboards/captaindata-overview.json",
+        "mixin/dashboards/captaindata-workflow.json",
     ):
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((ROOT / relative).read_bytes())
+    # the generators read the status guide of this checkout, not an installed one
+    shutil.copytree(ROOT / "exporter", tmp_path / "exporter", ignore=shutil.ignore_patterns("__pycache__"))
     argv = [sys.executable, str(tmp_path / "grafana" / "generate.py"), "--check"]
     unchanged = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert unchanged.returncode == 0, unchanged.stderr
@@ -264,6 +272,26 @@ def test_variables_are_chained_with_label_values(board: dict[str, Any]) -> None:
         assert var["refresh"] == 2, f"{name} should refresh on time range change"
 
 
+def test_workflow_variable_selects_by_uid_and_shows_the_name(board: dict[str, Any]) -> None:
+    """Two workflows with the same name never merge: the value is the uid, the text the name."""
+    var = variable(board, "workflow")
+    match = re.fullmatch(r"query_result\(max by \(workflow, workflow_uid\) \((.+)\)\)", var["query"])
+    assert match, var["query"]
+    for earlier in CHAINED_VARIABLES:
+        assert f'{earlier}=~"${earlier}"' in match.group(1), f"workflow is not chained to {earlier}"
+    pattern = re.compile(var["regex"].strip("/").replace("?<", "?P<"))
+    # Grafana's query_result text: labels sorted by name, joined by commas, values raw (quotes unescaped)
+    result = '{workflow="Extract "EU", leads",workflow_uid="wf-1"} 1 1700000000000'
+    found = pattern.search(result)
+    assert found
+    assert found.group("value") == "wf-1"
+    assert found.group("text") == 'Extract "EU", leads'
+    assert var["refresh"] == 2
+    for panel, target in targets(board):
+        assert 'workflow="$workflow"' not in target["expr"], panel["title"]
+        assert 'workflow=~"$workflow"' not in target["expr"], panel["title"]
+
+
 def test_workflow_variable_selects_one_workflow_on_the_workflow_dashboard() -> None:
     assert variable(load(WORKFLOW), "workflow")["multi"] is False
     assert variable(load(WORKFLOW), "workflow")["includeAll"] is False
@@ -290,6 +318,10 @@ def test_promql_names_only_documented_metrics(board: dict[str, Any]) -> None:
         assert names, f"{panel['title']}: no metric in {target['expr']!r}"
         for name in names:
             seen.add(name)
+            if ":" in name:  # a recording rule: generated, and documented in docs/metrics.md
+                assert name in recording_rules(), f"{panel['title']}: no recording rule {name}"
+                assert name.rsplit(":", 1)[0] in METRICS_DOC.read_text(encoding="utf-8"), name
+                continue
             assert base_name(name) in allowed or name in allowed, (
                 f"{panel['title']}: {name} is not in {METRICS_DOC.name}: {target['expr']}"
             )
@@ -301,17 +333,101 @@ def test_promql_names_only_documented_metrics(board: dict[str, Any]) -> None:
 def test_every_selector_is_scoped_by_the_variables(board: dict[str, Any]) -> None:
     """job and instance on every selector; workspace on every per-workspace metric; workflow on runs."""
     exporter_level = {"captaindata_exporter_build_info"}
+    workspace_level = {"captaindata_runs_skipped_total"}
     for panel, target in targets(board):
         found = selectors(target["expr"])
         assert found, target["expr"]
         for name, matchers in found:
             where = f"{panel['title']}: {name}{matchers}"
+            if ":" in name:  # a recording rule: replicas merged already, no job/instance left
+                assert name in recording_rules(), where
+                assert 'workspace=~"$workspace"' in matchers, where
+                assert re.search(r'workflow_uid=~?"\$workflow"', matchers), where
+                continue
             assert 'job=~"$job"' in matchers, where
             assert 'instance=~"$instance"' in matchers, where
             if name not in exporter_level:
                 assert 'workspace=~"$workspace"' in matchers, where
-            if name.startswith(("captaindata_run", "captaindata_workflow_")):
-                assert re.search(r'workflow=~?"\$workflow"', matchers), where
+            if name.startswith(("captaindata_run", "captaindata_workflow_")) and name not in workspace_level:
+                assert re.search(r'workflow_uid=~?"\$workflow"', matchers), where
+
+
+_OPERATORS = r"\b(sum|max|min|avg|count|group|stddev|topk|bottomk|quantile)"
+_AGGREGATION_BY = re.compile(_OPERATORS + r"\s*(?:by|without)\s*\([^)]*\)\s*$")
+_AGGREGATION = re.compile(_OPERATORS + r"\s*$")
+
+
+def innermost_aggregations(expr: str) -> list[tuple[str, str | None]]:
+    """Each metric selector of ``expr`` with the aggregation operator nearest around it (None if none)."""
+    names = metric_names(expr)
+    found: list[tuple[str, str | None]] = []
+    stack: list[str | None] = []  # per open paren: its aggregation, "" for a label list, None otherwise
+    i = 0
+    while i < len(expr):
+        char = expr[i]
+        if char in "\"'`":
+            string = _STRING.match(expr, i)
+            assert string, expr[i:]
+            i = string.end()
+            continue
+        if char in "{[":
+            i = expr.index("}" if char == "{" else "]", i) + 1
+            continue
+        if char == "(":
+            before = expr[:i]
+            aggregation = _AGGREGATION_BY.search(before) or _AGGREGATION.search(before)
+            label_list = re.search(r"\b(by|without|on|ignoring|group_left|group_right)\s*$", before)
+            stack.append("" if label_list else aggregation.group(1) if aggregation else None)
+        elif char == ")":
+            stack.pop()
+        else:
+            starts = i == 0 or not (expr[i - 1].isalnum() or expr[i - 1] in "_:.$")
+            name = _IDENTIFIER.match(expr, i) if starts else None
+            if name:
+                if name.group() in names and "" not in stack:
+                    nearest = next((agg for agg in reversed(stack) if agg), None)
+                    found.append((name.group(), nearest))
+                i = name.end()
+                continue
+        i += 1
+    return found
+
+
+def recording_rules() -> set[str]:
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "captaindata-alerts.rules.yml").read_text())
+    return {rule["record"] for group in rules["groups"] for rule in group["rules"] if "record" in rule}
+
+
+def test_innermost_aggregation_parser() -> None:
+    expr = 'sum by (status) (max by (workspace, status) (rate(a_total{x="sum by (y) (b)"}[5m]))) / sum(c)'
+    assert innermost_aggregations(expr) == [("a_total", "max"), ("c", "sum")]
+    assert innermost_aggregations("topk(10, time() - max by (w) (d))") == [("d", "max")]
+    assert innermost_aggregations("e * 1000") == [("e", None)]
+
+
+def test_replicas_are_merged_with_max_never_summed(board: dict[str, Any]) -> None:
+    """Exporter replicas export the same series: like the alert rules, every query merges them with
+    ``max by`` / ``min by`` right around the metric (a recording rule has merged them already); ``sum``
+    only adds up what is already merged."""
+    recorded = recording_rules()
+    for panel, target in targets(board):
+        for name, aggregation in innermost_aggregations(target["expr"]):
+            if name in recorded:
+                continue
+            where = f"{panel['title']}: {name} under {aggregation}: {target['expr']}"
+            assert aggregation in {"max", "min"}, where
+
+
+def test_success_ratio_is_the_recording_rule() -> None:
+    """One definition of the success ratio: the recording rules (docs/metrics.md explains them)."""
+    ratio_panels = [p for p in panels(load(WORKFLOW)) if p["title"].startswith("Success ratio")]
+    assert len(ratio_panels) == 2
+    for panel in ratio_panels:
+        (target,) = panel["targets"]
+        assert re.search(r"workflow:captaindata_run_success_ratio:increase1[hd]\{", target["expr"])
+    doc = METRICS_DOC.read_text(encoding="utf-8")
+    assert "workflow:captaindata_run_success_ratio:increase1d" in doc
+    assert "stopped" in doc.split("workflow:captaindata_run_success_ratio", 1)[1][:2000]
 
 
 def test_rates_use_rate_interval(board: dict[str, Any]) -> None:
@@ -388,7 +504,8 @@ def test_needs_action_table_shows_the_status_guides_actions(board: dict[str, Any
     assert workflow_link["url"].startswith(f"/d/{UIDS[WORKFLOW]}/")
     organize = [t for t in panel["transformations"] if t["id"] == "organize"]
     assert organize
-    assert organize[0]["options"]["excludeByName"] == {"Time": True, "Value": True}
+    assert organize[0]["options"]["excludeByName"] == {"Time": True, "Value": True, "workflow_uid": True}
+    assert "var-workflow=${__data.fields.workflow_uid}" in workflow_link["url"]
 
 
 def test_runbook_sections_exist_for_the_linked_alerts() -> None:
@@ -454,7 +571,7 @@ def test_workflow_has_the_issue_panels() -> None:
     titles = {panel["title"] for panel in panels(load(WORKFLOW))}
     for title in (
         "Runs by status",
-        "Success ratio",
+        "Success ratio (24h)",
         "Success ratio over time",
         "Needs action",
         "Longest-running run",

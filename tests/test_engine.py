@@ -19,7 +19,7 @@ from aiohttp import web
 from exporter.poller import Poller, unhealthy
 from exporter.server import create_app
 from exporter.simulator import Simulator
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 
 RUNS = "/v3/workflows/{workflow_uid}/jobs"
 
@@ -28,11 +28,11 @@ def statuses(sim: Simulator) -> list[int]:
     return [entry["status"] for entry in sim.request_log]
 
 
-def runs(exposition: Exposition, workflow_uid: str, status: str = "finished") -> float:
+def runs(exposition: ScrapedMetrics, workflow_uid: str, status: str = "finished") -> float:
     return exposition.value("captaindata_runs", workflow_uid=workflow_uid, status=status)
 
 
-def changes(exposition: Exposition, workflow_uid: str, status: str) -> float:
+def changes(exposition: ScrapedMetrics, workflow_uid: str, status: str) -> float:
     return exposition.value("captaindata_run_status_changes_total", workflow_uid=workflow_uid, status=status)
 
 
@@ -254,7 +254,7 @@ async def test_a_dribbling_server_hits_the_whole_request_timeout(sim: Simulator,
     # 60 bytes at one every 100 ms: each read is fast, the request is not.
     sim.add_fault("dribble", count=1, delay=0.1, path_contains="/jobs")
     exposition = await harness_for(api={"request_timeout": "500ms"}).poll()
-    assert exposition.value("captaindata_api_request_failures_total", reason="timeout") == 1
+    assert exposition.total("captaindata_api_request_failures_total", reason="timeout") == 1
     assert exposition.value("captaindata_up") == 1  # retried
     assert runs(exposition, "wf-a") == 1
 
@@ -392,7 +392,7 @@ async def test_a_long_poll_publishes_as_it_goes_and_stays_healthy(sim: Simulator
         fresh = set()
         while not poll.done():
             answers.append((await client.get(f"{url}/-/healthy")).status_code)
-            during = Exposition((await client.get(f"{url}/metrics")).text)
+            during = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
             fresh.add(len(during.find("captaindata_workflow_last_success_timestamp_seconds")))
             await asyncio.sleep(0.1)
         exposition = await poll

@@ -137,7 +137,12 @@ async def test_timeouts_and_dropped_connections_are_counted_per_request(
     sim.add_fault("slow", count=1, delay=2.0)
     exposition = await harness_for(api={"request_timeout": "500ms"}).poll()
     assert exposition.value("captaindata_up") == 1
-    failures = {s.label("reason"): s.value for s in exposition.find("captaindata_api_request_failures_total")}
+    samples = exposition.find("captaindata_api_request_failures_total")
+    assert len(samples) == 4, "every (endpoint, reason) is present, at 0 until it happens"
+    failures = {
+        reason: sum(s.value for s in samples if s.label("reason") == reason)
+        for reason in ("network", "timeout")
+    }
     assert failures == {"network": 1, "timeout": 1}
 
 

@@ -16,7 +16,7 @@ from exporter.simulator import Simulator
 from exporter.statuses import STATUS_LABEL_VALUES
 from tests.conftest import API_KEY, WORKSPACE_UID
 from tests.support.exporter_proc import fast_config, workspace_config
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 
 HOUR = 3600.0
 WF = "wf-1"
@@ -411,7 +411,7 @@ async def test_workspaces_are_polled_and_reported_independently(sim: Simulator, 
         for poller in pollers:
             await poller.aclose()
     assert results == [True, False]
-    exposition = Exposition((await published.exposition(openmetrics=False, gzip=False)).decode())
+    exposition = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
     assert exposition.value("captaindata_up", workspace="acme") == 1
     assert exposition.value("captaindata_up", workspace="globex") == 0
     assert exposition.value("captaindata_poll_errors_total", workspace="globex", reason="unauthorized") == 1

@@ -25,7 +25,7 @@ from exporter.poller import Poller
 from exporter.restore import WorkspaceSaver, identity
 from exporter.simulator import Simulator
 from tests.conftest import API_KEY, ConfigFactory
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail, running_server
 
@@ -46,8 +46,8 @@ def exporter(
         yield proc, url
 
 
-def scrape(url: str) -> Exposition:
-    return Exposition(httpx.get(f"{url}/metrics", timeout=10).text)
+def scrape(url: str) -> ScrapedMetrics:
+    return ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=10).text)
 
 
 def changes(url: str, workflow: str, status: str) -> float:
@@ -65,7 +65,7 @@ def after_polls(sim: Simulator, workflow: str, polls: int = 2) -> None:
     wait_until(lambda: jobs_reads(sim, workflow) >= start + 2 * polls, 30, "more polls")
 
 
-def counters(exposition: Exposition) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def counters(exposition: ScrapedMetrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {
         (s.name, s.labels): s.value
         for s in exposition.series

@@ -9,12 +9,12 @@ from typing import Any
 from exporter.poller import Poller
 from exporter.simulator import Simulator
 from exporter.state import WorkspaceState
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 
 WF = "wf-1"
 
 
-def changes(exposition: Exposition, status: str) -> float:
+def changes(exposition: ScrapedMetrics, status: str) -> float:
     return exposition.value("captaindata_run_status_changes_total", workflow_uid=WF, status=status)
 
 
@@ -39,7 +39,7 @@ async def test_a_restored_state_counts_each_change_once(sim: Simulator, harness_
         sim.update_run(moving, "running", start_time=time.time())  # changed while "down"
         sim.add_run(WF, "paused")  # new since the save
         await poller.poll_once()
-        after = Exposition((await harness.published.exposition(openmetrics=False, gzip=False)).decode())
+        after = ScrapedMetrics((await harness.published.exposition(openmetrics=False, gzip=False)).decode())
     finally:
         await poller.aclose()
     assert changes(after, "shutdown") == 1  # continued, not recounted

@@ -52,6 +52,11 @@ CONTRACT_METRICS = frozenset(
         "captaindata_poll_errors_total",
         "captaindata_workflows",
         "captaindata_exporter_build_info",
+        # added by this round's contract (§5)
+        "captaindata_workflow_last_success_timestamp_seconds",
+        "captaindata_runs_skipped_total",
+        "captaindata_runs_by_api_status",
+        "captaindata_runs_postponed",
         "up",
     }
 )
@@ -64,7 +69,7 @@ STATUS_OF_ALERT = {
     "CaptainDataRunStopped": st.STOPPED,
 }
 SEVERITIES = {"critical", "warning", "info"}
-REQUIRED_ANNOTATIONS = {"summary", "description", "action", "runbook_url"}
+REQUIRED_ANNOTATIONS = {"summary", "description", "action", "runbook_url", "dashboard_url"}
 RUNBOOK_SUBSECTIONS = (
     "### What it means",
     "### Likely causes",
@@ -270,6 +275,14 @@ def test_alert_labels_and_annotations(name: str) -> None:
     assert rule["labels"]["severity"] in SEVERITIES
     assert set(rule["annotations"]) >= REQUIRED_ANNOTATIONS
     assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks.md#{name.lower()}")
+    dashboard_url = rule["annotations"]["dashboard_url"]
+    if "workflow_uid" in rule["expr"] and "by (workspace)" not in rule["expr"]:
+        assert dashboard_url.startswith("http://localhost:3000/d/captaindata-workflow/"), dashboard_url
+        assert "var-workflow={{ $labels.workflow_uid | urlquery }}" in dashboard_url
+    else:
+        assert dashboard_url.startswith("http://localhost:3000/d/captaindata-overview/"), dashboard_url
+    if "workspace" in rule["expr"]:
+        assert "var-workspace={{ $labels.workspace | urlquery }}" in dashboard_url
     if name in STATUS_OF_ALERT:
         status = STATUS_OF_ALERT[name]
         assert rule["annotations"]["action"] == st.GUIDE[status].action
@@ -355,3 +368,13 @@ def test_runbooks_give_each_status_api_call(status: str) -> None:
         assert call.render() in text
         method_and_url = f"curl -sS -X {call.method} "
         assert method_and_url in text
+
+
+def test_runbooks_give_the_v4_calls_too() -> None:
+    """A paused run is v4's BLOCKED: resume it once the cause is fixed; a failed one has no retry in v4."""
+    text = RUNBOOKS.read_text()
+    assert st.RESUME_A_RUN_V4.render() in text
+    assert st.GET_A_RUN_V4.render() in text
+    assert f"API v4 workspaces: {st.GUIDE[st.PAUSED].v4_action}" in text
+    paused = next(rule for rule in alert_rules() if rule["alert"] == "CaptainDataRunPaused")
+    assert paused["annotations"]["api_call_v4"].endswith("/v4/runs/{{ $labels.run_uid }}/resume{{ end }}")

@@ -22,7 +22,7 @@ from exporter.simulator import Simulator
 from exporter.snapshot import next_version
 from exporter.statuses import GUIDE
 from tests.conftest import API_KEY
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK
 from tests.support.snapshots import big_workspace
 
@@ -56,7 +56,7 @@ async def test_ready_only_after_every_workspace_was_polled(served: tuple[Any, st
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"{url}/-/healthy")).status_code == 200
         assert (await client.get(f"{url}/-/ready")).status_code == 503
-        before = Exposition((await client.get(f"{url}/metrics")).text)
+        before = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
         assert before.value("captaindata_up") == 0
         assert before.find("captaindata_runs") == []
         await harness.poll()
@@ -69,7 +69,7 @@ async def test_text_format_parses_and_has_no_created_series(served: tuple[Any, s
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{url}/metrics", headers={"Accept": "text/plain"})
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-    exposition = Exposition(response.text)
+    exposition = ScrapedMetrics(response.text)
     assert exposition.value("captaindata_runs", status="running") == 1
     assert exposition.value("captaindata_exporter_build_info") == 1
     assert not [name for name in exposition.names() if name.endswith("_created")]
@@ -113,7 +113,7 @@ async def test_landing_page_shows_health_statuses_and_actions(served: tuple[Any,
     async with httpx.AsyncClient() as client:
         page = (await client.get(f"{url}/")).text
     assert "acme" in page
-    assert "up" in page
+    assert '<span class="up">up</span>' in page  # the health cell itself ("up" alone is in the CSS)
     for guide in GUIDE.values():
         assert guide.title in page
         assert html.escape(guide.action) in page
@@ -142,7 +142,7 @@ async def test_concurrent_scrapes_never_see_half_a_workflow(sim: Simulator, harn
     seen: set[tuple[float, float]] = set()
 
     async def scrape(client: httpx.AsyncClient) -> None:
-        exposition = Exposition((await client.get(f"{url}/metrics")).text)
+        exposition = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
         assert len(exposition.find("captaindata_runs")) == 16
         for workflow_uid in (WF, "wf-2"):  # each workflow is applied whole, as soon as it is read
             finished = exposition.total("captaindata_runs", status="finished", workflow_uid=workflow_uid)
@@ -221,7 +221,7 @@ async def test_scrapes_get_the_previous_body_while_a_big_render_runs(gate: _Gate
             gate.release.set()
             await render
             for _ in range(3):  # the render of the latest publish starts now
-                after = Exposition((await client.get(f"{url}/metrics")).text)
+                after = ScrapedMetrics((await client.get(f"{url}/metrics")).text)
                 if after.value("captaindata_poll_duration_seconds") == 4321:
                     break
                 await asyncio.gather(*(task for _, task in published._renders.values()))
@@ -248,6 +248,6 @@ async def test_without_a_previous_body_a_scrape_waits_for_the_render_off_the_loo
             body = (await scrape).text
     finally:
         await runner.cleanup()
-    exposition = Exposition(body)
+    exposition = ScrapedMetrics(body)
     assert exposition.value("captaindata_workflows") == 40
     assert len(exposition.find("captaindata_runs", workflow="stalling")) == 8

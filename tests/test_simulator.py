@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from exporter.simulator import Simulator, build_demo_simulator
@@ -49,6 +47,8 @@ def test_auth_is_required(sim: Simulator, sim_url: str) -> None:
 
 
 def test_runs_follow_their_timeline(sim: Simulator, sim_url: str) -> None:
+    now = [1_750_000_000.0]  # the simulator's clock: the test moves it instead of sleeping
+    sim.clock = lambda: now[0]
     workflow = sim.add_workflow(name="Timed")
     run = sim.launch(workflow, [(0, "pending"), (1.0, "running"), (2.0, "shutdown")])
 
@@ -57,12 +57,12 @@ def test_runs_follow_their_timeline(sim: Simulator, sim_url: str) -> None:
         return item["status"], item["start_time"], item["finish_time"]
 
     assert status() == ("pending", None, None)
-    time.sleep(1.4)
+    now[0] += 1.4
     running = status()
     assert running[0] == "running"
     assert running[1] is not None
     assert running[2] is None
-    time.sleep(1.0)
+    now[0] += 1.0
     assert status()[0] == "shutdown"
     assert status()[2] is not None
 

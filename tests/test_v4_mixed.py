@@ -13,7 +13,7 @@ from exporter.simulator import Simulator
 from exporter.simulator.v4 import V4Api
 from tests.conftest import API_KEY, WORKSPACE_UID
 from tests.support.exporter_proc import fast_config, running_exporter, workspace_config
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import wait_until
 
 V4_KEY = "5eed" * 16
@@ -29,11 +29,11 @@ def mixed_config(url: str, state: Path) -> dict[str, Any]:
     return config
 
 
-def scrape(url: str) -> Exposition:
-    return Exposition(httpx.get(f"{url}/metrics", timeout=10).text)
+def scrape(url: str) -> ScrapedMetrics:
+    return ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=10).text)
 
 
-def by_status(exposition: Exposition, name: str, workspace: str, workflow: str) -> dict[str, float]:
+def by_status(exposition: ScrapedMetrics, name: str, workspace: str, workflow: str) -> dict[str, float]:
     return {
         s.label("status"): s.value
         for s in exposition.find(name, workspace=workspace, workflow_uid=workflow)

@@ -18,7 +18,7 @@ from exporter.simulator.clock import ManualClock
 from exporter.simulator.v4 import V4_STATUSES, V4Api
 from exporter.snapshot import WorkflowSnapshot
 from exporter.v4source import V4Source
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
 
 KEY = "4a7e" * 16
@@ -39,13 +39,13 @@ class V4Harness:
         assert isinstance(self.poller.source, V4Source)
         return self.poller.source
 
-    async def poll(self) -> Exposition:
+    async def poll(self) -> ScrapedMetrics:
         self.sim.request_log.clear()
         assert await self.poller.poll_once()
         return await self.exposition()
 
-    async def exposition(self) -> Exposition:
-        return Exposition((await self.published.exposition(openmetrics=False, gzip=False)).decode())
+    async def exposition(self) -> ScrapedMetrics:
+        return ScrapedMetrics((await self.published.exposition(openmetrics=False, gzip=False)).decode())
 
     def listing_requests(self) -> list[dict[str, str]]:
         return [entry["query"] for entry in self.sim.request_log if entry["path"] == "/v4/runs"]
@@ -109,7 +109,7 @@ async def v4h(sim4: Simulator, sim4_url: str, clock: ManualClock) -> AsyncIterat
         await poller.aclose()
 
 
-def runs(exposition: Exposition, action: str) -> dict[str, float]:
+def runs(exposition: ScrapedMetrics, action: str) -> dict[str, float]:
     return {
         s.label("status"): s.value
         for s in exposition.find("captaindata_runs", workflow_uid=action, workflow=action)
@@ -117,7 +117,7 @@ def runs(exposition: Exposition, action: str) -> dict[str, float]:
     }
 
 
-def changes(exposition: Exposition, action: str) -> dict[str, float]:
+def changes(exposition: ScrapedMetrics, action: str) -> dict[str, float]:
     return {
         s.label("status"): s.value
         for s in exposition.find("captaindata_run_status_changes_total", workflow_uid=action)

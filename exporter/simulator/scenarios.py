@@ -63,17 +63,33 @@ def populate_demo(sim: Simulator, workspace_uid: str) -> None:
                     sim.add_run(workflow_uid, status, start_time=start)
                 else:
                     sim.add_run(workflow_uid, status, start_time=start, finish_time=min(finish, now - 1))
+    # One run in each needs-action status from minutes ago, so the alerts for them fire from the first
+    # poll (a warning or shutdown only alerts for a day) and stay until someone acts in the simulator.
+    for status, name in (("warning", "Import March leads"), ("shutdown", "Nightly CRM sync")):
+        sim.add_run(workflows[0], status, name=name, start_time=now - 900, finish_time=now - 600)
+    sim.add_run(workflows[2], "paused", name="Follow-up messages", start_time=now - 600)
     sim.add_run(workflows[1], "running", name="Campaign connect with Leads", start_time=now - 8 * _HOUR)
     sim.add_run(workflows[3], "running", name="Weekly account enrichment", start_time=now - 3 * _HOUR)
     sim.start_autopilot(interval=2.0, retention=600.0, plan=demo_plan)
 
 
+#: ``--demo``'s request budget: 20 requests per 10 s. Two demo polls (5 s apart) need more, and more
+#: once the autopilot's runs fill pages, so the API answers some requests 429 with Retry-After and
+#: X-RateLimit-* headers; the exporter waits a few seconds and the poll still succeeds.
+DEMO_REQUEST_BUDGET = (20, 10.0)
+
+
 def build_demo_simulator(
-    seed: int = 0, api_key: str | None = None, workspace_uid: str | None = None
+    seed: int = 0,
+    api_key: str | None = None,
+    workspace_uid: str | None = None,
+    request_budget: tuple[int, float] | None = None,
 ) -> Simulator:
     sim = Simulator(seed=seed)
     uid = sim.add_workspace(workspace_uid, api_key)
     populate_demo(sim, uid)
+    if request_budget is not None:
+        sim.set_rate_limit(*request_budget, style="seconds")
     return sim
 
 

@@ -39,7 +39,7 @@ from aiohttp import web
 from exporter import statuses as st
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import ExporterProcess, fast_config, running_exporter, workspace_config
-from tests.support.metrics import Exposition
+from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail
 from tests.support.promstack import Prometheus, running_alertmanager, running_prometheus
@@ -356,7 +356,7 @@ def generate_e2e_rules(directory: Path) -> Path:
 
 
 def all_up(exporter: ExporterProcess) -> bool:
-    exposition = Exposition(exporter.metrics())
+    exposition = ScrapedMetrics(exporter.metrics())
     return all(
         exposition.value("captaindata_up", workspace=name) == 1
         for name in ("runs", "badkey", "healthy", "limited", "broken")

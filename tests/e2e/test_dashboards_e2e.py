@@ -38,7 +38,19 @@ STEP_SECONDS = 2  # $__interval: a dashboard over the last few minutes at a usua
 # Grafana: $__rate_interval = max($__interval + scrape interval, 4 * scrape interval).
 RATE_INTERVAL = f"{max(STEP_SECONDS + SCRAPE_SECONDS, 4 * SCRAPE_SECONDS)}s"
 DEADLINE_SECONDS = 150.0
-CHAINED = ("job", "instance", "workspace", "workflow")
+CHAINED = ("job", "instance", "workspace")
+#: Pinned by this round's contract, emitted once the engine's branch is merged. Until the exporter emits one,
+#: panels that read it may come back empty; once it is emitted they must return data like every other
+#: panel. The lead empties this set after the merge (listed in the operator helper's report).
+NOT_YET_EMITTED = frozenset(
+    {
+        "captaindata_workflow_last_success_timestamp_seconds",
+        "captaindata_runs_skipped_total",
+        "captaindata_runs_by_api_status",
+        "captaindata_runs_postponed",
+        'captaindata_poll_errors_total{reason="internal"}',
+    }
+)
 _REGEX_SPECIAL = re.compile(r"[\\$^*{}\[\]'+?.()|]")
 
 
@@ -115,6 +127,24 @@ def resolve_variables(prom: Prometheus, board: dict[str, Any], workflow: str | N
         if not resolved.multi[name]:
             values = [workflow] if name == "workflow" and workflow in values else values[:1]
         resolved.values[name] = values
+    # The workflow variable: query_result(...) and a regex whose named groups give the value (the uid) and
+    # the text (the name), over Grafana's text for each result: {workflow="...",workflow_uid="..."} v ts.
+    var = by_name["workflow"]
+    match = re.fullmatch(r"query_result\((.+)\)", var["query"])
+    assert match, var["query"]
+    pattern = re.compile(var["regex"].strip("/").replace("?<", "?P<"))
+    data = prom.api("query", {"query": interpolate(match.group(1), resolved, 60), "time": str(time.time())})
+    uids = []
+    for item in data["result"]:
+        labels = ",".join(f'{key}="{value}"' for key, value in sorted(item["metric"].items()))
+        found = pattern.search("{" + labels + "} " + item["value"][1])
+        assert found, labels
+        uids.append(found.group("value"))
+    assert uids, "variable workflow: no workflows"
+    resolved.multi["workflow"] = bool(var["multi"] or var["includeAll"])
+    if not resolved.multi["workflow"]:
+        uids = [workflow] if workflow in uids else uids[:1]
+    resolved.values["workflow"] = sorted(uids)
     return resolved
 
 
@@ -160,9 +190,22 @@ def run_panels(
             )
 
 
-def problems(outcomes: list[Outcome]) -> list[str]:
+def reads(query: str, selector: str) -> bool:
+    """Whether ``query`` reads the series of ``selector`` (a metric name, maybe with one matcher)."""
+    name, _, matcher = selector.partition("{")
+    return name in query and matcher.rstrip("}") in query
+
+
+def pending_metrics(prom: Prometheus) -> set[str]:
+    """The NOT_YET_EMITTED metrics this exporter really does not emit."""
+    return {name for name in NOT_YET_EMITTED if not prom.api("series", {"match[]": name})}
+
+
+def problems(outcomes: list[Outcome], pending: frozenset[str] = frozenset()) -> list[str]:
     found = []
     for o in outcomes:
+        if not o.error and any(reads(o.query, selector) for selector in pending):
+            continue  # reads a metric the exporter does not emit yet
         if o.error or not o.finite:
             why = o.error or ("no series" if not o.series else "only NaN/Inf samples")
             found.append(f"{o.title} [{o.ref}]: {why}\n    {o.query}")
@@ -177,6 +220,7 @@ class Checked:
     annotation_errors: list[str]
     broken: list[str]
     elapsed: float
+    pending: frozenset[str]
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +248,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
             # then has something in every panel, as it would for the workflow an operator drills into.
             stuck = prom.wait_for("topk(1, captaindata_running_run_max_age_seconds > 3600)", timeout=30)[0][
                 "metric"
-            ]["workflow"]
+            ]["workflow_uid"]
+            not_emitted = frozenset(pending_metrics(prom))
             deadline = time.monotonic() + DEADLINE_SECONDS
             while True:
                 end = time.time()
@@ -214,7 +259,7 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
                     list(run_panels(prom, overview, overview_vars, start, end)),
                     list(run_panels(prom, workflow, workflow_vars, start, end)),
                 )
-                if not problems(results[0] + results[1]) or time.monotonic() > deadline:
+                if not problems(results[0] + results[1], not_emitted) or time.monotonic() > deadline:
                     break
                 time.sleep(3)
             annotation_errors = []
@@ -251,17 +296,18 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
                 ]
             }
             broken = problems(list(run_panels(prom, broken_board, overview_vars, start, time.time())))
-            yield Checked(results[0], results[1], stuck, annotation_errors, broken, time.monotonic() - began)
+            elapsed = time.monotonic() - began
+            yield Checked(results[0], results[1], stuck, annotation_errors, broken, elapsed, not_emitted)
 
 
 def test_every_overview_query_returns_data(checked: Checked) -> None:
-    found = problems(checked.overview)
+    found = problems(checked.overview, checked.pending)
     assert not found, "Overview panels without data:\n" + "\n".join(found)
     assert len(checked.overview) >= 25
 
 
 def test_every_workflow_query_returns_data(checked: Checked) -> None:
-    found = problems(checked.workflow)
+    found = problems(checked.workflow, checked.pending)
     assert not found, f"Workflow panels ({checked.workflow_name}) without data:\n" + "\n".join(found)
     assert len(checked.workflow) >= 20
 
@@ -302,6 +348,12 @@ def test_needs_action_rows_carry_every_table_column(checked: Checked) -> None:
 def test_alert_annotation_queries_select_the_alerts(checked: Checked) -> None:
     """The annotation queries parse, and without their firing filter they select the rules' alerts."""
     assert not checked.annotation_errors
+
+
+def test_no_panel_is_excused(checked: Checked) -> None:
+    """The engine emits every metric of this round's contract now: no panel reading one may come back empty
+    (NOT_YET_EMITTED only matters on a branch without the engine)."""
+    assert checked.pending == frozenset()
 
 
 def test_broken_queries_are_caught(checked: Checked) -> None:

@@ -17,7 +17,9 @@ class Series:
         return dict(self.labels)[key]
 
 
-class Exposition:
+class ScrapedMetrics:
+    """A scraped exposition, parsed (not to be confused with exporter.exposition, which renders one)."""
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.families = {family.name: family for family in text_string_to_metric_families(text)}

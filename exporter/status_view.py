@@ -1,0 +1,137 @@
+"""What the landing page and /api/v1/status show: runs that need action now, with the action and the
+exact API call, and each workflow's state. Built from the published snapshots only (no lock, no I/O).
+
+Both views carry the same content and the same caps, so a page for 1,000 workflows stays small: the
+most recent needs-action runs first, then workflows with an error or runs waiting for someone first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from exporter import __version__
+from exporter.snapshot import WorkspaceSnapshot
+from exporter.statuses import (
+    GUIDE,
+    NEEDS_ACTION_STATUSES,
+    RUNNING,
+    STATUS_LABEL_VALUES,
+    ApiCall,
+    StatusGuide,
+)
+
+#: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name (the same
+#: default as the alert rules' runbook_base_url knob in deploy/generate.py).
+RUNBOOKS_URL = "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
+#: Rows of each table (and of the JSON lists); the totals say how many there are in all.
+NEEDS_ACTION_CAP = 100
+WORKFLOWS_CAP = 100
+#: A run Running longer than this is listed with the runs that need action (the alert's default).
+RUNNING_TOO_LONG = 6 * 3600.0
+#: The status the alert rules name for running too long (runbook section CaptainDataRunRunningTooLong).
+RUNNING_TOO_LONG_ALERT = "CaptainDataRunRunningTooLong"
+
+
+def alert_name(status: str) -> str:
+    return f"CaptainDataRun{GUIDE[status].title}"
+
+
+def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, workflow_uid: str) -> str:
+    """The API call to make for this run, in the workspace's API version ("" when there is none)."""
+    calls: tuple[ApiCall, ...] = guide.v4_api_calls if api_version == "v4" else guide.api_calls
+    if not calls:
+        return ""
+    values = {"job_uid": run_uid, "run_uid": run_uid, "job_name": run_name, "workflow_uid": workflow_uid}
+    text = calls[0].render()
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", quote(value, safe=""))
+    return text
+
+
+def _action(guide: StatusGuide, api_version: str) -> str:
+    return guide.v4_action if api_version == "v4" and guide.v4_action else guide.action
+
+
+def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> dict[str, Any]:
+    """The status board as plain data (JSON-able); the landing page renders exactly this."""
+    now = time.time() if now is None else now
+    needs_action: list[dict[str, Any]] = []
+    workflows: list[dict[str, Any]] = []
+    workspaces: list[dict[str, Any]] = []
+    for ws in snapshots:
+        workspaces.append(
+            {
+                "name": ws.name,
+                "api_version": ws.api_version,
+                "up": ws.up,
+                "attempted": ws.attempted,
+                "last_success": ws.last_success,
+                "last_error": ws.last_error,
+                "workflows": len(ws.workflows),
+            }
+        )
+        for wf in ws.workflows:
+            for run in wf.needs_action:
+                guide = GUIDE[run.status]
+                needs_action.append(
+                    {
+                        "workspace": ws.name,
+                        "workflow": wf.name,
+                        "workflow_uid": wf.uid,
+                        "run_name": run.name,
+                        "run_uid": run.uid,
+                        "status": run.status,
+                        "api_status": run.api_status,
+                        "since": run.since,
+                        "action": _action(guide, ws.api_version),
+                        "api_call": _call(guide, ws.api_version, run.uid, run.name, wf.uid),
+                        "runbook": f"{RUNBOOKS_URL}#{alert_name(run.status).lower()}",
+                    }
+                )
+            start = wf.oldest_running_start
+            if start is not None and now - start > RUNNING_TOO_LONG:
+                guide = GUIDE[RUNNING]
+                needs_action.append(
+                    {
+                        "workspace": ws.name,
+                        "workflow": wf.name,
+                        "workflow_uid": wf.uid,
+                        "run_name": "",
+                        "run_uid": "",
+                        "status": "running_too_long",
+                        "api_status": "running",
+                        "since": start,
+                        "action": _action(guide, ws.api_version),
+                        "api_call": "",
+                        "runbook": f"{RUNBOOKS_URL}#{RUNNING_TOO_LONG_ALERT.lower()}",
+                    }
+                )
+            workflows.append(
+                {
+                    "workspace": ws.name,
+                    "workflow": wf.name,
+                    "workflow_uid": wf.uid,
+                    "runs_by_status": {
+                        status: wf.runs_by_status.get(status, 0) for status in STATUS_LABEL_VALUES
+                    },
+                    "needs_action": sum(wf.runs_by_status.get(s, 0) for s in NEEDS_ACTION_STATUSES),
+                    "last_success": wf.last_success,
+                    "last_error": wf.last_error,
+                }
+            )
+    # Most recent first (a run whose time the API did not give last); then the ones to look at first.
+    needs_action.sort(key=lambda row: -(row["since"] if row["since"] is not None else float("-inf")))
+    workflows.sort(key=lambda row: (not row["last_error"], -row["needs_action"], row["workflow"].lower()))
+    return {
+        "version": __version__,
+        "generated_at": now,
+        "workspaces": workspaces,
+        "needs_action_total": len(needs_action),
+        "needs_action": needs_action[:NEEDS_ACTION_CAP],
+        "workflows_total": len(workflows),
+        "workflows": workflows[:WORKFLOWS_CAP],
+        "runbooks": RUNBOOKS_URL,
+    }
