@@ -59,7 +59,7 @@ def check(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     if code == 0:
         assert lines[0].endswith("workspace(s))"), text
     else:
-        assert code == 1
+        assert code == 2
         assert lines[0].startswith(ERROR_PREFIX), text
         assert "Traceback" not in text
     return code, lines[0]
@@ -72,7 +72,7 @@ def error_for(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str |
     else:
         path.write_text(content)
     code, line = check(path, capsys)
-    assert code == 1, line
+    assert code == 2, line
     assert KEY not in line
     return line.removeprefix(ERROR_PREFIX)
 
@@ -85,7 +85,7 @@ def test_the_base_config_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_billion_laughs_is_refused_quickly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, line = check(DATA / "billion_laughs.yaml", capsys)
-    assert code == 1
+    assert code == 2
     assert "expands to more than" in line
     assert "lol" not in line
 

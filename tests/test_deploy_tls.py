@@ -73,7 +73,7 @@ def test_systemd_web_config_and_unit_agree(tmp_path: Path) -> None:
     shipped.parent.mkdir()
     shipped.write_text(template)
     result = check_web_config(shipped)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "basic_auth_users.prometheus: must be a bcrypt hash" in result.stderr
 
     tls = yaml.safe_load(template)["tls_server_config"]

@@ -243,7 +243,7 @@ def test_the_image_default_is_used_and_a_second_process_is_refused(
             timeout=60,
             check=False,
         )
-    assert second.returncode == 1
+    assert second.returncode == 2
     assert "in use by another exporter process" in second.stderr + second.stdout
 
 

@@ -110,7 +110,7 @@ def test_a_mixed_file_checks_with_the_cli(tmp_path: Path) -> None:
         timeout=60,
         check=False,
     )
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "workspaces[0].v4: is only for api_version: v4" in refused.stderr
 
 

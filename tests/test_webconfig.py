@@ -41,7 +41,7 @@ def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], web: Any, raw: boo
     assert len(lines) == 1, out + err
     if code == 0:
         return "OK"
-    assert code == 1
+    assert code == 2
     assert lines[0].startswith(ERROR_PREFIX + str(path) + ": "), lines[0]
     return lines[0].removeprefix(ERROR_PREFIX + str(path) + ": ")
 
