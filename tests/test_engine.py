@@ -400,3 +400,19 @@ async def test_a_long_poll_publishes_as_it_goes_and_stays_healthy(sim: Simulator
     assert len(answers) >= 5  # spread over a poll far longer than the 0.3 s allowance
     assert set(answers) == {200}
     assert fresh & {1, 2, 3, 4, 5}, fresh  # workflows were published as they were read, not at the end
+
+
+async def test_workflows_not_reached_by_an_aborted_poll_are_read_first_next_time(
+    sim: Simulator, harness_for: Any
+) -> None:
+    for i in range(3):
+        sim.add_workflow(f"wf-{i}", f"W{i}")
+    sim.add_fault("slow", count=1, delay=2.0, path_contains="wf-1/jobs")  # hangs: no progress
+    harness = harness_for(poll={"timeout": "500ms"}, api={"concurrency": 1, "request_timeout": "5s"})
+    first = await harness.poll()
+    assert first.value("captaindata_poll_errors_total", reason="timeout") == 1
+    sim.request_log.clear()
+    second = await harness.poll()
+    assert second.value("captaindata_up") == 1
+    order = [e["path"].split("/")[3] for e in sim.request_log if e["path"].endswith("/jobs")]
+    assert order[:3] == ["wf-1", "wf-2", "wf-0"]  # stalest first: the starved ones lead
