@@ -62,6 +62,13 @@ def _more(shown: int, total: int, what: str) -> str:
     )
 
 
+def _workflow_cell(row: dict[str, Any]) -> str:
+    """The workflow's name, and its uid below when they differ (a v4 action's name is its uid)."""
+    if row["workflow"] == row["workflow_uid"]:
+        return escape(row["workflow"])
+    return f"{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code>"
+
+
 def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
@@ -76,7 +83,7 @@ def _needs_action(status: dict[str, Any], now: float) -> str:
         rows.append(
             f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
             f"<td>{escape(row['workspace'])}</td>"
-            f"<td>{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code></td>"
+            f"<td>{_workflow_cell(row)}</td>"
             f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{escape(row['action'])}</td>"
             f'<td>{call}</td><td><a href="{escape(row["runbook"])}">runbook</a></td></tr>'
         )
@@ -102,7 +109,7 @@ def _workflows(status: dict[str, Any], now: float) -> str:
         error = f'<span class="err">{escape(row["last_error"])}</span>' if row["last_error"] else ""
         rows.append(
             f"<tr><td>{escape(row['workspace'])}</td>"
-            f"<td>{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code></td>{counts}"
+            f"<td>{_workflow_cell(row)}</td>{counts}"
             f"<td>{_when(row['last_success'], now)}</td><td>{error}</td></tr>"
         )
     return (

@@ -133,7 +133,7 @@ def test_modest_aliases_still_work(tmp_path: Path, capsys: pytest.CaptureFixture
         ("\x00", "special characters are not allowed"),
         ("? [a, b]\n: 1\n", "found unhashable key"),
         ("? 7\n: 1\n", "7: unknown key"),
-        ("[1, 2]", "must be a mapping, got list"),
+        ("[1, 2]", "the top level must be a mapping (key: value lines), not a list"),
     ],
 )
 def test_crashers_are_clean_errors(
