@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import platform
@@ -53,6 +54,7 @@ EXIT_CANNOT_LISTEN = 3  # the listen address cannot be bound (taken, or not ours
 #: The state directory when neither --state.path nor state.path sets one (the container image sets it).
 STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
 DEMO_POLL_INTERVAL = 5.0
+GC_THRESHOLDS = (50_000, 50, 100)  # CPython's defaults: (700 or 2000, 10, 10)
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
 
@@ -278,6 +280,10 @@ async def _serve(
     from aiohttp import web
 
     from exporter.listener import start_site
+
+    # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
+    # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
+    gc.set_threshold(*GC_THRESHOLDS)
     from exporter.persist import StateDirectoryError
     from exporter.poller import build, unhealthy
     from exporter.restore import open_state
