@@ -69,14 +69,18 @@ def _workflow_cell(row: dict[str, Any]) -> str:
     return f"{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code>"
 
 
+def _run_cell(row: dict[str, Any]) -> str:
+    """The run's name and uid (a v4 run has no name); a Running-too-long row names no run."""
+    if not row["run_uid"]:
+        return '<span class="muted">oldest Running run</span>'
+    uid = f"<code>{escape(row['run_uid'])}</code>"
+    return f"{escape(row['run_name'])}<br>{uid}" if row["run_name"] else uid
+
+
 def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
-        run = (
-            f"{escape(row['run_name'])}<br><code>{escape(row['run_uid'])}</code>"
-            if row["run_uid"]
-            else '<span class="muted">oldest Running run</span>'
-        )
+        run = _run_cell(row)
         call = (
             f"<code>{escape(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
         )
