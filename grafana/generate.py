@@ -88,6 +88,8 @@ RECORDED_ONE_WORKFLOW = 'workspace=~"$workspace", workflow_uid="$workflow"'
 #: series' own labels (as the alert rules do), and only then adds up across workflows or workspaces.
 PER_WORKFLOW = "workspace, workflow_uid, workflow"
 RUNS_PER_HOUR = "suffix: runs/h"
+#: The duration quantiles the graphs draw, each with its query's ref id.
+QUANTILES = (("A", 0.5), ("B", 0.9), ("C", 0.99))
 
 
 OVERVIEW_SCOPE = "the selected workspaces and workflows"
@@ -135,7 +137,11 @@ def query(
     return target
 
 
-def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+#: A threshold's lower bound (None: from minus infinity) and its colour.
+ThresholdStep = tuple[float | None, str]
+
+
+def thresholds(*steps: ThresholdStep) -> dash.ThresholdsConfig:
     return (
         dash.ThresholdsConfig()
         .mode(model.ThresholdsMode.ABSOLUTE)
@@ -203,35 +209,92 @@ def graph(
     return legend(panel, *calcs)
 
 
+def last_value() -> common_builders.ReduceDataOptions:
+    return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+
+
+def stat_panel(
+    title: str,
+    expr: str,
+    legend_format: str,
+    *,
+    unit: str,
+    span: int,
+    height: int,
+    steps: Sequence[ThresholdStep] = (),
+    colour: str = "text",
+    color_mode: common.BigValueColorMode = common.BigValueColorMode.NONE,
+    text_mode: common.BigValueTextMode | None = None,
+    decimals: int | None = None,
+    no_value: str | None = None,
+) -> stat.Panel:
+    """The last value of an instant query, coloured by threshold ``steps``, or in ``colour`` without steps."""
+    panel = (
+        stat.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .with_target(query(expr, legend_format, instant=True))
+        .unit(unit)
+        .color_mode(color_mode)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(last_value())
+        .span(span)
+        .height(height)
+    )
+    if steps:
+        panel = panel.thresholds(thresholds(*steps)).color_scheme(
+            dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS)
+        )
+    else:
+        panel = panel.color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(colour))
+    if text_mode is not None:
+        panel = panel.text_mode(text_mode)
+    if decimals is not None:
+        panel = panel.decimals(decimals)
+    if no_value is not None:
+        panel = panel.no_value(no_value)
+    return panel
+
+
+def workflow_bar_gauge(title: str, expr: str, *, steps: Sequence[ThresholdStep], span: int) -> bargauge.Panel:
+    """Seconds per workflow as horizontal bars, each linking to its workflow's dashboard."""
+    return (
+        bargauge.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{workflow}}", instant=True))
+        .unit("s")
+        .min(0)
+        .thresholds(thresholds(*steps))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(last_value())
+        .span(span)
+        .height(8)
+    )
+
+
 def status_stat(status: str, selector: str) -> stat.Panel:
     guide = statuses.GUIDE[status]
     colour = STATUS_COLOURS[status]
-    steps: tuple[tuple[float | None, str], ...] = (
+    steps: tuple[ThresholdStep, ...] = (
         ((None, "green"), (1, colour)) if status in ALERTING_STATUSES else ((None, colour),)
     )
-    return (
-        stat.Panel()
-        .title(guide.title)
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                f"sum({dedup(PER_WORKFLOW, 'captaindata_runs' + sel(selector, status=status))})",
-                guide.title,
-                instant=True,
-            )
-        )
-        .unit("short")
-        .decimals(0)
-        .thresholds(thresholds(*steps))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.VALUE)
-        .justify_mode(common.BigValueJustifyMode.CENTER)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(3)
-        .height(4)
-    )
+    return stat_panel(
+        guide.title,
+        f"sum({dedup(PER_WORKFLOW, 'captaindata_runs' + sel(selector, status=status))})",
+        guide.title,
+        unit="short",
+        span=3,
+        height=4,
+        steps=steps,
+        color_mode=common.BigValueColorMode.BACKGROUND,
+        text_mode=common.BigValueTextMode.VALUE,
+        decimals=0,
+    ).justify_mode(common.BigValueJustifyMode.CENTER)
 
 
 def status_stats(selector: str) -> list[stat.Panel]:
@@ -307,11 +370,7 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
     )
     workflow_link = model.DashboardLink(
         title="Open the ${__value.raw} workflow dashboard",
-        url=(
-            f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
-            "&${instance:queryparam}&var-workspace=${__data.fields.workspace}"
-            "&var-workflow=${__data.fields.workflow_uid}&${__url_time_range}"
-        ),
+        url=workflow_dashboard_url("__data.fields"),
     )
     runbook_link = model.DashboardLink(
         title="Runbook: what to do about ${__value.text}",
@@ -383,7 +442,7 @@ def duration_quantiles(selector: str, scope: str, by: str, width: int) -> timese
             f"p{round(q * 100)}{legend_suffix}",
             ref=ref,
         )
-        for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))[: 2 if by else 3]
+        for ref, q in QUANTILES[: 2 if by else 3]
     ]
     return graph(
         "Completed-run duration quantiles" + (" by outcome" if by else ""),
@@ -435,11 +494,17 @@ def duration_heatmap(selector: str, scope: str, width: int) -> heatmap.Panel:
 def workflow_dashboard_link_for_series(label: str) -> model.DashboardLink:
     return model.DashboardLink(
         title="Open the ${__field.labels." + label + "} workflow dashboard",
-        url=(
-            f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
-            "&${instance:queryparam}&var-workspace=${__field.labels.workspace}"
-            "&var-workflow=${__field.labels.workflow_uid}&${__url_time_range}"
-        ),
+        url=workflow_dashboard_url("__field.labels"),
+    )
+
+
+def workflow_dashboard_url(fields: str) -> str:
+    """The workflow dashboard for the ``workspace`` and ``workflow_uid`` found under Grafana's ``fields``
+    variable (``__data.fields``, ``__field.labels``), keeping data source, job, instance and time range."""
+    return (
+        f"/d/{WORKFLOW_UID}/captaindata-workflow?${{datasource:queryparam}}&${{job:queryparam}}"
+        f"&${{instance:queryparam}}&var-workspace=${{{fields}.workspace}}"
+        f"&var-workflow=${{{fields}.workflow_uid}}&${{__url_time_range}}"
     )
 
 
@@ -547,7 +612,7 @@ def base_dashboard(title: str, uid: str, *, multi_workflow: bool, runbook_base_u
 
 
 def overview(runbook_base_url: str) -> dash.Dashboard:
-    scope = "the selected workspaces and workflows"
+    scope = OVERVIEW_SCOPE
     board = base_dashboard(
         "Captain Data / Overview",
         OVERVIEW_UID,
@@ -563,29 +628,12 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS, scope))
 
-    longest = (
-        bargauge.Panel()
-        .title("Longest-running run per workflow")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "sort_desc(max by (workspace, workflow_uid, workflow) "
-                f"(captaindata_running_run_max_age_seconds{sel(WORKFLOWS)}))",
-                "{{workflow}}",
-                instant=True,
-            )
-        )
-        .unit("s")
-        .min(0)
-        .thresholds(thresholds((None, "blue"), (3600, "orange"), (4 * 3600, "red")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
-        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-        .orientation(common.VizOrientation.HORIZONTAL)
-        .show_unfilled(True)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(8)
-        .height(8)
+    longest = workflow_bar_gauge(
+        "Longest-running run per workflow",
+        "sort_desc(max by (workspace, workflow_uid, workflow) "
+        f"(captaindata_running_run_max_age_seconds{sel(WORKFLOWS)}))",
+        steps=((None, "blue"), (3600, "orange"), (4 * 3600, "red")),
+        span=8,
     )
     board = (
         board.with_row(row("Time in Running"))
@@ -647,7 +695,7 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
                         f"p{round(q * 100)} {{{{endpoint}}}}",
                         ref=ref,
                     )
-                    for ref, q in (("A", 0.5), ("B", 0.9), ("C", 0.99))
+                    for ref, q in QUANTILES
                 ],
                 width=6,
             )
@@ -674,52 +722,34 @@ def overview(runbook_base_url: str) -> dash.Dashboard:
 
 
 def health_panels() -> list[Builder[model.Panel]]:
-    up = (
-        stat.Panel()
-        .title("Workspace up")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(f"max by (workspace) (captaindata_up{sel(WORKSPACE)})", "{{workspace}}", instant=True)
+    up = stat_panel(
+        "Workspace up",
+        f"max by (workspace) (captaindata_up{sel(WORKSPACE)})",
+        "{{workspace}}",
+        unit="none",
+        span=4,
+        height=6,
+        steps=((None, "red"), (1, "green")),
+        color_mode=common.BigValueColorMode.BACKGROUND,
+        text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+    ).mappings(
+        value_map(
+            {
+                "0": model.ValueMappingResult(text="Down", color="red", index=0),
+                "1": model.ValueMappingResult(text="Up", color="green", index=1),
+            }
         )
-        .unit("none")
-        .mappings(
-            value_map(
-                {
-                    "0": model.ValueMappingResult(text="Down", color="red", index=0),
-                    "1": model.ValueMappingResult(text="Up", color="green", index=1),
-                }
-            )
-        )
-        .thresholds(thresholds((None, "red"), (1, "green")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(4)
-        .height(6)
     )
-    since = (
-        stat.Panel()
-        .title("Time since last successful poll")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds"
-                f"{sel(WORKSPACE)})",
-                "{{workspace}}",
-                instant=True,
-            )
-        )
-        .unit("s")
-        .thresholds(thresholds((None, "green"), (300, "orange"), (900, "red")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .color_mode(common.BigValueColorMode.VALUE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(4)
-        .height(6)
+    since = stat_panel(
+        "Time since last successful poll",
+        f"time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds{sel(WORKSPACE)})",
+        "{{workspace}}",
+        unit="s",
+        span=4,
+        height=6,
+        steps=((None, "green"), (300, "orange"), (900, "red")),
+        color_mode=common.BigValueColorMode.VALUE,
+        text_mode=common.BigValueTextMode.VALUE_AND_NAME,
     )
     duration = graph(
         "Poll duration",
@@ -745,70 +775,32 @@ def health_panels() -> list[Builder[model.Panel]]:
         width=5,
         height=6,
     )
-    workflows = (
-        stat.Panel()
-        .title("Tracked workflows")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                f"max by (workspace) (captaindata_workflows{sel(WORKSPACE)})", "{{workspace}}", instant=True
-            )
-        )
-        .unit("short")
-        .decimals(0)
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
-        .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(3)
-        .height(6)
+    workflows = stat_panel(
+        "Tracked workflows",
+        f"max by (workspace) (captaindata_workflows{sel(WORKSPACE)})",
+        "{{workspace}}",
+        unit="short",
+        span=3,
+        height=6,
+        text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+        decimals=0,
     )
-    version = (
-        stat.Panel()
-        .title("Exporter version")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "max by (instance, version, python_version) "
-                f"(captaindata_exporter_build_info{sel(EXPORTER)})",
-                "{{version}} (Python {{python_version}})",
-                instant=True,
-            )
-        )
-        .unit("none")
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
-        .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.NAME)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(3)
-        .height(6)
+    version = stat_panel(
+        "Exporter version",
+        f"max by (instance, version, python_version) (captaindata_exporter_build_info{sel(EXPORTER)})",
+        "{{version}} (Python {{python_version}})",
+        unit="none",
+        span=3,
+        height=6,
+        text_mode=common.BigValueTextMode.NAME,
     )
-    stale = (
-        bargauge.Panel()
-        .title("Workflows read longest ago")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "topk(10, time() - "
-                + dedup(PER_WORKFLOW, f"captaindata_workflow_last_success_timestamp_seconds{sel(WORKFLOWS)}")
-                + ")",
-                "{{workflow}}",
-                instant=True,
-            )
-        )
-        .unit("s")
-        .min(0)
-        .thresholds(thresholds((None, "green"), (900, "orange"), (3600, "red")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .data_links([LinkBuilder(workflow_dashboard_link_for_series("workflow"))])
-        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
-        .orientation(common.VizOrientation.HORIZONTAL)
-        .show_unfilled(True)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(10)
-        .height(8)
+    stale = workflow_bar_gauge(
+        "Workflows read longest ago",
+        "topk(10, time() - "
+        + dedup(PER_WORKFLOW, f"captaindata_workflow_last_success_timestamp_seconds{sel(WORKFLOWS)}")
+        + ")",
+        steps=((None, "green"), (900, "orange"), (3600, "red")),
+        span=10,
     )
     skipped = graph(
         "Runs skipped by reason",
@@ -826,31 +818,21 @@ def health_panels() -> list[Builder[model.Panel]]:
         ],
         width=8,
     )
-    internal = (
-        stat.Panel()
-        .title("Internal errors")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "sum("
-                + dedup(
-                    "workspace",
-                    f"increase(captaindata_poll_errors_total{sel(WORKSPACE, reason='internal')}[$__range])",
-                )
-                + ")",
-                "Internal errors",
-                instant=True,
-            )
+    internal = stat_panel(
+        "Internal errors",
+        "sum("
+        + dedup(
+            "workspace",
+            f"increase(captaindata_poll_errors_total{sel(WORKSPACE, reason='internal')}[$__range])",
         )
-        .unit("short")
-        .decimals(0)
-        .thresholds(thresholds((None, "green"), (1, "red")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .color_mode(common.BigValueColorMode.BACKGROUND)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(6)
-        .height(8)
+        + ")",
+        "Internal errors",
+        unit="short",
+        span=6,
+        height=8,
+        steps=((None, "green"), (1, "red")),
+        color_mode=common.BigValueColorMode.BACKGROUND,
+        decimals=0,
     )
     return [up, since, duration, errors, workflows, version, stale, skipped, internal]
 
@@ -871,46 +853,30 @@ def api_status_panels() -> list[Builder[model.Panel]]:
         ],
         width=12,
     )
-    postponed = (
-        stat.Panel()
-        .title("Postponed runs")
-        .datasource(DATASOURCE)
-        .with_target(query(f"max(captaindata_runs_postponed{sel(ONE_WORKFLOW)})", "Postponed", instant=True))
-        .unit("short")
-        .decimals(0)
-        .no_value("0")
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
-        .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(4)
-        .height(8)
+    postponed = stat_panel(
+        "Postponed runs",
+        f"max(captaindata_runs_postponed{sel(ONE_WORKFLOW)})",
+        "Postponed",
+        unit="short",
+        span=4,
+        height=8,
+        decimals=0,
+        no_value="0",
     )
-    last_read = (
-        stat.Panel()
-        .title("Runs last read")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                f"max(captaindata_workflow_last_success_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
-                "Last read",
-                instant=True,
-            )
-        )
-        .unit("dateTimeFromNow")
-        .no_value("Never")
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
-        .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(8)
-        .height(8)
+    last_read = stat_panel(
+        "Runs last read",
+        f"max(captaindata_workflow_last_success_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
+        "Last read",
+        unit="dateTimeFromNow",
+        span=8,
+        height=8,
+        no_value="Never",
     )
     return [by_api_status, postponed, last_read]
 
 
 def workflow(runbook_base_url: str) -> dash.Dashboard:
-    scope = "this workflow"
+    scope = WORKFLOW_SCOPE
     board = base_dashboard(
         "Captain Data / Workflow",
         WORKFLOW_UID,
@@ -926,27 +892,19 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
         f"rate(captaindata_run_duration_seconds_count{sel(ONE_WORKFLOW)}[$__rate_interval])",
     )
     ratio_stat = (
-        stat.Panel()
-        .title("Success ratio (24h)")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                f"max(workflow:captaindata_run_success_ratio:increase1d{{{RECORDED_ONE_WORKFLOW}}})",
-                "Success ratio",
-                instant=True,
-            )
+        stat_panel(
+            "Success ratio (24h)",
+            f"max(workflow:captaindata_run_success_ratio:increase1d{{{RECORDED_ONE_WORKFLOW}}})",
+            "Success ratio",
+            unit="percentunit",
+            span=4,
+            height=8,
+            steps=((None, "red"), (0.8, "orange"), (0.95, "green")),
+            color_mode=common.BigValueColorMode.VALUE,
+            decimals=1,
         )
-        .unit("percentunit")
-        .decimals(1)
         .min(0)
         .max(1)
-        .thresholds(thresholds((None, "red"), (0.8, "orange"), (0.95, "green")))
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
-        .color_mode(common.BigValueColorMode.VALUE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(4)
-        .height(8)
     )
     board = (
         board.with_row(row("Outcomes"))
@@ -988,51 +946,27 @@ def workflow(runbook_base_url: str) -> dash.Dashboard:
     for api_panel in api_status_panels():
         board = board.with_panel(api_panel)
 
-    oldest = (
-        stat.Panel()
-        .title("Oldest Running run started")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "min by (workspace) (captaindata_running_run_oldest_start_timestamp_seconds"
-                f"{sel(ONE_WORKFLOW)}) * 1000",
-                "{{workspace}}",
-                instant=True,
-            )
-        )
-        .unit("dateTimeFromNow")
-        .no_value("No run is Running")
-        .color_scheme(
-            dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color(STATUS_COLOURS[statuses.RUNNING])
-        )
-        .color_mode(common.BigValueColorMode.VALUE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(4)
-        .height(8)
+    oldest = stat_panel(
+        "Oldest Running run started",
+        "min by (workspace) (captaindata_running_run_oldest_start_timestamp_seconds"
+        f"{sel(ONE_WORKFLOW)}) * 1000",
+        "{{workspace}}",
+        unit="dateTimeFromNow",
+        span=4,
+        height=8,
+        colour=STATUS_COLOURS[statuses.RUNNING],
+        color_mode=common.BigValueColorMode.VALUE,
+        no_value="No run is Running",
     )
-    last_seen = (
-        stat.Panel()
-        .title("Last run per status")
-        .datasource(DATASOURCE)
-        .with_target(
-            query(
-                "max by (status) (captaindata_workflow_last_status_timestamp_seconds"
-                f"{sel(ONE_WORKFLOW)}) * 1000",
-                "{{status}}",
-                instant=True,
-            )
-        )
-        .unit("dateTimeFromNow")
-        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.FIXED).fixed_color("text"))
-        .color_mode(common.BigValueColorMode.NONE)
-        .graph_mode(common.BigValueGraphMode.NONE)
-        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
-        .orientation(common.VizOrientation.HORIZONTAL)
-        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .span(8)
-        .height(8)
-    )
+    last_seen = stat_panel(
+        "Last run per status",
+        f"max by (status) (captaindata_workflow_last_status_timestamp_seconds{sel(ONE_WORKFLOW)}) * 1000",
+        "{{status}}",
+        unit="dateTimeFromNow",
+        span=8,
+        height=8,
+        text_mode=common.BigValueTextMode.VALUE_AND_NAME,
+    ).orientation(common.VizOrientation.HORIZONTAL)
     board = (
         board.with_row(row("Time in Running and run durations"))
         .with_panel(
