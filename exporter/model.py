@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
@@ -138,6 +139,22 @@ def _array(payload: object, what: str) -> list[object]:
     return payload
 
 
+def identified_items(
+    payload: object, what: str, parsed: Parsed[T]
+) -> Iterator[tuple[int, dict[str, object], str]]:
+    """(index, object, uid) for each object of the JSON array ``payload`` that has a usable uid; the
+    other items are counted in ``parsed`` as skips. ``what`` is singular: "run", "workflow"."""
+    for index, item in enumerate(_array(payload, f"{what}s")):
+        if not isinstance(item, dict):
+            parsed.skip(INVALID_ITEM, f"{what} {index} is a JSON {_json_type(item)}")
+            continue
+        uid = clean_identifier(item.get("uid"))
+        if uid is None:
+            parsed.skip(INVALID_UID, f"{what} {index} has no usable uid")
+            continue
+        yield index, item, uid
+
+
 _JSON_TYPES: Final = {
     dict: "object",
     list: "array",
@@ -158,14 +175,7 @@ def parse_workflows(payload: object) -> Parsed[Workflow]:
     first); a workflow without a usable uid is skipped; a missing name falls back to the uid."""
     parsed: Parsed[Workflow] = Parsed()
     seen: set[str] = set()
-    for index, item in enumerate(_array(payload, "workflows")):
-        if not isinstance(item, dict):
-            parsed.skip(INVALID_ITEM, f"workflow {index} is a JSON {_json_type(item)}")
-            continue
-        uid = clean_identifier(item.get("uid"))
-        if uid is None:
-            parsed.skip(INVALID_UID, f"workflow {index} has no usable uid")
-            continue
+    for _, item, uid in identified_items(payload, "workflow", parsed):
         if uid in seen:
             continue
         seen.add(uid)
@@ -180,14 +190,7 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
     in the future a timestamp may lie (default: the current time)."""
     now = time.time() if now is None else now
     parsed: Parsed[Run] = Parsed()
-    for index, item in enumerate(_array(payload, "runs")):
-        if not isinstance(item, dict):
-            parsed.skip(INVALID_ITEM, f"run {index} is a JSON {_json_type(item)}")
-            continue
-        uid = clean_identifier(item.get("uid"))
-        if uid is None:
-            parsed.skip(INVALID_UID, f"run {index} has no usable uid")
-            continue
+    for index, item, uid in identified_items(payload, "run", parsed):
         try:
             start = read_timestamp(item.get("start_time"), now)
             finish = read_timestamp(item.get("finish_time"), now)
@@ -203,7 +206,7 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
     return parsed
 
 
-def _unreadable_time(item: dict[object, object], now: float) -> str:
+def _unreadable_time(item: dict[str, object], now: float) -> str:
     """Which of a run's timestamps is unreadable, and what it is instead."""
     for key in _RUN_TIMES:
         try:

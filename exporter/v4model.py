@@ -12,10 +12,9 @@ from typing import Final
 from exporter.model import (
     INVALID_ITEM,
     INVALID_TIMESTAMP,
-    INVALID_UID,
-    BadResponse,
     Parsed,
     Run,
+    identified_items,
     load_json,
 )
 from exporter.statuses import (
@@ -72,17 +71,8 @@ def v4_status(raw: object, last_error: object, unknown: UnknownStatuses) -> tupl
 def parse_v4_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
     """``GET /v4/runs``: a bare array of run objects."""
     now = time.time() if now is None else now
-    if not isinstance(payload, list):
-        raise BadResponse(f"expected a JSON array of runs, got {type(payload).__name__}")
     parsed: Parsed[V4Item] = Parsed()
-    for index, item in enumerate(payload):
-        if not isinstance(item, dict):
-            parsed.skip(INVALID_ITEM, f"run {index} is not an object")
-            continue
-        uid = clean_identifier(item.get("uid"))
-        if uid is None:
-            parsed.skip(INVALID_UID, f"run {index} has no usable uid")
-            continue
+    for index, item, uid in identified_items(payload, "run", parsed):
         action = clean_identifier(item.get("action_name"))
         if action is None:
             parsed.skip(INVALID_ITEM, f"run {index} has no usable action_name")
