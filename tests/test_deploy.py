@@ -1100,7 +1100,7 @@ def demo_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningE
 def test_image_command_serves_metrics(demo_exporter: RunningExporter) -> None:
     def up() -> bool:
         text = httpx.get(f"{demo_exporter.url}{METRICS_PATH}", timeout=5).text
-        return metric_values(text, "captaindata_up") == [1.0]
+        return metric_values(text, "captaindata_up") == [1.0, 1.0]  # the v3 and the v4 demo workspaces
 
     try:
         wait_until(up, 30, "captaindata_up 1 from the demo exporter", interval=0.5)
