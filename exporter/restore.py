@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.apistats import ENDPOINTS, ApiStats
+from exporter.apistats import ApiStats
 from exporter.config import Config, WorkspaceConfig
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
@@ -58,8 +58,9 @@ class WorkspaceSaver:
         self._workspace_digest = _UNKNOWN
         self._failing = False
 
-    def restore(self, endpoints: Sequence[str] = ENDPOINTS) -> WorkspaceState | None:
-        """The state to continue from, or None for a fresh baseline. Never raises."""
+    def restore(self, endpoints: Sequence[str] | None = None) -> WorkspaceState | None:
+        """The state to continue from, or None for a fresh baseline. Never raises. ``endpoints``
+        default to those of the journal's API version."""
         loaded = self.journal.load()
         if loaded is None or loaded.workspace is None:
             return None

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from exporter.apistats import V4_RUNS_ENDPOINT
 from exporter.persist import (
     CORRUPT_SUFFIX,
     MISMATCH_SUFFIX,
@@ -20,6 +21,7 @@ from exporter.persist import (
     WorkspaceJournal,
 )
 from exporter.restore import WorkspaceSaver
+from exporter.state import WorkspaceState
 
 IDENTITY = WorkspaceIdentity("acme", "5b7c6a0e", "http://127.0.0.1:1", "v3")
 
@@ -289,3 +291,17 @@ def test_odd_records_restore_or_start_fresh(
     state = WorkspaceSaver(journal(directory)).restore()
     if state is not None:
         assert state.snapshot.name == IDENTITY.name
+
+
+def test_a_v4_workspace_restores_its_own_api_counters(tmp_path: Path) -> None:
+    identity = WorkspaceIdentity("acme", "", "http://127.0.0.1:1", "v4")
+    state = WorkspaceState("acme", api_version="v4")
+    state.api.record_response(V4_RUNS_ENDPOINT, 200, 0.1)
+    state.api.record_failure(V4_RUNS_ENDPOINT, "timeout")
+    WorkspaceSaver(journal(tmp_path, identity)).save(state, force=True)
+
+    restored = WorkspaceSaver(journal(tmp_path, identity)).restore()
+    assert restored is not None
+    assert restored.api.endpoints == (V4_RUNS_ENDPOINT,)
+    assert restored.api.requests[(V4_RUNS_ENDPOINT, "200")] == 1
+    assert restored.api.failures[(V4_RUNS_ENDPOINT, "timeout")] == 1
