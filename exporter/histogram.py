@@ -30,19 +30,6 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
-
-    def cumulative(self) -> list[tuple[float, int]]:
-        """(upper bound, cumulative count) pairs, ending with +Inf."""
-        running = 0
-        result = []
-        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
-            running += count
-            result.append((bound, running))
-        return result
-
     def snapshot(self) -> HistogramSnapshot:
         running = 0
         cumulative = []
