@@ -38,7 +38,7 @@ from exporter.render import (
     workspace_label,
 )
 from exporter.snapshot import WorkspaceSnapshot
-from exporter.state_snapshot import empty_snapshot
+from exporter.state import WorkspaceState
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Published:
     """The latest snapshot of every workspace, and their exposition rendered on demand."""
 
     def __init__(self, workspace_names: Sequence[str], *, render_gap: float = RENDER_GAP) -> None:
-        self._snapshots = {name: empty_snapshot(name) for name in workspace_names}
+        self._snapshots = {name: WorkspaceState(name).snapshot for name in workspace_names}
         self._generation = 0
         self._render_gap = render_gap
         # Event loop only:

@@ -15,7 +15,7 @@ from exporter.snapshot import (
     WorkspaceSnapshot,
     next_version,
 )
-from exporter.state_snapshot import empty_snapshot
+from exporter.state import WorkspaceState
 from exporter.statuses import STATUS_LABEL_VALUES, TERMINAL_STATUSES
 
 NOW = 1_764_378_000.25
@@ -58,13 +58,13 @@ def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnap
 def workspace(name: str, workflows: tuple[WorkflowSnapshot, ...], **changes: Any) -> WorkspaceSnapshot:
     endpoints = ("/v3/workflows", "/v3/workflows/{workflow_uid}/jobs")
     made = dataclasses.replace(
-        empty_snapshot(name),
+        WorkspaceState(name).snapshot,
         version=next_version(),
         up=True,
         attempted=True,
         last_success=NOW,
         last_poll_duration=1.5,
-        poll_errors={**empty_snapshot(name).poll_errors, "timeout": 2},
+        poll_errors={**WorkspaceState(name).snapshot.poll_errors, "timeout": 2},
         runs_skipped={**dict.fromkeys(SKIP_REASONS, 0), "invalid_uid": 3},
         api=ApiStatsSnapshot(
             requests={(endpoint, "200"): 12 for endpoint in endpoints},
