@@ -116,6 +116,13 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """``data`` whole (os.write may write only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def parse_journal(content: bytes, identity: WorkspaceIdentity) -> tuple[Loaded, dict[str, bytes], bool]:
     """Replay a journal: (records, the live encoded line of each key, whether a torn tail was dropped).
 
@@ -332,9 +339,7 @@ class WorkspaceJournal:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             self._needs_rewrite = True  # until the data is known to be on disk whole
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, data)
             os.fsync(fd)
             self._needs_rewrite = False
         finally:
@@ -348,9 +353,7 @@ class WorkspaceJournal:
         size = 0
         try:
             for chunk in (self._header, *self._live.values(), self._commit_line()):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+                _write_all(fd, chunk)
                 size += len(chunk)
             os.fsync(fd)
         finally:
