@@ -25,14 +25,19 @@ def summarize_error_body(body: bytes, secrets: Iterable[str] = ()) -> str:
         return ""
     if not isinstance(payload, dict):
         return ""
+    secrets = [secret for secret in secrets if len(secret) >= 4]
     parts: dict[str, str] = {}
     for key, limit in _FIELDS:
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
-            parts[key] = clean_text(" ".join(value.split()), limit)
+            # Redacted before the cut: a secret cut in two would no longer match.
+            parts[key] = clean_text(_redact(" ".join(value.split()), secrets), limit)
     head = "/".join(parts[key] for key in ("error_label", "error_scope") if key in parts)
     text = f"{head}: {parts['message']}" if head and "message" in parts else head or parts.get("message", "")
+    return _redact(text, secrets)
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+        text = text.replace(secret, REDACTED)
     return text

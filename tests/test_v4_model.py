@@ -181,3 +181,6 @@ def test_error_bodies_are_summarised_safely() -> None:
     assert "sk-12345678" not in summary
     assert "\u0007" not in summary
     assert len(summary) <= 200
+    key = "sk-" + "a" * 40  # cut by the message's length limit: no part of it may show
+    cut = summarize_error_body(json.dumps({"message": "x" * 180 + " " + key}).encode(), [key])
+    assert "sk-a" not in cut
