@@ -102,7 +102,7 @@ class V3Source:
             last_length = length
             if self.page_size is not None and length < self.page_size:
                 break  # a short page is the last one
-            if previous is not None and previous == (len(runs), hash(frozenset(runs))):
+            if _same_listing(previous, runs):
                 break  # exactly the runs of the last complete listing: nothing newer pushed any down
         else:
             logger.warning(
@@ -121,3 +121,9 @@ class V3Source:
             self._listing.pop(workflow.uid, None)
         total.items = list(runs.values())
         return total
+
+
+def _same_listing(previous: tuple[int, int] | None, runs: dict[str, Run]) -> bool:
+    """Whether ``runs`` are those of the last complete listing. The uids are hashed (a pass over all
+    of them, on the event loop) only when their number matches, not after every page."""
+    return previous is not None and previous[0] == len(runs) and previous[1] == hash(frozenset(runs))
