@@ -16,6 +16,7 @@ down to a cutoff, then applied per action (the workflow labels carry ``action_na
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -107,10 +108,9 @@ class V4Source:
             for item in top.items.values():
                 listing.add(item)
         self.last_requests = listing.requests
-        by_action: dict[str, list[Run]] = {}
-        for item in listing.items.values():
-            if self.filter.keeps(item.action, item.action):
-                by_action.setdefault(item.action, []).append(item.run)
+        # Grows with the runs listed: in the workspace's worker thread, not on the event loop.
+        loop = asyncio.get_running_loop()
+        by_action = await loop.run_in_executor(sink.executor, self._by_action, listing)
         if listing.truncated:
             logger.warning("v4 listing stopped early", extra={"reason": listing.truncated})
             await sink.truncated(_LISTING, listing.truncated)
@@ -136,6 +136,14 @@ class V4Source:
             "v4 poll",
             extra={"full": full, "requests": listing.requests, "runs": len(listing.items), "cutoff": cutoff},
         )
+
+    def _by_action(self, listing: _Listing) -> dict[str, list[Run]]:
+        """The listed runs of each action the config keeps."""
+        by_action: dict[str, list[Run]] = {}
+        for item in listing.items.values():
+            if self.filter.keeps(item.action, item.action):
+                by_action.setdefault(item.action, []).append(item.run)
+        return by_action
 
     async def _list(self, cutoff: float) -> _Listing:
         """Runs changed at or after ``cutoff``, newest first, until an older one or a short page."""
