@@ -19,19 +19,20 @@ from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
 from exporter.v3source import V3Source
-from exporter.v4source import V4Source, v4_headers
+from exporter.v4source import V4Source
 
 logger = logging.getLogger(__name__)
 RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
 
 
-def v3_headers(workspace: WorkspaceConfig) -> dict[str, str]:
-    return {
-        "Authorization": f"x-api-key {workspace.api_key.reveal()}",
-        "x-project-id": workspace.workspace_uid,
-        "Accept": "application/json",
-        "User-Agent": f"captaindata-exporter/{__version__}",
-    }
+def api_headers(workspace: WorkspaceConfig) -> dict[str, str]:
+    """The headers of every request: the key as the workspace's API version wants it."""
+    key = workspace.api_key.reveal()
+    if workspace.api_version == "v4":
+        auth = {"X-API-Key": key}
+    else:
+        auth = {"Authorization": f"x-api-key {key}", "x-project-id": workspace.workspace_uid}
+    return {**auth, "Accept": "application/json", "User-Agent": f"captaindata-exporter/{__version__}"}
 
 
 def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
@@ -63,7 +64,7 @@ class Poller:
         self.checkpoint = checkpoint
         self.saver = saver
         self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
-        headers = v4_headers(workspace) if workspace.api_version == "v4" else v3_headers(workspace)
+        headers = api_headers(workspace)
         self.transport = ApiTransport(
             workspace.base_url, headers, config.api, self.state.api, self._progress, self.sink.executor
         )

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
-from exporter import __version__
 from exporter.apistats import V4_RUNS_ENDPOINT
 from exporter.config import Config, V4Config, WorkspaceConfig
 from exporter.engine import StateSink
@@ -40,14 +39,6 @@ MAX_PAGES = 10_000
 #: The overlap re-read below the high-water mark, in poll intervals (the issue asks for at least 2).
 OVERLAP_INTERVALS = 2.0
 _LISTING = Workflow(uid="v4 runs listing", name="v4 runs listing")  # names a truncated listing
-
-
-def v4_headers(workspace: WorkspaceConfig) -> dict[str, str]:
-    return {
-        "X-API-Key": workspace.api_key.reveal(),
-        "Accept": "application/json",
-        "User-Agent": f"captaindata-exporter/{__version__}",
-    }
 
 
 class _Listing:
