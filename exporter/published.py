@@ -98,8 +98,7 @@ class Published:
         if previous is not None and previous[0] == generation:
             return previous[1]
         snapshots = self.workspaces()
-        plain = self._bodies.get((openmetrics, False))
-        fresh_plain = plain[1] if plain is not None and plain[0] == generation else None
+        fresh_plain = self._fresh_plain(openmetrics, generation)
         if sum(len(s.workflows) for s in snapshots) <= INLINE_MAX_WORKFLOWS and self._lock.acquire(
             blocking=False
         ):
@@ -123,14 +122,18 @@ class Published:
         done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
         return task.result() if done else previous[1]
 
+    def _fresh_plain(self, openmetrics: bool, generation: int) -> bytes | None:
+        """The uncompressed body of ``generation`` in that format, if rendered already."""
+        plain = self._bodies.get((openmetrics, False))
+        return plain[1] if plain is not None and plain[0] == generation else None
+
     def _big(self, key: Key) -> bool:
         plain = self._bodies.get((key[0], False))
         return plain is not None and len(plain[1]) >= STALE_BYTES
 
     def _start(self, key: Key) -> asyncio.Task[bytes]:
         generation = self._generation
-        plain = self._bodies.get((key[0], False))
-        fresh_plain = plain[1] if plain is not None and plain[0] == generation else None
+        fresh_plain = self._fresh_plain(key[0], generation)
         task = asyncio.create_task(self._render_off_loop(key, generation, self.workspaces(), fresh_plain))
         self._renders[key] = (generation, task)
         return task
