@@ -209,7 +209,7 @@ class WorkspaceState:
                 tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
         if duplicates:
             self.runs_skipped[DUPLICATE_UID] += duplicates
-        for uid, run in tracked.runs.items():
+        for uid, run in tracked.runs.items() if complete else ():  # an upsert keeps every run
             if uid not in kept:
                 tracked.vanished[uid] = (run.status, now)
                 if self.owner.get(uid) == tracked.uid:
