@@ -64,6 +64,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _Undecodable(Exception):
+    """A 200 body its Content-Encoding cannot decode (the server's fault, not ours)."""
+
+
 class RateLimitWindow:
     """The workspace's one 429 window: while it is open, no request of the workspace is sent."""
 
@@ -134,18 +138,24 @@ class ApiTransport:
             async with self._http.stream("GET", path, params=params) as response:
                 if response.status_code != 200:  # only the start of an error body is read
                     excerpt = b""
-                    async for chunk in response.aiter_bytes():
-                        excerpt += chunk
-                        if len(excerpt) >= ERROR_BODY_MAX:
-                            break
+                    try:
+                        async for chunk in response.aiter_bytes():
+                            excerpt += chunk
+                            if len(excerpt) >= ERROR_BODY_MAX:
+                                break
+                    except httpx.DecodingError:
+                        pass  # the code says what matters; the excerpt is only a summary
                     return response.status_code, response.headers, excerpt
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in response.aiter_bytes():  # decoded: the cap is on what we hold
-                    size += len(chunk)
-                    if size > self.api.max_response_bytes:
-                        raise _BodyTooLarge
-                    chunks.append(chunk)
+                try:
+                    async for chunk in response.aiter_bytes():  # decoded: the cap is on what we hold
+                        size += len(chunk)
+                        if size > self.api.max_response_bytes:
+                            raise _BodyTooLarge
+                        chunks.append(chunk)
+                except httpx.DecodingError:
+                    raise _Undecodable from None
                 return 200, response.headers, b"".join(chunks)
 
     async def get(
@@ -174,6 +184,11 @@ class ApiTransport:
                 raise RequestFailed(
                     BAD_RESPONSE,
                     f"GET {path} answered more than api.max_response_bytes ({self.api.max_response_bytes})",
+                ) from None
+            except _Undecodable:
+                self.stats.record_response(endpoint, 200, time.monotonic() - started)
+                raise RequestFailed(
+                    BAD_RESPONSE, f"GET {path} answered a body its Content-Encoding cannot decode"
                 ) from None
             except httpx.TransportError as error:
                 self.stats.record_failure(endpoint, NETWORK)

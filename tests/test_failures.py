@@ -5,9 +5,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
+from exporter.apistats import ApiStats
+from exporter.config import ApiConfig
 from exporter.simulator import Simulator
+from exporter.transport import ApiTransport, RequestFailed
 from tests.conftest import WORKSPACE_UID
 
 WF = "wf-1"
@@ -184,3 +188,23 @@ async def test_poll_timeout_ends_a_poll_without_progress(sim: Simulator, harness
     assert exposition.value("captaindata_poll_errors_total", reason="timeout") == 1
     assert exposition.value("captaindata_up") == 0
     assert exposition.value("captaindata_api_requests_total", endpoint="/v3/workflows", code="200") == 1
+
+
+@pytest.mark.parametrize(("code", "reason"), [(200, "bad_response"), (503, "server_error")])
+async def test_a_body_its_content_encoding_cannot_decode_is_the_servers_fault(code: int, reason: str) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            code, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")
+        )
+
+    stats = ApiStats()
+    transport = ApiTransport("http://api.test", {}, ApiConfig(max_retries=0), stats)
+    await transport.aclose()
+    transport._http = httpx.AsyncClient(base_url="http://api.test", transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(RequestFailed) as failed:
+            await transport.get(RUNS, "/v3/workflows/wf-1/jobs", None, lambda body: body)
+    finally:
+        await transport.aclose()
+    assert failed.value.reason == reason  # not an internal error (a bug in the exporter)
+    assert stats.requests[(RUNS, str(code))] == 1
