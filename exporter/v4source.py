@@ -75,7 +75,6 @@ class V4Source:
         self.high_water: float | None = None  # clock() when the last complete listing started
         self.last_resync: float | None = None  # clock() when the last full re-list started
         self.actions: dict[str, Workflow] = {}  # listed to the sink, in first-seen order
-        self.last_requests = 0  # requests of the latest listing (for the benchmark and logs)
 
     def _full(self, now: float) -> bool:
         return (
@@ -98,7 +97,6 @@ class V4Source:
             listing.truncated = top.truncated
             for item in top.items.values():
                 listing.add(item)
-        self.last_requests = listing.requests
         # Grows with the runs listed: in the workspace's worker thread, not on the event loop.
         loop = asyncio.get_running_loop()
         by_action = await loop.run_in_executor(sink.executor, self._by_action, listing)
