@@ -114,11 +114,8 @@ class Poller:
             self._internal_streak = 0
         snapshot = await self.sink.call(self.state.end_poll, time.monotonic() - started)
         self.sink.publish(snapshot, now=True)
-        self._attempt_finished()
-        return snapshot.up
-
-    def _attempt_finished(self) -> None:
         self.last_attempt_end = time.monotonic()
+        return snapshot.up
 
     def _record_internal(self, error: BaseException) -> None:
         """Count a failure outside a poll attempt, without trusting the state's own code paths."""
