@@ -16,6 +16,7 @@ from exporter.model import (
     Run,
     identified_items,
     load_json,
+    new_run,
 )
 from exporter.statuses import (
     TERMINAL_STATUSES,
@@ -87,16 +88,7 @@ def parse_v4_runs(payload: object, unknown: UnknownStatuses, now: float | None =
         status, api_status = v4_status(item.get("status"), item.get("last_error"), unknown)
         if finished is None and status in TERMINAL_STATUSES:
             finished = updated
-        run = Run(
-            uid=uid,
-            name="",
-            status=status,
-            api_status=api_status,
-            start_time=started,
-            finish_time=finished,
-            scheduled_time=created,
-            postponed_until=postponed,
-        )
+        run = new_run(uid, "", status, api_status, started, finished, created, postponed)
         changed = updated if updated is not None else _latest(started, finished, created)
         parsed.items.append(V4Item(run, sys.intern(action), changed))
     return parsed
