@@ -8,12 +8,12 @@ import json
 from collections.abc import Iterable
 from typing import Final
 
+from exporter.logs import redact
 from exporter.text import clean_text
 
 #: Bytes of an error answer read at most (the rest is not read).
 ERROR_BODY_MAX: Final = 4096
 _FIELDS: Final = (("error_label", 64), ("error_scope", 32), ("message", 200))
-REDACTED: Final = "<redacted>"
 
 
 def summarize_error_body(body: bytes, secrets: Iterable[str] = ()) -> str:
@@ -31,13 +31,7 @@ def summarize_error_body(body: bytes, secrets: Iterable[str] = ()) -> str:
         value = payload.get(key)
         if isinstance(value, str) and value.strip():
             # Redacted before the cut: a secret cut in two would no longer match.
-            parts[key] = clean_text(_redact(" ".join(value.split()), secrets), limit)
+            parts[key] = clean_text(redact(" ".join(value.split()), secrets), limit)
     head = "/".join(parts[key] for key in ("error_label", "error_scope") if key in parts)
     text = f"{head}: {parts['message']}" if head and "message" in parts else head or parts.get("message", "")
-    return _redact(text, secrets)
-
-
-def _redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+    return redact(text, secrets)
