@@ -47,10 +47,14 @@ class ApiStats:
         self.failures[(endpoint, reason)] += 1
 
     def snapshot(self) -> ApiStatsSnapshot:
+        """Called in the worker thread while the event loop records: every mapping is copied in one
+        step (dict() holds the GIL) before it is iterated, as the first answer of an endpoint adds
+        its histogram."""
+        durations = dict(self.durations)
         return ApiStatsSnapshot(
             requests=dict(self.requests),
             failures=dict(self.failures),
             rate_limited=dict(self.rate_limited),
-            durations={endpoint: histogram.snapshot() for endpoint, histogram in self.durations.items()},
+            durations={endpoint: histogram.snapshot() for endpoint, histogram in durations.items()},
             retry_after=self.retry_after,
         )
