@@ -14,7 +14,7 @@ from exporter.apistats import ApiStats
 from exporter.config import Config, WorkspaceConfig
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
-from exporter.state import WorkspaceState
+from exporter.state import WorkspaceState, is_count
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +162,7 @@ def _restore_api(api: ApiStats, saved: object) -> None:
                 and item[0] in api.endpoints
                 and isinstance(item[1], str)
                 and len(item[1]) <= 32
-                and isinstance(item[2], int)
-                and not isinstance(item[2], bool)
-                and item[2] >= 0
+                and is_count(item[2])
             ):
                 target[(item[0], item[1])] = item[2]
     durations = saved.get("durations")

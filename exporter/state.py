@@ -8,7 +8,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
@@ -414,9 +414,14 @@ def _finite(value: object) -> float | None:
     return None
 
 
+def is_count(value: object) -> TypeGuard[int]:
+    """Whether a value read back from a state file is a counter value (an int, not a bool, >= 0)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:
     keys = set(target if allowed is None else allowed)
     if isinstance(saved, dict):
         for key, value in saved.items():
-            if key in keys and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if key in keys and is_count(value):
                 target[key] = value
