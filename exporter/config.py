@@ -7,7 +7,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -292,17 +292,8 @@ class _Reader:
 
     def strings(self, section: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
         """A list of non-empty, printable strings (an absent or null key is an empty list)."""
-        where = _join(path, key)
-        value = section.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise ConfigError(where, f"must be a list of strings, got {type(value).__name__}")
         items = []
-        for index, item in enumerate(value):
-            at = f"{where}[{index}]"
-            if not isinstance(item, str):
-                raise ConfigError(at, f"must be a string, got {_show(item)}")
+        for at, item in self.string_items(section, key, path, "strings"):
             if not item.strip() or len(item) > MAX_NAME_LENGTH or not item.isprintable():
                 raise ConfigError(at, f"must be printable text of 1 to {MAX_NAME_LENGTH} characters")
             items.append(item.strip())
@@ -318,19 +309,27 @@ class _Reader:
         return value
 
     def patterns(self, section: dict[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
+        return tuple(
+            _compile_pattern(pattern, at)
+            for at, pattern in self.string_items(section, key, path, "regular expressions")
+        )
+
+    def string_items(
+        self, section: dict[str, Any], key: str, path: str, what: str
+    ) -> Iterator[tuple[str, str]]:
+        """Each item of a list of strings with its path, checked as it is reached (so the first bad
+        item is the one reported); an absent or null key is an empty list."""
         where = _join(path, key)
-        value = section.get(key, [])
+        value = section.get(key)
         if value is None:
-            return ()
+            return
         if not isinstance(value, list):
-            raise ConfigError(where, f"must be a list of regular expressions, got {type(value).__name__}")
-        compiled = []
-        for index, pattern in enumerate(value):
-            item = f"{where}[{index}]"
-            if not isinstance(pattern, str):
-                raise ConfigError(item, f"must be a string, got {_show(pattern)}")
-            compiled.append(_compile_pattern(pattern, item))
-        return tuple(compiled)
+            raise ConfigError(where, f"must be a list of {what}, got {type(value).__name__}")
+        for index, item in enumerate(value):
+            at = f"{where}[{index}]"
+            if not isinstance(item, str):
+                raise ConfigError(at, f"must be a string, got {_show(item)}")
+            yield at, item
 
 
 def _join(path: str, key: str) -> str:
