@@ -375,7 +375,11 @@ def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str)
         parts = urlsplit(base_url)
         port = parts.port
     except ValueError as error:
-        raise ConfigError(where, f"{shown} is not a valid URL: {_one_line(str(error))}") from None
+        # The reason may quote the URL as expanded: given only when no ${VAR} was expanded into it.
+        written = section.get("base_url", default)
+        expanded = not isinstance(written, str) or _ENV_REFERENCE.search(written) is not None
+        reason = "" if expanded else f": {_one_line(str(error))}"
+        raise ConfigError(where, f"{shown} is not a valid URL{reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(where, f"{shown} is not an http(s) URL")
     if port is not None and not 1 <= port <= 65535:
@@ -639,7 +643,8 @@ def _read_v4(reader: _Reader, section: dict[str, Any], path: str, api_version: s
         raise ConfigError(_join(where, "page_size"), f"must be at most {V4_MAX_PAGE_SIZE}, got {page_size}")
     runs_path = reader.string(block, "path", where, V4Config.path)
     if not runs_path.startswith("/") or any(c in runs_path for c in "?#") or "//" in runs_path:
-        raise ConfigError(_join(where, "path"), f"{_show(runs_path)} is not a URL path (e.g. /v4/runs)")
+        shown = reader.shown(block, "path", V4Config.path)
+        raise ConfigError(_join(where, "path"), f"{shown} is not a URL path (e.g. /v4/runs)")
     return V4Config(
         lookback=reader.duration(block, "lookback", where, V4Config.lookback),
         resync_interval=reader.duration(block, "resync_interval", where, V4Config.resync_interval),
