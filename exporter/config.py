@@ -615,9 +615,6 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 # API v4 (the v4 work): the ``v4:`` block of a workspace.
 DEFAULT_V4_BASE_URL = "https://api.captaindata.com"
 V4_MAX_PAGE_SIZE = 100  # the API's maximum ``limit``
-#: Workspace keys that only mean something to v3 (an error on a v4 workspace). ``workspace_uid`` is not
-#: one: it is optional on v4 (v4 keys identify the user; it is not sent).
-V3_ONLY_KEYS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -634,9 +631,6 @@ def _read_v4(reader: _Reader, section: dict[str, Any], path: str, api_version: s
         if "v4" in section:
             raise ConfigError(where, f"is only for api_version: v4 (this workspace uses {api_version})")
         return None
-    for key in V3_ONLY_KEYS:
-        if key in section:
-            raise ConfigError(_join(path, key), "is only for api_version: v3")
     block = reader.mapping(section.get("v4"), where, tuple(V4Config.__dataclass_fields__))
     page_size = reader.number(block, "page_size", where, V4Config.page_size, int, 1)
     if page_size > V4_MAX_PAGE_SIZE:
