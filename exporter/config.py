@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from exporter.durations import parse_duration
-from exporter.safeyaml import YamlRefused, safe_load_bounded
+from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 DEFAULT_BASE_URL = "https://api.captaindata.co"
@@ -42,7 +42,7 @@ class ConfigError(Exception):
     """A configuration problem: ``path: reason``."""
 
     def __init__(self, path: str, reason: str) -> None:
-        path, reason = _one_line(path), _one_line(reason)
+        path, reason = one_line(path), one_line(reason)
         super().__init__(f"{path}: {reason}" if path else reason)
         self.path = path
         self.reason = reason
@@ -153,13 +153,6 @@ class Config:
 
     def secrets(self) -> list[str]:
         return [workspace.api_key.reveal() for workspace in self.workspaces]
-
-
-def _one_line(text: str) -> str:
-    """``text`` with every non-printable character escaped: an error is always one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _show(value: object) -> str:
@@ -348,7 +341,7 @@ def _compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as error:
-        reason = _one_line(error.msg)
+        reason = one_line(error.msg)
         raise ConfigError(where, f"{_show(pattern)} is not a valid regular expression: {reason}") from None
     except (OverflowError, RecursionError, ValueError, MemoryError):
         raise ConfigError(where, f"{_show(pattern)} is too large a regular expression") from None
@@ -378,7 +371,7 @@ def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str)
         # The reason may quote the URL as expanded: given only when no ${VAR} was expanded into it.
         written = section.get("base_url", default)
         expanded = not isinstance(written, str) or _ENV_REFERENCE.search(written) is not None
-        reason = "" if expanded else f": {_one_line(str(error))}"
+        reason = "" if expanded else f": {one_line(str(error))}"
         raise ConfigError(where, f"{shown} is not a valid URL{reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(where, f"{shown} is not an http(s) URL")
