@@ -400,14 +400,7 @@ def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret
     file_path = Path(reader.string(section, "api_key_file", path, secret=True))
     if not file_path.is_absolute():
         file_path = reader.base_dir / file_path
-    try:
-        with file_path.open("rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError(where, f"{shown} is not a regular file")
-            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or type(error).__name__
-        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+    raw = _read_head(file_path, MAX_KEY_FILE_BYTES, where, shown, regular_only=True)
     if len(raw) > MAX_KEY_FILE_BYTES:
         raise ConfigError(where, f"{shown} is larger than {MAX_KEY_FILE_BYTES} bytes")
     key = raw.decode("latin-1").rstrip(" \t\r\n")
@@ -571,14 +564,22 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 
-def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
-    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+def _read_head(path: Path, limit: int, where: str, shown: str, regular_only: bool = False) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (one more than allowed tells a file that is too large);
+    a ConfigError at ``where`` naming the file as ``shown`` when it cannot be read."""
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+            if regular_only and not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(where, f"{shown} is not a regular file")
+            return handle.read(limit + 1)
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
-        raise ConfigError("", f"cannot read {what} {path}: {reason}") from None
+        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+
+
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
+    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+    raw = _read_head(path, MAX_CONFIG_BYTES, "", f"{what} {path}")
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
     try:
