@@ -17,7 +17,7 @@ import platform
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,9 @@ from exporter.config import (
 from exporter.logs import setup_logging
 
 if TYPE_CHECKING:
+    from aiohttp.web import BaseRunner
+
+    from exporter.persist import StateDirectory
     from exporter.poller import Poller
     from exporter.published import Published
     from exporter.webconfig import WebConfigSource
@@ -330,9 +333,7 @@ async def _serve(
             file=sys.stderr,
             flush=True,
         )
-        await runner.cleanup()
-        for poller in pollers:
-            await poller.aclose()
+        await _close(pollers, state_directory, runner)
         return EXIT_CANNOT_LISTEN
     logger.info(
         "serving metrics",
@@ -357,12 +358,19 @@ async def _serve(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await _close(pollers, state_directory, runner)
+    return 0
+
+
+async def _close(
+    pollers: Sequence[Poller], state_directory: StateDirectory | None, runner: BaseRunner
+) -> None:
+    """Close the API clients, release the state directory's lock, then stop serving."""
     for poller in pollers:
         await poller.aclose()
     if state_directory is not None:
         state_directory.close()
     await runner.cleanup()
-    return 0
 
 
 async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: WebConfigSource | None) -> int:

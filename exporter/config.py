@@ -7,14 +7,14 @@ import math
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from exporter.durations import parse_duration
-from exporter.safeyaml import YamlRefused, safe_load_bounded
+from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 DEFAULT_BASE_URL = "https://api.captaindata.co"
@@ -42,7 +42,7 @@ class ConfigError(Exception):
     """A configuration problem: ``path: reason``."""
 
     def __init__(self, path: str, reason: str) -> None:
-        path, reason = _one_line(path), _one_line(reason)
+        path, reason = one_line(path), one_line(reason)
         super().__init__(f"{path}: {reason}" if path else reason)
         self.path = path
         self.reason = reason
@@ -153,13 +153,6 @@ class Config:
 
     def secrets(self) -> list[str]:
         return [workspace.api_key.reveal() for workspace in self.workspaces]
-
-
-def _one_line(text: str) -> str:
-    """``text`` with every non-printable character escaped: an error is always one line."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _show(value: object) -> str:
@@ -292,17 +285,8 @@ class _Reader:
 
     def strings(self, section: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
         """A list of non-empty, printable strings (an absent or null key is an empty list)."""
-        where = _join(path, key)
-        value = section.get(key)
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise ConfigError(where, f"must be a list of strings, got {type(value).__name__}")
         items = []
-        for index, item in enumerate(value):
-            at = f"{where}[{index}]"
-            if not isinstance(item, str):
-                raise ConfigError(at, f"must be a string, got {_show(item)}")
+        for at, item in self.string_items(section, key, path, "strings"):
             if not item.strip() or len(item) > MAX_NAME_LENGTH or not item.isprintable():
                 raise ConfigError(at, f"must be printable text of 1 to {MAX_NAME_LENGTH} characters")
             items.append(item.strip())
@@ -318,19 +302,27 @@ class _Reader:
         return value
 
     def patterns(self, section: dict[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
+        return tuple(
+            _compile_pattern(pattern, at)
+            for at, pattern in self.string_items(section, key, path, "regular expressions")
+        )
+
+    def string_items(
+        self, section: dict[str, Any], key: str, path: str, what: str
+    ) -> Iterator[tuple[str, str]]:
+        """Each item of a list of strings with its path, checked as it is reached (so the first bad
+        item is the one reported); an absent or null key is an empty list."""
         where = _join(path, key)
-        value = section.get(key, [])
+        value = section.get(key)
         if value is None:
-            return ()
+            return
         if not isinstance(value, list):
-            raise ConfigError(where, f"must be a list of regular expressions, got {type(value).__name__}")
-        compiled = []
-        for index, pattern in enumerate(value):
-            item = f"{where}[{index}]"
-            if not isinstance(pattern, str):
-                raise ConfigError(item, f"must be a string, got {_show(pattern)}")
-            compiled.append(_compile_pattern(pattern, item))
-        return tuple(compiled)
+            raise ConfigError(where, f"must be a list of {what}, got {type(value).__name__}")
+        for index, item in enumerate(value):
+            at = f"{where}[{index}]"
+            if not isinstance(item, str):
+                raise ConfigError(at, f"must be a string, got {_show(item)}")
+            yield at, item
 
 
 def _join(path: str, key: str) -> str:
@@ -349,7 +341,7 @@ def _compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error as error:
-        reason = _one_line(error.msg)
+        reason = one_line(error.msg)
         raise ConfigError(where, f"{_show(pattern)} is not a valid regular expression: {reason}") from None
     except (OverflowError, RecursionError, ValueError, MemoryError):
         raise ConfigError(where, f"{_show(pattern)} is too large a regular expression") from None
@@ -376,7 +368,11 @@ def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str)
         parts = urlsplit(base_url)
         port = parts.port
     except ValueError as error:
-        raise ConfigError(where, f"{shown} is not a valid URL: {_one_line(str(error))}") from None
+        # The reason may quote the URL as expanded: given only when no ${VAR} was expanded into it.
+        written = section.get("base_url", default)
+        expanded = not isinstance(written, str) or _ENV_REFERENCE.search(written) is not None
+        reason = "" if expanded else f": {one_line(str(error))}"
+        raise ConfigError(where, f"{shown} is not a valid URL{reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(where, f"{shown} is not an http(s) URL")
     if port is not None and not 1 <= port <= 65535:
@@ -404,14 +400,7 @@ def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret
     file_path = Path(reader.string(section, "api_key_file", path, secret=True))
     if not file_path.is_absolute():
         file_path = reader.base_dir / file_path
-    try:
-        with file_path.open("rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError(where, f"{shown} is not a regular file")
-            raw = handle.read(MAX_KEY_FILE_BYTES + 1)
-    except (OSError, ValueError) as error:
-        reason = getattr(error, "strerror", None) or type(error).__name__
-        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+    raw = _read_head(file_path, MAX_KEY_FILE_BYTES, where, shown, regular_only=True)
     if len(raw) > MAX_KEY_FILE_BYTES:
         raise ConfigError(where, f"{shown} is larger than {MAX_KEY_FILE_BYTES} bytes")
     key = raw.decode("latin-1").rstrip(" \t\r\n")
@@ -575,14 +564,22 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 
-def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
-    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+def _read_head(path: Path, limit: int, where: str, shown: str, regular_only: bool = False) -> bytes:
+    """At most ``limit + 1`` bytes of ``path`` (one more than allowed tells a file that is too large);
+    a ConfigError at ``where`` naming the file as ``shown`` when it cannot be read."""
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+            if regular_only and not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(where, f"{shown} is not a regular file")
+            return handle.read(limit + 1)
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
-        raise ConfigError("", f"cannot read {what} {path}: {reason}") from None
+        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+
+
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
+    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+    raw = _read_head(path, MAX_CONFIG_BYTES, "", f"{what} {path}")
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
     try:
@@ -612,9 +609,6 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
 # API v4 (the v4 work): the ``v4:`` block of a workspace.
 DEFAULT_V4_BASE_URL = "https://api.captaindata.com"
 V4_MAX_PAGE_SIZE = 100  # the API's maximum ``limit``
-#: Workspace keys that only mean something to v3 (an error on a v4 workspace). ``workspace_uid`` is not
-#: one: it is optional on v4 (v4 keys identify the user; it is not sent).
-V3_ONLY_KEYS: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -631,16 +625,14 @@ def _read_v4(reader: _Reader, section: dict[str, Any], path: str, api_version: s
         if "v4" in section:
             raise ConfigError(where, f"is only for api_version: v4 (this workspace uses {api_version})")
         return None
-    for key in V3_ONLY_KEYS:
-        if key in section:
-            raise ConfigError(_join(path, key), "is only for api_version: v3")
     block = reader.mapping(section.get("v4"), where, tuple(V4Config.__dataclass_fields__))
     page_size = reader.number(block, "page_size", where, V4Config.page_size, int, 1)
     if page_size > V4_MAX_PAGE_SIZE:
         raise ConfigError(_join(where, "page_size"), f"must be at most {V4_MAX_PAGE_SIZE}, got {page_size}")
     runs_path = reader.string(block, "path", where, V4Config.path)
     if not runs_path.startswith("/") or any(c in runs_path for c in "?#") or "//" in runs_path:
-        raise ConfigError(_join(where, "path"), f"{_show(runs_path)} is not a URL path (e.g. /v4/runs)")
+        shown = reader.shown(block, "path", V4Config.path)
+        raise ConfigError(_join(where, "path"), f"{shown} is not a URL path (e.g. /v4/runs)")
     return V4Config(
         lookback=reader.duration(block, "lookback", where, V4Config.lookback),
         resync_interval=reader.duration(block, "resync_interval", where, V4Config.resync_interval),

@@ -39,11 +39,15 @@ def _all_forms(secrets: Iterable[str]) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every form of every secret (see :func:`secret_forms`) replaced by <redacted>."""
-    for form in _all_forms(secrets):
+def _replace_forms(text: str, forms: Iterable[str]) -> str:
+    for form in forms:
         text = text.replace(form, REDACTED)
     return text
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every form of every secret (see :func:`secret_forms`) replaced by <redacted>."""
+    return _replace_forms(text, _all_forms(secrets))
 
 
 class _Formatter(logging.Formatter):
@@ -53,9 +57,7 @@ class _Formatter(logging.Formatter):
         self.as_json = as_json
 
     def _mask(self, text: str) -> str:
-        for form in self.forms:
-            text = text.replace(form, REDACTED)
-        return text
+        return _replace_forms(text, self.forms)
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, object] = {

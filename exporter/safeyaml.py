@@ -32,7 +32,9 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise YamlRefused(f"nested deeper than {MAX_DEPTH} levels{_where(event)}")
+                raise YamlRefused(
+                    f"nested deeper than {MAX_DEPTH} levels{_at(getattr(event, 'start_mark', None))}"
+                )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -55,8 +57,8 @@ for _kind in ("int", "float"):
     _BoundedLoader.add_constructor(f"tag:yaml.org,2002:{_kind}", _bounded_number(_kind))
 
 
-def _where(event: object) -> str:
-    mark = getattr(event, "start_mark", None)
+def _at(mark: Any) -> str:
+    """`` at line L, column C`` of a YAML mark, or "" without one."""
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
 
 
@@ -97,10 +99,9 @@ def safe_load_bounded(text: str) -> object:
             raise YamlRefused(f"expands to more than {MAX_EXPANDED_NODES} values (YAML aliases are limited)")
         return loader.construct_document(node)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = _at(getattr(error, "problem_mark", None))
         problem = getattr(error, "problem", None) or getattr(error, "reason", None) or "invalid YAML"
-        raise YamlRefused(_printable(f"{problem}{where}")) from None
+        raise YamlRefused(one_line(f"{problem}{where}")) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as error:
         if isinstance(error, YamlRefused):
             raise
@@ -111,5 +112,8 @@ def safe_load_bounded(text: str) -> object:
             loader.dispose()
 
 
-def _printable(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` with every non-printable character escaped: an error is always one line."""
+    if text.isprintable():
+        return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

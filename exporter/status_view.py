@@ -74,13 +74,12 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
             }
         )
         for wf in ws.workflows:
+            where = {"workspace": ws.name, "workflow": wf.name, "workflow_uid": wf.uid}
             for run in wf.needs_action:
                 guide = GUIDE[run.status]
                 needs_action.append(
                     {
-                        "workspace": ws.name,
-                        "workflow": wf.name,
-                        "workflow_uid": wf.uid,
+                        **where,
                         "run_name": run.name,
                         "run_uid": run.uid,
                         "status": run.status,
@@ -96,9 +95,7 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                 guide = GUIDE[RUNNING]
                 needs_action.append(
                     {
-                        "workspace": ws.name,
-                        "workflow": wf.name,
-                        "workflow_uid": wf.uid,
+                        **where,
                         "run_name": "",
                         "run_uid": "",
                         "status": "running_too_long",
@@ -111,9 +108,7 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                 )
             workflows.append(
                 {
-                    "workspace": ws.name,
-                    "workflow": wf.name,
-                    "workflow_uid": wf.uid,
+                    **where,
                     "runs_by_status": {
                         status: wf.runs_by_status.get(status, 0) for status in STATUS_LABEL_VALUES
                     },

@@ -167,12 +167,6 @@ def _wire_value(raw: object) -> str:
     return raw.strip().lower() if isinstance(raw, str) else ""
 
 
-def api_status(raw: object) -> str:
-    """The v3 ``api_status`` label value: the API's own value lower-cased, ``unknown`` when it is
-    not one of ``API_STATUS_VALUES`` (always one of its interned strings)."""
-    return _API_STATUSES.get(_wire_value(raw), UNKNOWN)
-
-
 class UnknownStatuses:
     """The unknown status values one workspace has met: a bounded set, logged with bounded noise.
 
@@ -233,7 +227,9 @@ def normalize_status(raw: object, unknown: UnknownStatuses) -> str:
 
 
 def v3_statuses(raw: object, unknown: UnknownStatuses) -> tuple[str, str]:
-    """``(normalize_status(raw), api_status(raw))`` in one step (the parser's hot path)."""
+    """``(normalize_status(raw), the api_status label)`` in one step (the parser's hot path). The
+    label is the API's own value lower-cased, ``unknown`` when it is not one of ``API_STATUS_VALUES``
+    (always one of its interned strings)."""
     if type(raw) is str:
         known = _V3_EXACT.get(raw)
         if known is not None:

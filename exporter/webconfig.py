@@ -157,12 +157,13 @@ def _read_tls(reader: _Reader, value: object) -> TlsServerConfig | None:
             f"{path}.client_allowed_sans",
             "needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert)",
         )
-    for index, name in enumerate(config.cipher_suites):
-        if name not in GO_CIPHER_SUITES:
-            raise ConfigError(f"{path}.cipher_suites[{index}]", f'"{name}" is not a supported cipher suite')
-    for index, name in enumerate(config.curve_preferences):
-        if name not in GO_CURVES:
-            raise ConfigError(f"{path}.curve_preferences[{index}]", f'"{name}" is not a known curve')
+    for key, names, known, what in (
+        ("cipher_suites", config.cipher_suites, GO_CIPHER_SUITES, "a supported cipher suite"),
+        ("curve_preferences", config.curve_preferences, GO_CURVES, "a known curve"),
+    ):
+        for index, name in enumerate(names):
+            if name not in known:
+                raise ConfigError(f"{path}.{key}[{index}]", f'"{name}" is not {what}')
     return config
 
 

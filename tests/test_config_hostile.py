@@ -208,6 +208,23 @@ def test_expanded_values_are_not_echoed(
     assert "hunter2" not in line
 
 
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "base_url: https://h:${VALUE}",  # the port, quoted by urlsplit's reason
+        "base_url: https://h\uff03x${VALUE}.com",  # the netloc, quoted by urlsplit's reason
+        "api_version: v4\n    v4:\n      path: ${VALUE}",
+    ],
+)
+def test_expanded_values_are_not_echoed_in_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fragment: str
+) -> None:
+    monkeypatch.setenv("VALUE", "hunter2")
+    text = config_text().replace("base_url: https://api.captaindata.co", fragment)
+    line = error_for(tmp_path, capsys, text)
+    assert "hunter2" not in line
+
+
 # --- fuzz: random YAML documents and random bytes never crash --check-config ------------------------
 
 KEYS = [

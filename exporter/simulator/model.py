@@ -7,7 +7,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -381,14 +381,7 @@ class Simulator:
                 )
                 pilot.launched.append(run_uid)
                 pilot.next_launch += pilot.interval
-            keep = []
-            for run_uid in pilot.launched:
-                run = self.runs.get(run_uid)
-                if run is not None and now - run.created_at > pilot.retention:
-                    del self.runs[run_uid]
-                elif run is not None:
-                    keep.append(run_uid)
-            pilot.launched = keep
+            pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)
 
     def visible_runs(self, workflow_uid: str) -> list[SimRun]:
         """The workflow's runs the API lists now: created, within the history window, newest first."""
@@ -401,6 +394,21 @@ class Simulator:
             ]
             runs.sort(key=lambda run: (run.created_at, run.uid), reverse=True)
             return runs
+
+
+def retire_launched(
+    runs: MutableMapping[str, Any], launched: list[str], now: float, retention: float
+) -> list[str]:
+    """Drop from ``runs`` the autopilot's runs created more than ``retention`` ago; return the uids of
+    ``launched`` still there (a run removed otherwise is forgotten too)."""
+    keep = []
+    for uid in launched:
+        run = runs.get(uid)
+        if run is not None and now - run.created_at > retention:
+            del runs[uid]
+        elif run is not None:
+            keep.append(uid)
+    return keep
 
 
 def _default_error(status: str) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.simulator.model import Simulator
+from exporter.simulator.model import Simulator, retire_launched
 
 V4_STATUSES = (
     "CREATED",
@@ -339,14 +339,7 @@ class V4Api:
                 action = self.sim.random.choice(pilot.actions)
                 pilot.launched.append(self._new_run(action, pilot.workspace_uid, moment, timeline=steps).uid)
                 pilot.next_launch += pilot.interval
-            keep = []
-            for uid in pilot.launched:
-                run = self.runs.get(uid)
-                if run is not None and now - run.created_at > pilot.retention:
-                    del self.runs[uid]
-                elif run is not None:
-                    keep.append(uid)
-            pilot.launched = keep
+            pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)
 
     def listed(
         self,
