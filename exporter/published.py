@@ -10,7 +10,7 @@ scrape sees right after a publish is the published data. A big one renders in a 
 
 - at most one render per format is in flight, and at most one starts per ``RENDER_GAP`` seconds, so the
   render work is bounded however often scrapers come and however often the engine publishes (it
-  publishes after every workflow);
+  publishes at most once a second during a poll, and at its end);
 - a scrape waits up to ``STALE_AFTER`` seconds for a render in flight, else gets the previous body: a
   complete, consistent earlier exposition, at most about ``RENDER_GAP`` behind during a poll;
 - a format asked for in the last ``IN_USE`` seconds is re-rendered in the background after a publish
