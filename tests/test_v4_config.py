@@ -88,28 +88,25 @@ def test_errors_name_the_key(workspace: dict[str, Any], where: str, reason: str)
     assert "secret-key" not in str(raised.value)
 
 
+def check_config(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "--config", str(config), "--check-config"],
+        capture_output=True,
+        text=True,
+        env={**ENV, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_mixed_file_checks_with_the_cli(tmp_path: Path) -> None:
     config = tmp_path / "mixed.yaml"
     config.write_text(yaml.safe_dump({"workspaces": [v3(), v4(v4={"lookback": "7d"})]}))
-    checked = subprocess.run(
-        [sys.executable, "-m", "exporter", "--config", str(config), "--check-config"],
-        capture_output=True,
-        text=True,
-        env={**ENV, "PATH": "/usr/bin:/bin"},
-        timeout=60,
-        check=False,
-    )
+    checked = check_config(config)
     assert checked.returncode == 0, checked.stderr
     assert "2 workspace(s)" in checked.stdout
     config.write_text(yaml.safe_dump({"workspaces": [v3(v4={}), v4()]}))
-    refused = subprocess.run(
-        [sys.executable, "-m", "exporter", "--config", str(config), "--check-config"],
-        capture_output=True,
-        text=True,
-        env={**ENV, "PATH": "/usr/bin:/bin"},
-        timeout=60,
-        check=False,
-    )
+    refused = check_config(config)
     assert refused.returncode == 2
     assert "workspaces[0].v4: is only for api_version: v4" in refused.stderr
 

@@ -56,6 +56,14 @@ class V4Harness:
         return found
 
 
+def wait_for_offset(h: V4Harness, offset: str) -> None:
+    """Block (in a helper thread) until the simulator has been asked for the page at ``offset``."""
+    deadline = time.monotonic() + 10
+    while not any(e["query"].get("offset") == offset for e in list(h.sim.request_log)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(time.time())
@@ -168,10 +176,7 @@ async def test_a_run_updated_mid_listing_is_caught_by_the_next_poll(v4h: Any) ->
     h.sim.add_fault("slow", count=1, delay=0.5, path_contains="offset=10")
 
     def update_while_page_2_is_answered() -> None:
-        deadline = time.monotonic() + 10
-        while not any(e["query"].get("offset") == "10" for e in list(h.sim.request_log)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for_offset(h, "10")
         h.clock.advance(1)
         h.api.update_run(changed[0], "SUCCEEDED")  # not read yet: moves above page 1
         h.api.update_run(changed[1], "SUCCEEDED")
@@ -222,10 +227,7 @@ async def test_a_run_updated_during_a_resync_is_not_dropped(v4h: Any) -> None:
     h.sim.add_fault("slow", count=1, delay=0.5, path_contains="offset=10")
 
     def update_while_page_2_is_answered() -> None:
-        deadline = time.monotonic() + 10
-        while not any(e["query"].get("offset") == "10" for e in list(h.sim.request_log)):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for_offset(h, "10")
         h.clock.advance(1)
         h.api.update_run(uids[24], "RUNNING")  # the oldest run, on page 3: it jumps to page 1
 
