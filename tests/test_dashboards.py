@@ -531,9 +531,9 @@ def test_links_between_dashboards_and_to_runbooks(board: dict[str, Any]) -> None
 
 
 def test_runbook_base_url_is_the_alert_rules_knob(board: dict[str, Any]) -> None:
-    from deploy.generate import DEFAULT_RUNBOOK_BASE_URL
+    from exporter.conventions import KNOBS
 
-    assert variable(board, "runbook_base_url")["query"] == DEFAULT_RUNBOOK_BASE_URL
+    assert variable(board, "runbook_base_url")["query"] == KNOBS["runbook_base_url"].default
 
 
 def test_overview_links_to_the_workflow_dashboard() -> None:
