@@ -58,6 +58,12 @@ def runbook_url(alert: str, base_url: str = RUNBOOK_BASE_URL) -> str:
     return f"{base_url}#{alert.lower()}"
 
 
+def config_key(knob: str) -> str:
+    """The knob's key in the mixin's ``_config``: its name in camelCase (scrape_gap → scrapeGap)."""
+    head, *rest = knob.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
 def threshold_seconds(knob: str) -> float:
     """A duration knob's default in seconds (``running_too_long`` → 21600.0)."""
     return parse_duration(str(KNOBS[knob].default))

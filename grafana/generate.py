@@ -41,13 +41,15 @@ if str(ROOT) not in sys.path:  # ``python grafana/generate.py`` from a checkout 
 
 from deploy.textgen import fill, load_yaml, write_or_check  # noqa: E402
 from exporter import statuses  # noqa: E402
-from exporter.conventions import RUNBOOK_BASE_URL  # noqa: E402
+from exporter.conventions import RUNBOOK_BASE_URL, config_key  # noqa: E402
 from grafana import overview, workflow  # noqa: E402
+from grafana.library import AlertThreshold  # noqa: E402
 
 OVERVIEW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-overview.json"
 WORKFLOW_PATH = ROOT / "grafana" / "dashboards" / "captaindata-workflow.json"
 CONFIGMAP_PATH = ROOT / "deploy" / "kubernetes" / "grafana-dashboards-configmap.yaml"
 MIXIN_DASHBOARDS = ROOT / "mixin" / "dashboards"
+MIXIN_THRESHOLDS = ROOT / "mixin" / "dashboard_thresholds.json"
 CONFIGMAP_NAME = "captaindata-grafana-dashboards"
 #: Dashboard, variable and panel descriptions (panels by title), with ${scope} and the status guide's words.
 WORDS: dict[str, dict[str, str]] = load_yaml(ROOT / "grafana" / "panels.yaml")
@@ -83,6 +85,19 @@ def to_dict(board: dash.Dashboard, name: str, scope: str) -> dict[str, Any]:
             }
         )
     return data
+
+
+def alert_thresholds(board: dash.Dashboard) -> list[dict[str, Any]]:
+    """Each threshold step that is an alert threshold (:class:`AlertThreshold`): the panel's title, the step's
+    index and the knob's ``_config`` key, so the mixin moves the step when ``_config`` changes the knob."""
+    found = []
+    for panel in board.build().panels or []:
+        defaults = getattr(getattr(panel, "field_config", None), "defaults", None)
+        steps = defaults.thresholds.steps if defaults and defaults.thresholds else []
+        for index, step in enumerate(steps):
+            if isinstance(step.value, AlertThreshold):
+                found.append({"panel": panel.title, "step": index, "knob": config_key(step.value.knob)})
+    return found
 
 
 def iter_panels(panels: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
@@ -129,14 +144,17 @@ def render_configmap(files: dict[str, str]) -> str:
 
 def render_all(runbook_base_url: str = RUNBOOK_BASE_URL) -> dict[Path, str]:
     """Every generated file and its content."""
-    rendered = {
-        OVERVIEW_PATH: render_json(to_dict(overview.dashboard(runbook_base_url), "overview", overview.SCOPE)),
-        WORKFLOW_PATH: render_json(to_dict(workflow.dashboard(runbook_base_url), "workflow", workflow.SCOPE)),
+    boards = {
+        OVERVIEW_PATH: (overview.dashboard(runbook_base_url), "overview", overview.SCOPE),
+        WORKFLOW_PATH: (workflow.dashboard(runbook_base_url), "workflow", workflow.SCOPE),
     }
+    rendered = {path: render_json(to_dict(*board)) for path, board in boards.items()}
     rendered[CONFIGMAP_PATH] = render_configmap({path.name: text for path, text in rendered.items()})
     # the monitoring mixin vendors mixin/ alone (jsonnet-bundler), so it holds its own copies
-    for path in (OVERVIEW_PATH, WORKFLOW_PATH):
+    for path in boards:
         rendered[MIXIN_DASHBOARDS / path.name] = rendered[path]
+    thresholds = {path.name: alert_thresholds(board) for path, (board, _, _) in boards.items()}
+    rendered[MIXIN_THRESHOLDS] = json.dumps(thresholds, indent=2) + "\n"
     return rendered
 
 

@@ -85,10 +85,17 @@ def query(
 ThresholdStep = tuple[float | None, str]
 
 
-def alert_threshold(knob: str) -> float:
-    """An alert threshold of exporter/conventions.yaml in seconds: a panel turns red where the alert fires."""
-    value = threshold_seconds(knob)
-    return int(value) if value == int(value) else value
+class AlertThreshold(int):
+    """An alert threshold of exporter/conventions.yaml in whole seconds, as a panel's threshold step (the
+    panel turns red where the alert fires). It remembers its knob, so the mixin moves the step with
+    ``_config`` (grafana/generate.py lists them in mixin/dashboard_thresholds.json)."""
+
+    knob: str
+
+    def __new__(cls, knob: str) -> AlertThreshold:
+        value = super().__new__(cls, int(threshold_seconds(knob)))
+        value.knob = knob
+        return value
 
 
 def thresholds(*steps: ThresholdStep) -> dash.ThresholdsConfig:

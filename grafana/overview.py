@@ -15,7 +15,7 @@ from grafana.library import (
     RECORDED_WORKFLOWS,
     WORKFLOWS,
     WORKSPACE,
-    alert_threshold,
+    AlertThreshold,
     dedup,
     fixed_colour,
     graph,
@@ -173,7 +173,7 @@ def health_panels() -> list[Builder[model.Panel]]:
         unit="s",
         span=4,
         height=6,
-        steps=((None, "green"), (300, "orange"), (alert_threshold("poll_stale_threshold"), "red")),
+        steps=((None, "green"), (300, "orange"), (AlertThreshold("poll_stale_threshold"), "red")),
         color_mode=common.BigValueColorMode.VALUE,
         text_mode=common.BigValueTextMode.VALUE_AND_NAME,
     )
@@ -225,7 +225,7 @@ def health_panels() -> list[Builder[model.Panel]]:
         "topk(10, time() - "
         + dedup(PER_WORKFLOW, f"captaindata_workflow_last_success_timestamp_seconds{sel(WORKFLOWS)}")
         + ")",
-        steps=((None, "green"), (900, "orange"), (alert_threshold("workflow_stale_threshold"), "red")),
+        steps=((None, "green"), (900, "orange"), (AlertThreshold("workflow_stale_threshold"), "red")),
         span=10,
     )
     skipped = graph(
