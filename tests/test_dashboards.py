@@ -193,6 +193,7 @@ def test_check_fails_when_a_dashboard_differs(tmp_path: Path) -> None:
         "deploy/kubernetes/grafana-dashboards-configmap.yaml",
         "mixin/dashboards/captaindata-overview.json",
         "mixin/dashboards/captaindata-workflow.json",
+        "mixin/dashboard_thresholds.json",
     ):
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
