@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from exporter import __version__
+from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.statuses import (
     GUIDE,
@@ -23,20 +24,13 @@ from exporter.statuses import (
     StatusGuide,
 )
 
-#: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name (the same
-#: default as the alert rules' runbook_base_url knob in deploy/generate.py).
-RUNBOOKS_URL = "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
+#: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name.
+RUNBOOKS_URL = RUNBOOK_BASE_URL
 #: Rows of each table (and of the JSON lists); the totals say how many there are in all.
 NEEDS_ACTION_CAP = 100
 WORKFLOWS_CAP = 100
 #: A run Running longer than this is listed with the runs that need action (the alert's default).
-RUNNING_TOO_LONG = 6 * 3600.0
-#: The status the alert rules name for running too long (runbook section CaptainDataRunRunningTooLong).
-RUNNING_TOO_LONG_ALERT = "CaptainDataRunRunningTooLong"
-
-
-def alert_name(status: str) -> str:
-    return f"CaptainDataRun{GUIDE[status].title}"
+RUNNING_TOO_LONG = threshold_seconds("running_too_long")
 
 
 def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, workflow_uid: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import conventions
 from exporter import statuses as st
 from tests.support.promstack import PROMTOOL
 
@@ -266,6 +267,26 @@ def test_expected_alerts_exist() -> None:
         "CaptainDataExporterDown",
     }
     assert len(alert_names()) == len(set(alert_names()))
+
+
+def test_the_rules_follow_the_conventions() -> None:
+    """The alert names, the runbook URL and the thresholds are those of exporter/conventions.yaml, the file
+    the landing page reads too (so its runbook links and its running-too-long row match the alerts)."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    for status in (st.WARNING, st.SHUTDOWN, st.PAUSED, st.STOPPED):
+        assert rules[conventions.alert_name(status)]["labels"]["status"] == status
+    running = rules[conventions.RUNNING_TOO_LONG_ALERT]
+    assert running["labels"]["status"] == st.RUNNING
+    threshold = conventions.threshold_seconds("running_too_long")
+    assert threshold == 6 * 3600
+    assert running["expr"].endswith(f") > {int(threshold)}")
+    for name, rule in rules.items():
+        assert rule["annotations"]["runbook_url"] == conventions.runbook_url(name)
+    doc = ALERTS_DOC.read_text()
+    for name, knob in conventions.KNOBS.items():
+        if name != "runbook_base_url":  # the doc says where it points rather than the long URL
+            row = f"| `--{name.replace('_', '-')}` | `{knob.default}` |"
+            assert row in doc, f"docs/alerts.md shows another default for --{name}"
 
 
 @pytest.mark.parametrize("name", alert_names())
