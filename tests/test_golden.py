@@ -58,6 +58,9 @@ ASSETS = (
     "mixin/rules.json",
     "mixin/dashboards/captaindata-overview.json",
     "mixin/dashboards/captaindata-workflow.json",
+    "mixin/rules.libsonnet",
+    "mixin/config.libsonnet",
+    "mixin/dashboard_thresholds.json",
 )
 _SAMPLE = re.compile(r"^(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?) (?P<value>\S+)$")
 _WINDOW = 60 * 86400.0  # a value this close to T0 is a timestamp
