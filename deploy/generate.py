@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:  # `python deploy/generate.py` from a checkout, wi
 from deploy.textgen import PLACEHOLDER, fill, load_yaml, write_or_check  # noqa: E402
 from exporter import statuses as st  # noqa: E402
 from exporter.durations import parse_duration as seconds  # noqa: E402
+from exporter.guide import API_CALLS, GUIDE, ApiCall, StatusGuide  # noqa: E402
 
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
@@ -146,7 +147,7 @@ ALERT_FIELDS = frozenset(
         "runbook",
     }
 )
-CALLS: dict[str, st.ApiCall] = {name: v for name, v in vars(st).items() if isinstance(v, st.ApiCall)}
+CALLS: dict[str, ApiCall] = API_CALLS
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Runbook:
     confirm: str
     escalate: str
     design: str
-    api_calls: tuple[st.ApiCall, ...] = ()
+    api_calls: tuple[ApiCall, ...] = ()
 
 
 RUNBOOK_FIELDS = frozenset(f.name for f in dataclasses.fields(Runbook))
@@ -214,14 +215,14 @@ def template_values(knobs: Knobs) -> dict[str, Any]:
         values[f.name] = value
         if f.name not in TEXT_KNOBS and f.type not in {"int", int}:
             values[f.name + "_seconds"] = _number(seconds(value))
-    for status, guide in st.GUIDE.items():
+    for status, guide in GUIDE.items():
         values.update(_guide_values(f"guide.{status}", guide))
     for name, call in CALLS.items():
         values[f"call.{name}"] = call.render()
     return values
 
 
-def _guide_values(prefix: str, guide: st.StatusGuide) -> dict[str, Any]:
+def _guide_values(prefix: str, guide: StatusGuide) -> dict[str, Any]:
     return {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
 
 
@@ -277,7 +278,7 @@ def _expand(specs: list[Spec], values: dict[str, Any]) -> list[tuple[Spec, dict[
             one["runbook"] = dict(one.get("runbook", {}))
             item_values = dict(values)
             if "status" in item:
-                item_values.update(_guide_values("this", st.GUIDE[item["status"]]))
+                item_values.update(_guide_values("this", GUIDE[item["status"]]))
             for key, value in item.items():
                 if key in ALERT_FIELDS:
                     one[key] = value
@@ -422,17 +423,17 @@ _SHELL_VARS = {
     "integration_uid": "$INTEGRATION_UID",
 }
 _BODIES = {
-    st.RETRY_A_RUN.name: "--data @launch-payload.json",
-    st.LAUNCH_WORKFLOW.name: "--data @launch-payload.json",
-    st.RESUME_A_RUN_V4.name: "--data '{}'",
-    st.UPDATE_INTEGRATION_ACCOUNT.name: (
+    API_CALLS["RETRY_A_RUN"].name: "--data @launch-payload.json",
+    API_CALLS["LAUNCH_WORKFLOW"].name: "--data @launch-payload.json",
+    API_CALLS["RESUME_A_RUN_V4"].name: "--data '{}'",
+    API_CALLS["UPDATE_INTEGRATION_ACCOUNT"].name: (
         '--data \'{"account": {"uid": "ACCOUNT_UID", "cookies": {"li_at": "NEW_SESSION_COOKIE"}}, '
         '"resume_paused_jobs": true}\''
     ),
 }
 
 
-def curl(call: st.ApiCall) -> str:
+def curl(call: ApiCall) -> str:
     """The API call as a copy-pasteable curl command (variables as in the runbooks' conventions)."""
     url = call.path
     for placeholder, variable in _SHELL_VARS.items():
@@ -492,7 +493,7 @@ def render_runbooks(knobs: Knobs) -> str:
     ]
     status_rows = [
         f"| `{status}` | {guide.meaning} | {guide.action} |"
-        for status, guide in ((s, st.GUIDE[s]) for s in st.KNOWN_STATUSES)
+        for status, guide in ((s, GUIDE[s]) for s in st.KNOWN_STATUSES)
     ]
     return fill(
         RUNBOOK_PAGE.read_text(encoding="utf-8"),

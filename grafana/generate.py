@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:  # ``python grafana/generate.py`` from a checkout 
 from deploy.generate import DEFAULT_RUNBOOK_BASE_URL  # noqa: E402  (the alert rules' runbook knob)
 from deploy.textgen import fill, load_yaml, write_or_check  # noqa: E402
 from exporter import statuses  # noqa: E402
+from exporter.guide import GUIDE  # noqa: E402
 
 OVERVIEW_UID = "captaindata-overview"
 WORKFLOW_UID = "captaindata-workflow"
@@ -96,7 +97,7 @@ OVERVIEW_SCOPE = "the selected workspaces and workflows"
 WORKFLOW_SCOPE = "this workflow"
 #: Dashboard, variable and panel descriptions (panels by title), with ${scope} and the status guide's words.
 WORDS: dict[str, dict[str, str]] = load_yaml(ROOT / "grafana" / "panels.yaml")
-STATUS_BY_TITLE = {guide.title: guide for guide in statuses.GUIDE.values()}
+STATUS_BY_TITLE = {guide.title: guide for guide in GUIDE.values()}
 
 
 def describe(title: str, scope: str) -> str:
@@ -114,7 +115,7 @@ def dedup(by: str, expr: str) -> str:
 
 def alert_name(status: str) -> str:
     """The alert that fires for runs in ``status`` (CaptainDataRunWarning, ...): one runbook section each."""
-    return f"CaptainDataRun{statuses.GUIDE[status].title}"
+    return f"CaptainDataRun{GUIDE[status].title}"
 
 
 def sel(base: str, **extra: str) -> str:
@@ -278,7 +279,7 @@ def workflow_bar_gauge(title: str, expr: str, *, steps: Sequence[ThresholdStep],
 
 
 def status_stat(status: str, selector: str) -> stat.Panel:
-    guide = statuses.GUIDE[status]
+    guide = GUIDE[status]
     colour = STATUS_COLOURS[status]
     steps: tuple[ThresholdStep, ...] = (
         ((None, "green"), (1, colour)) if status in ALERTING_STATUSES else ((None, colour),)
@@ -351,14 +352,14 @@ def needs_action_table(selector: str, scope: str, width: int = 24) -> table.Pane
     status_mappings = value_map(
         {
             status: model.ValueMappingResult(
-                text=statuses.GUIDE[status].title, color=STATUS_COLOURS[status], index=index
+                text=GUIDE[status].title, color=STATUS_COLOURS[status], index=index
             )
             for index, status in enumerate(statuses.STATUS_LABEL_VALUES)
         }
     )
     action_mappings = value_map(
         {
-            status: model.ValueMappingResult(text=statuses.GUIDE[status].action, index=index)
+            status: model.ValueMappingResult(text=GUIDE[status].action, index=index)
             for index, status in enumerate(needs_action)
         }
     )
