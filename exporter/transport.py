@@ -9,17 +9,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from exporter.apistats import ApiStats
+from exporter.config import ApiConfig
 from exporter.errorbody import ERROR_BODY_MAX, summarize_error_body
 from exporter.parsing import BadResponse
 from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
-
-if TYPE_CHECKING:
-    from exporter.config import ApiConfig  # exporter.config imports the API adapters, which use this module
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

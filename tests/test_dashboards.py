@@ -3,7 +3,7 @@
 These are the useful rules of grafana's dashboard-linter (not installable here), checked in Python against
 the committed JSON: the datasource variable everywhere, only contract metrics in PromQL, job/instance
 matchers on every selector, ``$__rate_interval`` in rates, fixed and unique uids, units and descriptions;
-plus what this project adds: status colours and recommended actions from exporter/statuses.py, links,
+plus what this project adds: status colours and recommended actions from exporter/guide.py, links,
 alert annotations, provisioning files, the Kubernetes ConfigMap, and byte-identical regeneration.
 """
 

@@ -8,24 +8,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
 
+from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
+from exporter.config import Config, WorkspaceConfig
+from exporter.engine import StateSink
 from exporter.parsing import Parsed, Run, Workflow
-from exporter.transport import NotFound, RequestFailed
+from exporter.transport import ApiTransport, NotFound, RequestFailed
 from exporter.unknown_statuses import UnknownStatuses
 
-if TYPE_CHECKING:
-    from exporter.config import Config, WorkspaceConfig
-    from exporter.engine import StateSink
-    from exporter.transport import ApiTransport
-
 logger = logging.getLogger(__name__)
-
-#: The ``endpoint`` label of each request (the runs path with its workflow left as a placeholder).
-WORKFLOWS_ENDPOINT: Final = "/v3/workflows"
-RUNS_ENDPOINT: Final = "/v3/workflows/{workflow_uid}/jobs"
-ENDPOINTS: Final = (WORKFLOWS_ENDPOINT, RUNS_ENDPOINT)
 
 
 class V3Source:

@@ -22,23 +22,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Final
 
+from exporter.api.v4 import RUNS_ENDPOINT
 from exporter.api.v4.parser import V4Item, parse_v4_runs_body
 from exporter.api.v4.settings import V4Config
+from exporter.config import Config, WorkspaceConfig
+from exporter.engine import StateSink
 from exporter.parsing import Parsed, Run, Workflow
-from exporter.transport import BAD_RESPONSE, NotFound, RequestFailed
+from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
 from exporter.unknown_statuses import UnknownStatuses
 
-if TYPE_CHECKING:
-    from exporter.config import Config, WorkspaceConfig
-    from exporter.engine import StateSink
-    from exporter.transport import ApiTransport
-
 logger = logging.getLogger(__name__)
-
-RUNS_ENDPOINT: Final = "/v4/runs"  # the ``endpoint`` label of the runs listing, whatever v4.path says
-ENDPOINTS: Final = (RUNS_ENDPOINT,)
 
 #: Pages one listing may read (10,000 pages of 100 is a million runs): a guard against an API that
 #: never ends its list, not a limit anyone should meet.
