@@ -41,7 +41,7 @@ from deploy.model import Alert, Recording, Runbook  # noqa: E402
 from deploy.runbook_page import render_runbooks  # noqa: E402
 from deploy.textgen import PLACEHOLDER, fill, load_yaml, write_or_check  # noqa: E402
 from exporter import conventions  # noqa: E402
-from exporter import statuses as st  # noqa: E402
+from exporter.guide import API_CALLS, GUIDE, StatusGuide  # noqa: E402
 
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
@@ -82,7 +82,7 @@ ALERT_FIELDS = frozenset(
         "runbook",
     }
 )
-CALLS = st.API_CALLS
+CALLS = API_CALLS
 RUNBOOK_FIELDS = frozenset(f.name for f in dataclasses.fields(Runbook))
 
 
@@ -91,14 +91,14 @@ def template_values(knobs: Knobs) -> dict[str, Any]:
     alert names of exporter/conventions.yaml."""
     values = knob_values(knobs)
     values["alert.running_too_long"] = conventions.RUNNING_TOO_LONG_ALERT
-    for status, guide in st.GUIDE.items():
+    for status, guide in GUIDE.items():
         values.update(_guide_values(f"guide.{status}", guide))
     for name, call in CALLS.items():
         values[f"call.{name}"] = call.render()
     return values
 
 
-def _guide_values(prefix: str, guide: st.StatusGuide) -> dict[str, Any]:
+def _guide_values(prefix: str, guide: StatusGuide) -> dict[str, Any]:
     values = {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
     values[f"{prefix}.alert"] = conventions.status_alert(guide.title)
     return values
@@ -156,7 +156,7 @@ def _expand(specs: list[Spec], values: dict[str, Any]) -> list[tuple[Spec, dict[
             one["runbook"] = dict(one.get("runbook", {}))
             item_values = dict(values)
             if "status" in item:
-                item_values.update(_guide_values("this", st.GUIDE[item["status"]]))
+                item_values.update(_guide_values("this", GUIDE[item["status"]]))
             for key, value in item.items():
                 if key in ALERT_FIELDS:
                     one[key] = value

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy.knobs import Knobs, fires_at_once
-from exporter import statuses as st
 from exporter.conventions import runbook_url
+from exporter.guide import ApiCall
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Runbook:
     confirm: str
     escalate: str
     design: str
-    api_calls: tuple[st.ApiCall, ...] = ()
+    api_calls: tuple[ApiCall, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,15 @@ from deploy.knobs import KNOB_FIELDS, Knobs, fires_at_once
 from deploy.model import Alert
 from deploy.textgen import fill, load_yaml
 from exporter import statuses as st
+from exporter.guide import API_CALLS, GUIDE, ApiCall
 
 RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
 CURL = load_yaml(RUNBOOKS / "curl.yaml")
 #: The body of each call that sends one, by the call's own name ("Retry a Run").
-_BODIES = {st.API_CALLS[name].name: body for name, body in CURL["bodies"].items()}
+_BODIES = {API_CALLS[name].name: body for name, body in CURL["bodies"].items()}
 
 
-def curl(call: st.ApiCall) -> str:
+def curl(call: ApiCall) -> str:
     """The API call as a copy-pasteable curl command (variables as in the runbooks' conventions)."""
     url = call.path
     for placeholder, variable in CURL["shell_vars"].items():
@@ -65,7 +66,7 @@ def render_runbooks(alerts: Sequence[Alert], knobs: Knobs, header: str) -> str:
     ]
     status_rows = [
         f"| `{status}` | {guide.meaning} | {guide.action} |"
-        for status, guide in ((s, st.GUIDE[s]) for s in st.KNOWN_STATUSES)
+        for status, guide in ((s, GUIDE[s]) for s in st.KNOWN_STATUSES)
     ]
     return fill(
         (RUNBOOKS / "page.md").read_text(encoding="utf-8"),

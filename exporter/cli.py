@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.api.v4.settings import V4Config
 from exporter.config import (
     DEFAULT_LISTEN_ADDRESS,
     LOG_FORMATS,
@@ -32,7 +33,6 @@ from exporter.config import (
     PollConfig,
     Secret,
     StateConfig,
-    V4Config,
     WebConfig,
     WorkspaceConfig,
     load_config,
@@ -160,7 +160,7 @@ def _demo_config(
         api_key=Secret(v4_api_key or ""),
         api_version="v4",
         base_url=base_url,
-        v4=V4Config(resync_interval=DEMO_V4_RESYNC),
+        settings=V4Config(resync_interval=DEMO_V4_RESYNC),
     )
     return Config(
         workspaces=(

@@ -13,7 +13,7 @@ from typing import Any, Final
 import yaml
 
 from exporter.durations import parse_duration
-from exporter.statuses import GUIDE
+from exporter.guide import GUIDE
 
 
 @dataclass(frozen=True)

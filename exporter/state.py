@@ -10,9 +10,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
-from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
+from exporter.api import adapter
+from exporter.apistats import ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
-from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
+from exporter.parsing import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
 from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
@@ -122,7 +123,7 @@ class WorkspaceState:
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
         if endpoints is None:
-            endpoints = V4_ENDPOINTS if api_version == "v4" else ENDPOINTS
+            endpoints = adapter(api_version).endpoints
         self.api = ApiStats(tuple(endpoints))
         # Poll health.
         self.up = False

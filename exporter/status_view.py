@@ -13,16 +13,11 @@ from typing import Any
 from urllib.parse import quote
 
 from exporter import __version__
+from exporter.api import adapter
 from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
+from exporter.guide import GUIDE, StatusGuide
 from exporter.snapshot import WorkspaceSnapshot
-from exporter.statuses import (
-    GUIDE,
-    NEEDS_ACTION_STATUSES,
-    RUNNING,
-    STATUS_LABEL_VALUES,
-    ApiCall,
-    StatusGuide,
-)
+from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES
 
 #: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name.
 RUNBOOKS_URL = RUNBOOK_BASE_URL
@@ -35,7 +30,7 @@ RUNNING_TOO_LONG = threshold_seconds("running_too_long")
 
 def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, workflow_uid: str) -> str:
     """The API call to make for this run, in the workspace's API version ("" when there is none)."""
-    calls: tuple[ApiCall, ...] = guide.v4_api_calls if api_version == "v4" else guide.api_calls
+    calls = adapter(api_version).api_calls(guide)
     if not calls:
         return ""
     values = {"job_uid": run_uid, "run_uid": run_uid, "job_name": run_name, "workflow_uid": workflow_uid}
@@ -46,7 +41,7 @@ def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, wor
 
 
 def _action(guide: StatusGuide, api_version: str) -> str:
-    return guide.v4_action if api_version == "v4" and guide.v4_action else guide.action
+    return adapter(api_version).action(guide)
 
 
 def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> dict[str, Any]:

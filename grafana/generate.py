@@ -40,8 +40,8 @@ if str(ROOT) not in sys.path:  # ``python grafana/generate.py`` from a checkout 
     sys.path.insert(0, str(ROOT))
 
 from deploy.textgen import fill, load_yaml, write_or_check  # noqa: E402
-from exporter import statuses  # noqa: E402
 from exporter.conventions import RUNBOOK_BASE_URL, config_key  # noqa: E402
+from exporter.guide import GUIDE  # noqa: E402
 from grafana import overview, workflow  # noqa: E402
 from grafana.library import AlertThreshold  # noqa: E402
 
@@ -53,7 +53,7 @@ MIXIN_THRESHOLDS = ROOT / "mixin" / "dashboard_thresholds.json"
 CONFIGMAP_NAME = "captaindata-grafana-dashboards"
 #: Dashboard, variable and panel descriptions (panels by title), with ${scope} and the status guide's words.
 WORDS: dict[str, dict[str, str]] = load_yaml(ROOT / "grafana" / "panels.yaml")
-STATUS_BY_TITLE = {guide.title: guide for guide in statuses.GUIDE.values()}
+STATUS_BY_TITLE = {guide.title: guide for guide in GUIDE.values()}
 
 
 def describe(title: str, scope: str) -> str:

@@ -14,6 +14,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from exporter import statuses
 from exporter.conventions import alert_name, status_alert
+from exporter.guide import GUIDE
 from grafana.library import (
     ALERTING_STATUSES,
     DATASOURCE,
@@ -34,7 +35,7 @@ from grafana.library import (
 
 
 def status_stat(status: str, selector: str) -> stat.Panel:
-    guide = statuses.GUIDE[status]
+    guide = GUIDE[status]
     colour = STATUS_COLOURS[status]
     steps: tuple[ThresholdStep, ...] = (
         ((None, "green"), (1, colour)) if status in ALERTING_STATUSES else ((None, colour),)
@@ -103,14 +104,14 @@ def needs_action_table(selector: str, width: int = 24) -> table.Panel:
     status_mappings = value_map(
         {
             status: model.ValueMappingResult(
-                text=statuses.GUIDE[status].title, color=STATUS_COLOURS[status], index=index
+                text=GUIDE[status].title, color=STATUS_COLOURS[status], index=index
             )
             for index, status in enumerate(statuses.STATUS_LABEL_VALUES)
         }
     )
     action_mappings = value_map(
         {
-            status: model.ValueMappingResult(text=statuses.GUIDE[status].action, index=index)
+            status: model.ValueMappingResult(text=GUIDE[status].action, index=index)
             for index, status in enumerate(needs_action)
         }
     )

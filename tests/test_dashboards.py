@@ -3,7 +3,7 @@
 These are the useful rules of grafana's dashboard-linter (not installable here), checked in Python against
 the committed JSON: the datasource variable everywhere, only contract metrics in PromQL, job/instance
 matchers on every selector, ``$__rate_interval`` in rates, fixed and unique uids, units and descriptions;
-plus what this project adds: status colours and recommended actions from exporter/statuses.py, links,
+plus what this project adds: status colours and recommended actions from exporter/guide.py, links,
 alert annotations, provisioning files, the Kubernetes ConfigMap, and byte-identical regeneration.
 """
 
@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from exporter import statuses
+from exporter.guide import GUIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
@@ -465,7 +466,7 @@ def test_one_stat_per_status_in_its_colour(board: dict[str, Any]) -> None:
     stats = {panel["title"]: panel for panel in panels(board) if panel["type"] == "stat"}
     colours = set()
     for status in statuses.STATUS_LABEL_VALUES:
-        guide = statuses.GUIDE[status]
+        guide = GUIDE[status]
         panel = stats[guide.title]
         assert f'status="{status}"' in panel["targets"][0]["expr"]
         assert guide.meaning in panel["description"]
@@ -494,7 +495,7 @@ def test_needs_action_table_shows_the_status_guides_actions(board: dict[str, Any
     assert {"workflow", "run_name", "run_uid", "status"} <= labels
     needs_action = statuses.NEEDS_ACTION_STATUSES
     actions = mapping_texts(overrides(panel, "action")["mappings"])
-    assert actions == {status: statuses.GUIDE[status].action for status in needs_action}
+    assert actions == {status: GUIDE[status].action for status in needs_action}
     runbook = overrides(panel, "runbook")
     assert set(mapping_texts(runbook["mappings"])) == set(needs_action)
     (link,) = runbook["links"]

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.poller import build
 from exporter.simulator import Simulator
@@ -27,7 +28,6 @@ from exporter.simulator.clock import ManualClock
 from exporter.simulator.scenarios import populate_demo
 from exporter.simulator.v4demo import add_demo_v4_workspace
 from exporter.status_view import build_status
-from exporter.v4source import V4Source
 from tests.support.exporter_proc import fast_config, workspace_config
 from tests.support.sim_server import running_simulator
 

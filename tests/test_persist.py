@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.apistats import V4_RUNS_ENDPOINT
+from exporter.api.v4 import RUNS_ENDPOINT as V4_RUNS_ENDPOINT
 from exporter.persist import (
     CORRUPT_SUFFIX,
     MISMATCH_SUFFIX,

@@ -16,6 +16,7 @@ import yaml
 
 from exporter import conventions
 from exporter import statuses as st
+from exporter.guide import API_CALLS, GUIDE
 from tests.support.promstack import PROMTOOL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -306,7 +307,7 @@ def test_alert_labels_and_annotations(name: str) -> None:
         assert "var-workspace={{ $labels.workspace | urlquery }}" in dashboard_url
     if name in STATUS_OF_ALERT:
         status = STATUS_OF_ALERT[name]
-        assert rule["annotations"]["action"] == st.GUIDE[status].action
+        assert rule["annotations"]["action"] == GUIDE[status].action
         assert rule["labels"]["status"] == status
 
 
@@ -385,7 +386,7 @@ def test_every_alert_has_a_runbook_section(name: str) -> None:
 @pytest.mark.parametrize("status", [st.RUNNING, st.WARNING, st.SHUTDOWN, st.PAUSED, st.STOPPED])
 def test_runbooks_give_each_status_api_call(status: str) -> None:
     text = RUNBOOKS.read_text()
-    for call in st.GUIDE[status].api_calls:
+    for call in GUIDE[status].api_calls:
         assert call.render() in text
         method_and_url = f"curl -sS -X {call.method} "
         assert method_and_url in text
@@ -394,8 +395,8 @@ def test_runbooks_give_each_status_api_call(status: str) -> None:
 def test_runbooks_give_the_v4_calls_too() -> None:
     """A paused run is v4's BLOCKED: resume it once the cause is fixed; a failed one has no retry in v4."""
     text = RUNBOOKS.read_text()
-    assert st.RESUME_A_RUN_V4.render() in text
-    assert st.GET_A_RUN_V4.render() in text
-    assert f"API v4 workspaces: {st.GUIDE[st.PAUSED].v4_action}" in text
+    assert API_CALLS["RESUME_A_RUN_V4"].render() in text
+    assert API_CALLS["GET_A_RUN_V4"].render() in text
+    assert f"API v4 workspaces: {GUIDE[st.PAUSED].v4_action}" in text
     paused = next(rule for rule in alert_rules() if rule["alert"] == "CaptainDataRunPaused")
     assert paused["annotations"]["api_call_v4"].endswith("/v4/runs/{{ $labels.run_uid }}/resume{{ end }}")
