@@ -10,8 +10,8 @@ from functools import partial
 
 from exporter.apistats import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.config import ApiConfig, WorkflowFilter
-from exporter.engine import StateSink
 from exporter.model import Parsed, Run, Workflow, parse_runs_body, parse_workflows_body
+from exporter.sink import StateSink
 from exporter.statuses import UnknownStatuses
 from exporter.transport import ApiTransport, NotFound, RequestFailed
 

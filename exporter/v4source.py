@@ -25,8 +25,8 @@ from functools import partial
 
 from exporter.apistats import V4_RUNS_ENDPOINT
 from exporter.config import Config, V4Config, WorkspaceConfig
-from exporter.engine import StateSink
 from exporter.model import Parsed, Run, Workflow
+from exporter.sink import StateSink
 from exporter.statuses import UnknownStatuses
 from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
 from exporter.v4model import V4Item, parse_v4_runs_body
