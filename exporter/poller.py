@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from exporter import __version__
 from exporter.config import Config, WorkspaceConfig
+from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
 from exporter.ratelimit import Backoff
-from exporter.restore import WorkspaceSaver
 from exporter.sink import Checkpoint, PollSource, StateSink
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
