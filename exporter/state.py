@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
+from exporter.needs_action import newest_first
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
 from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
@@ -82,7 +83,6 @@ class WorkflowState:
                 postponed += 1
             if run.status in NEEDS_ACTION_STATUSES:
                 flagged.append(run)
-        flagged.sort(key=_recency, reverse=True)
         self.snapshot = WorkflowSnapshot(
             uid=self.uid,
             name=self.name,
@@ -99,14 +99,19 @@ class WorkflowState:
             last_error=self.last_error,
             needs_action=tuple(
                 RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
-                for run in flagged[:needs_action_limit]
+                for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
             ),
         )
         return self.snapshot
 
 
-def _recency(run: Run) -> tuple[float, str]:
-    return (run.finish_time or run.start_time or run.scheduled_time or 0.0, run.uid)
+def _latest_time(run: Run) -> float | None:
+    """Which needs-action runs a workflow keeps when it has more than the limit: the latest moments."""
+    return run.finish_time or run.start_time or run.scheduled_time
+
+
+def _uid(run: Run) -> str:
+    return run.uid
 
 
 class WorkspaceState:
