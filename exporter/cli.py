@@ -43,7 +43,7 @@ from exporter.logs import setup_logging
 if TYPE_CHECKING:
     from aiohttp.web import BaseRunner
 
-    from exporter.persist import StateDirectory
+    from exporter.persist.journal import StateDirectory
     from exporter.poller import Poller
     from exporter.published import Published
     from exporter.webconfig import WebConfigSource
@@ -287,9 +287,9 @@ async def _serve(
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
     gc.set_threshold(*GC_THRESHOLDS)
-    from exporter.persist import StateDirectoryError
+    from exporter.persist.journal import StateDirectoryError
+    from exporter.persist.saver import open_state
     from exporter.poller import build, unhealthy
-    from exporter.restore import open_state
     from exporter.server import create_app
     from exporter.webguard import install as install_web_guard
 

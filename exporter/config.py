@@ -139,7 +139,7 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    path: Path | None = None  # the state directory (exporter/persist.py); None: nothing is saved
+    path: Path | None = None  # the state directory (exporter/persist/); None: nothing is saved
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from exporter.api import adapter
 from exporter.config import Config, WorkspaceConfig
-from exporter.engine import Checkpoint, StateSink
+from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
 from exporter.ratelimit import Backoff
-from exporter.restore import WorkspaceSaver
+from exporter.sink import Checkpoint, StateSink
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed

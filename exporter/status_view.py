@@ -16,6 +16,7 @@ from exporter import __version__
 from exporter.api import adapter
 from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
 from exporter.guide import GUIDE, StatusGuide
+from exporter.needs_action import newest_first
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES
 
@@ -107,14 +108,14 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                 }
             )
     # Most recent first (a run whose time the API did not give last); then the ones to look at first.
-    needs_action.sort(key=lambda row: -(row["since"] if row["since"] is not None else float("-inf")))
+    shown = newest_first(needs_action, NEEDS_ACTION_CAP, lambda row: row["since"])
     workflows.sort(key=lambda row: (not row["last_error"], -row["needs_action"], row["workflow"].lower()))
     return {
         "version": __version__,
         "generated_at": now,
         "workspaces": workspaces,
         "needs_action_total": len(needs_action),
-        "needs_action": needs_action[:NEEDS_ACTION_CAP],
+        "needs_action": shown,
         "workflows_total": len(workflows),
         "workflows": workflows[:WORKFLOWS_CAP],
         "runbooks": RUNBOOKS_URL,

@@ -104,7 +104,7 @@ def test_the_guide_uses_every_api_call_and_each_version_picks_its_own() -> None:
         "exporter.config",
         "exporter.transport",
         "exporter.state",
-        "exporter.engine",
+        "exporter.sink",
         "exporter.api",
         "exporter.api.v3.source",
         "exporter.api.v4.source",

@@ -10,8 +10,8 @@ from exporter import __version__
 
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig, _Reader
-    from exporter.engine import PollSource
     from exporter.guide import ApiCall, StatusGuide
+    from exporter.sink import PollSource
     from exporter.transport import ApiTransport
 
 #: The ``User-Agent`` of every request.

@@ -11,8 +11,8 @@ from exporter.api.v3.statuses import API_STATUS_VALUES
 
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig
-    from exporter.engine import PollSource
     from exporter.guide import ApiCall, StatusGuide
+    from exporter.sink import PollSource
     from exporter.transport import ApiTransport
 
 DEFAULT_BASE_URL: Final = "https://api.captaindata.co"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
 from exporter.config import Config, WorkspaceConfig
-from exporter.engine import StateSink
 from exporter.parsing import Parsed, Run, Workflow
+from exporter.sink import StateSink
 from exporter.transport import ApiTransport, NotFound, RequestFailed
 from exporter.unknown_statuses import UnknownStatuses
 

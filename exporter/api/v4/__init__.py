@@ -12,8 +12,8 @@ from exporter.api.v4.statuses import V4_API_STATUS_VALUES
 
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig
-    from exporter.engine import PollSource
     from exporter.guide import ApiCall, StatusGuide
+    from exporter.sink import PollSource
     from exporter.transport import ApiTransport
 
 #: The ``endpoint`` label of the runs listing, whatever ``v4.path`` says.

@@ -27,8 +27,8 @@ from exporter.api.v4 import RUNS_ENDPOINT
 from exporter.api.v4.parser import V4Item, parse_v4_runs_body
 from exporter.api.v4.settings import V4Config
 from exporter.config import Config, WorkspaceConfig
-from exporter.engine import StateSink
 from exporter.parsing import Parsed, Run, Workflow
+from exporter.sink import StateSink
 from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
 from exporter.unknown_statuses import UnknownStatuses
 
