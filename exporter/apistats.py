@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from exporter.families import FAILURE_REASONS
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.snapshot import ApiStatsSnapshot
 
@@ -13,10 +14,6 @@ RUNS_ENDPOINT = "/v3/workflows/{workflow_uid}/jobs"
 ENDPOINTS = (WORKFLOWS_ENDPOINT, RUNS_ENDPOINT)
 V4_RUNS_ENDPOINT = "/v4/runs"  # whatever v4.path says
 V4_ENDPOINTS = (V4_RUNS_ENDPOINT,)
-#: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
-LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
-#: Values of the ``reason`` label of ``captaindata_api_request_failures_total``.
-FAILURE_REASONS = ("timeout", "network")
 
 
 @dataclass

@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from exporter import __version__
 from exporter.config import Config, WorkspaceConfig
 from exporter.engine import Checkpoint, PollSource, StateSink
+from exporter.families import INTERNAL, TIMEOUT
 from exporter.published import Published
 from exporter.ratelimit import Backoff
 from exporter.restore import WorkspaceSaver
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
-from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
+from exporter.transport import ApiTransport, RequestFailed
 from exporter.v3source import V3Source
 from exporter.v4source import V4Source
 

@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from exporter.families import INVALID_ITEM, INVALID_TIMESTAMP
 from exporter.model import (
-    INVALID_ITEM,
-    INVALID_TIMESTAMP,
     Parsed,
     Run,
     identified_items,

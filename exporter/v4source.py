@@ -26,9 +26,10 @@ from functools import partial
 from exporter.apistats import V4_RUNS_ENDPOINT
 from exporter.config import Config, V4Config, WorkspaceConfig
 from exporter.engine import StateSink
+from exporter.families import BAD_RESPONSE
 from exporter.model import Parsed, Run, Workflow
 from exporter.statuses import UnknownStatuses
-from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
+from exporter.transport import ApiTransport, NotFound, RequestFailed
 from exporter.v4model import V4Item, parse_v4_runs_body
 
 logger = logging.getLogger(__name__)

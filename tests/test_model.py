@@ -12,8 +12,8 @@ from dataclasses import fields
 
 import pytest
 
+from exporter.families import SKIP_REASONS
 from exporter.model import (
-    SKIP_REASONS,
     BadResponse,
     Run,
     new_run,

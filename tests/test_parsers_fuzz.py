@@ -10,8 +10,8 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from exporter.families import LIMIT_TYPES, SKIP_REASONS
 from exporter.model import (
-    SKIP_REASONS,
     BadResponse,
     Parsed,
     Run,
@@ -21,7 +21,7 @@ from exporter.model import (
     parse_workflows,
     parse_workflows_body,
 )
-from exporter.ratelimit import LIMIT_TYPES, MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
+from exporter.ratelimit import MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
 from exporter.statuses import API_STATUS_VALUES, STATUS_LABEL_VALUES, UnknownStatuses
 from exporter.text import NAME_MAX_CHARS, UID_MAX_CHARS
 from exporter.timestamps import EARLIEST, MAX_FUTURE, InvalidTimestamp, read_timestamp

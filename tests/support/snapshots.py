@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from exporter.families import SKIP_REASONS
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
-from exporter.model import SKIP_REASONS
 from exporter.snapshot import (
     ApiStatsSnapshot,
     HistogramSnapshot,
