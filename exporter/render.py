@@ -21,7 +21,8 @@ import functools
 import itertools
 import math
 import platform
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
@@ -140,43 +141,56 @@ def _context_of(family: Family) -> tuple[str, ...]:
     return ()
 
 
-Writer = Callable[[tuple[object, ...]], str]
+Writer = Callable[[Any], str]
 
 
 def _writer(labels: Sequence[str], order: Sequence[str], end: str) -> Writer:
-    """What writes ``order``'s labels (sorted) from values given in ``labels``' order, each pair followed
-    by a comma but the last, which is followed by ``end``. Plain concatenation: str.format is 5x slower."""
+    """What writes ``order``'s labels (sorted) from a key: the value of the only label of ``labels``, or
+    a tuple of values in ``labels``' order. Each pair is followed by a comma but the last, which is
+    followed by ``end``. Plain concatenation, as str.format is 5x slower."""
     if not order:
-        return lambda values: ""
+        return lambda key: ""
     names = [f'{label}="' for label in order]
     seps = [*('",' for _ in order[1:]), f'"{end}']
+    if len(labels) == 1:
+        (name,), (sep,) = names, seps
+        return lambda key: f"{name}{escape(key)}{sep}"
     picks = [labels.index(label) for label in order]
     if len(order) == 1:
         (name,), (sep,), (pick,) = names, seps, picks
-        return lambda values: f"{name}{escape(values[pick])}{sep}"
+        return lambda key: f"{name}{escape(key[pick])}{sep}"
     if len(order) == 2:
         (name_a, name_b), (sep_a, sep_b), (pick_a, pick_b) = names, seps, picks
-        return lambda values: (
-            f"{name_a}{escape(values[pick_a])}{sep_a}{name_b}{escape(values[pick_b])}{sep_b}"
-        )
+        return lambda key: f"{name_a}{escape(key[pick_a])}{sep_a}{name_b}{escape(key[pick_b])}{sep_b}"
     steps = tuple(zip(names, picks, seps, strict=True))
-    return lambda values: "".join(f"{name}{escape(values[pick])}{sep}" for name, pick, sep in steps)
+    return lambda key: "".join(f"{name}{escape(key[pick])}{sep}" for name, pick, sep in steps)
+
+
+def _own_labels(name: str, labels: Sequence[str], context: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``labels`` but the context's, in their order and sorted. They must sort before the context's,
+    which are written after them as one string."""
+    own = [label for label in labels if label not in context]
+    ordered = sorted(own)
+    if context and ordered and max(ordered) > min(context):
+        raise ValueError(f"{name}: {max(ordered)!r} would sort into the shared labels {context}")
+    return own, ordered
 
 
 class _Shape:
     """How one family's samples are written: its sample name, its index in ``FAMILIES``, and its own
-    labels (all but the shared context), written sorted by name before the context from values given
-    in the table's order. Histograms split them around ``le``."""
+    labels (all but the shared context), written sorted by name before the context from a key (see
+    ``_writer``). Histograms split them around ``le``."""
 
     def __init__(self, index: int, family: Family) -> None:
         self.index = index
+        self.name = family.name
         self.sample = f"{family.name}_total" if family.type == "counter" else family.name
         context = _context_of(family)
-        own = [label for label in family.labels if label not in context]
-        ordered = sorted(own)
-        if context and ordered and max(ordered) > min(context):
-            raise ValueError(f"{family.name}: {max(ordered)!r} would sort into the shared labels {context}")
-        self.labels = _writer(own, ordered, "," if context else "")
+        own, ordered = _own_labels(family.name, family.labels, context)
+        end = "," if context else ""
+        self.labels = _writer(own, ordered, end)
+        # The common case, written inline by _Lines.samples: one own label.
+        self.single = (f'{own[0]}="', f'"{end}') if len(own) == 1 else None
         before_le = [label for label in ordered if label < "le"]
         self.head = _writer(own, before_le, ",")
         self.tail = _writer(own, ordered[len(before_le) :], ",")
@@ -187,28 +201,54 @@ _SHAPES: dict[str, _Shape] = {family.name: _Shape(index, family) for index, fami
 
 class _Lines:
     """Sample lines being rendered, per family. ``context`` is the rendered shared labels (a workflow's
-    or a workspace's); ``own`` the values of the family's other labels, in the table's order."""
+    or a workspace's); a key gives the family's other labels: their value, or a tuple of them in the
+    table's order (as the snapshots key their mappings)."""
 
     def __init__(self) -> None:
         self.by_family: list[list[str]] = [[] for _ in FAMILIES]
 
-    def gauge(self, family: Family, context: str, value: object, *own: object) -> None:
+    def gauge(self, family: Family, context: str, value: object, key: object = None) -> None:
         text = number(value)
         if text is not None:
             shape = _SHAPES[family.name]
-            self.by_family[shape.index].append(f"{shape.sample}{{{shape.labels(own)}{context}}} {text}\n")
+            self.by_family[shape.index].append(f"{shape.sample}{{{shape.labels(key)}{context}}} {text}\n")
 
-    def counter(self, family: Family, context: str, value: object, *own: object) -> None:
-        text = _count(value)
-        if text is not None:
-            shape = _SHAPES[family.name]
-            self.by_family[shape.index].append(f"{shape.sample}{{{shape.labels(own)}{context}}} {text}\n")
+    def gauges(self, family: Family, context: str, values: Mapping[Any, object]) -> None:
+        self.samples(family, context, values, number)
 
-    def histogram(self, family: Family, context: str, histogram: HistogramSnapshot, *own: object) -> None:
+    def counters(self, family: Family, context: str, values: Mapping[Any, object]) -> None:
+        self.samples(family, context, values, _count)
+
+    def samples(
+        self,
+        family: Family,
+        context: str,
+        values: Mapping[Any, object],
+        exported: Callable[[object], str | None],
+    ) -> None:
+        """One sample per item of ``values``, key -> value, if the value can be exported."""
         shape = _SHAPES[family.name]
-        head = shape.head(own)
-        tail = shape.tail(own) + context
-        _histogram(self.by_family[shape.index], family.name, head, tail, histogram)
+        lines = self.by_family[shape.index]
+        sample = shape.sample
+        if shape.single is not None:
+            name, end = shape.single
+            for key, value in values.items():
+                text = exported(value)
+                if text is not None:
+                    lines.append(f"{sample}{{{name}{escape(key)}{end}{context}}} {text}\n")
+            return
+        labels = shape.labels
+        for key, value in values.items():
+            text = exported(value)
+            if text is not None:
+                lines.append(f"{sample}{{{labels(key)}{context}}} {text}\n")
+
+    def histograms(self, family: Family, context: str, values: Mapping[Any, HistogramSnapshot]) -> None:
+        shape = _SHAPES[family.name]
+        for key, histogram in values.items():
+            head = shape.head(key)
+            tail = shape.tail(key) + context
+            _histogram(self.by_family[shape.index], family.name, head, tail, histogram)
 
     def chunks(self) -> Chunks:
         return tuple(encode("".join(lines)) if lines else b"" for lines in self.by_family)
@@ -223,13 +263,13 @@ def workspace_label(name: str) -> str:
     return _pair(*WORKSPACE, name)
 
 
+#: The labels a workflow adds to its workspace's, written from (uid, name).
+_WORKFLOW_LABELS = _writer(*_own_labels("a workflow's labels", WORKFLOW, WORKSPACE), ",")
+
+
 def _workflow_labels(workspace: str, workflow: WorkflowSnapshot) -> str:
-    pairs = {"workspace": workspace, "workflow_uid": _pair("workflow_uid", workflow.uid)}
-    pairs["workflow"] = _pair("workflow", workflow.name)
-    return ",".join(pairs[label] for label in _WORKFLOW_ORDER)
-
-
-_WORKFLOW_ORDER = sorted(WORKFLOW)
+    """The rendered shared labels of a workflow's series (``workspace`` is ``workspace_label``'s)."""
+    return _WORKFLOW_LABELS((workflow.uid, workflow.name)) + workspace
 
 
 def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
@@ -237,15 +277,11 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     workspace's rendered label (``workspace_label``)."""
     lines = _Lines()
     labels = _workflow_labels(workspace, workflow)
-    for status, value in workflow.runs_by_status.items():
-        lines.gauge(RUNS, labels, value, status)
-    for api_status, value in workflow.runs_by_api_status.items():
-        lines.gauge(RUNS_BY_API_STATUS, labels, value, api_status)
+    lines.gauges(RUNS, labels, workflow.runs_by_status)
+    lines.gauges(RUNS_BY_API_STATUS, labels, workflow.runs_by_api_status)
     lines.gauge(RUNS_POSTPONED, labels, workflow.postponed)
-    for status, value in workflow.status_changes.items():
-        lines.counter(STATUS_CHANGES, labels, value, status)
-    for status, histogram in workflow.durations.items():
-        lines.histogram(RUN_DURATION, labels, histogram, status)
+    lines.counters(STATUS_CHANGES, labels, workflow.status_changes)
+    lines.histograms(RUN_DURATION, labels, workflow.durations)
     oldest = workflow.oldest_running_start
     age = 0.0
     if oldest is not None and workflow.read_at is not None:
@@ -253,8 +289,7 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     lines.gauge(MAX_AGE, labels, age)
     if oldest is not None:
         lines.gauge(OLDEST_START, labels, oldest)
-    for status, moment in workflow.last_status_time.items():
-        lines.gauge(LAST_STATUS, labels, moment, status)
+    lines.gauges(LAST_STATUS, labels, workflow.last_status_time)
     if workflow.last_success is not None:
         lines.gauge(WORKFLOW_LAST_SUCCESS, labels, workflow.last_success)
     return lines.chunks()
@@ -272,26 +307,20 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     needing = [(workflow, run) for workflow in snapshot.workflows for run in workflow.needs_action]
     needing.sort(key=_recency, reverse=True)
     for workflow, run in needing[: max(0, snapshot.needs_action_limit)]:
-        lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, run.status, run.uid, run.name)
+        lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, (run.status, run.uid, run.name))
     api = snapshot.api
-    for (endpoint, code), value in api.requests.items():
-        lines.counter(API_REQUESTS, workspace, value, endpoint, code)
-    for (endpoint, reason), value in api.failures.items():
-        lines.counter(API_FAILURES, workspace, value, endpoint, reason)
-    for (endpoint, limit_type), value in api.rate_limited.items():
-        lines.counter(API_RATE_LIMITED, workspace, value, endpoint, limit_type)
-    for endpoint, histogram in api.durations.items():
-        lines.histogram(API_DURATION, workspace, histogram, endpoint)
+    lines.counters(API_REQUESTS, workspace, api.requests)
+    lines.counters(API_FAILURES, workspace, api.failures)
+    lines.counters(API_RATE_LIMITED, workspace, api.rate_limited)
+    lines.histograms(API_DURATION, workspace, api.durations)
     lines.gauge(RETRY_AFTER, workspace, api.retry_after)
     lines.gauge(UP, workspace, 1 if snapshot.up else 0)
     if snapshot.last_success is not None:
         lines.gauge(LAST_POLL_SUCCESS, workspace, snapshot.last_success)
     if snapshot.last_poll_duration is not None:
         lines.gauge(POLL_DURATION, workspace, snapshot.last_poll_duration)
-    for reason, value in snapshot.poll_errors.items():
-        lines.counter(POLL_ERRORS, workspace, value, reason)
-    for reason, value in snapshot.runs_skipped.items():
-        lines.counter(RUNS_SKIPPED, workspace, value, reason)
+    lines.counters(POLL_ERRORS, workspace, snapshot.poll_errors)
+    lines.counters(RUNS_SKIPPED, workspace, snapshot.runs_skipped)
     lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
     return lines.chunks()
 
@@ -325,7 +354,7 @@ def _openmetrics_header(family: Family) -> bytes:
 TEXT_HEADERS = tuple(_text_header(family) for family in FAMILIES)
 OPENMETRICS_HEADERS = tuple(_openmetrics_header(family) for family in FAMILIES)
 _BUILD_INFO = _Lines()
-_BUILD_INFO.gauge(BUILD_INFO, "", 1, __version__, platform.python_version())
+_BUILD_INFO.gauge(BUILD_INFO, "", 1, (__version__, platform.python_version()))
 BUILD_INFO_LINE = _BUILD_INFO.chunks()[_SHAPES[BUILD_INFO.name].index]
 
 
