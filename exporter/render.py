@@ -1,7 +1,8 @@
 """Render snapshots into the Prometheus text format (0.0.4) and OpenMetrics (1.0.0).
 
-Label names are written in sorted order, as prometheus_client writes them, so the bytes are the same
-as its writers'. Rendering is split so that a publish costs only what changed: each workflow renders
+The families, their order, headers and label names come from the metric table (``families.py``). Label
+names are written in sorted order, as prometheus_client writes them, so the bytes are the same as its
+writers'. Rendering is split so that a publish costs only what changed: each workflow renders
 its own chunk of every family it has series in, each workspace joins its workflows' chunks and adds
 its own series, and the body is the families' headers with every workspace's chunk under each. Sample
 lines are the same in both formats (label values escape backslash, quote and newline in both); only
@@ -183,7 +184,6 @@ class _Shape:
 
     def __init__(self, index: int, family: Family) -> None:
         self.index = index
-        self.name = family.name
         self.sample = f"{family.name}_total" if family.type == "counter" else family.name
         context = _context_of(family)
         own, ordered = _own_labels(family.name, family.labels, context)
