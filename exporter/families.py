@@ -3,7 +3,11 @@
 Each ``Family`` says its name, type, help, unit, label names, the bounded vocabulary of each label that
 has one, and its stability (docs/metrics.md). The renderer takes names, order, headers and label order
 from here; the emitting modules take their label values from here; tests/test_metrics_doc.py checks
-docs/metrics.md and tests/stable_metrics.yaml against it (``python -m exporter.families --check`` too).
+docs/metrics.md, tests/stable_metrics.yaml and the real exposition against it.
+
+Adding a metric: a ``Family`` here (in ``FAMILIES`` where it should appear), the code that computes it
+(a snapshot field with a default, one line in render.py), its row in docs/metrics.md, and, if stable,
+its pin in tests/stable_metrics.yaml with a CHANGELOG.md line.
 """
 
 from __future__ import annotations

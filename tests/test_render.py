@@ -91,6 +91,20 @@ def test_openmetrics_parses_and_prometheus_client_writes_the_same_bytes(name: st
     assert {sample.labels["run_name"] for sample in needing} >= {f"{exported(name)} run"}
 
 
+def test_the_body_follows_the_metric_table() -> None:
+    """Every family in the table's order, with its type, unit and labels, and label values from its
+    vocabularies (the test snapshots use only values the exporter emits)."""
+    body = render(snapshots("plain"), openmetrics=True)
+    families = list(parse_openmetrics(body.decode()))  # type: ignore[no-untyped-call]
+    assert [(f.name, f.type, f.unit) for f in families] == [(f.name, f.type, f.unit) for f in FAMILIES]
+    for parsed, declared in zip(families, FAMILIES, strict=True):
+        assert parsed.samples, declared.name
+        for sample in parsed.samples:
+            assert set(sample.labels) - {"le"} == set(declared.labels), sample
+            for label, values in declared.vocab.items():
+                assert sample.labels[label] in values, sample
+
+
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 def test_promtool_accepts_the_text_format(name: str) -> None:
