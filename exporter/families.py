@@ -29,15 +29,15 @@ Kind = Literal["gauge", "counter", "histogram"]
 Stability = Literal["stable", "experimental"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Family:
     name: str  # counters without ``_total``
     type: Kind
     help: str
+    unit: str = ""  # OpenMetrics ``# UNIT``: the base-unit suffix of the name
     labels: tuple[str, ...]  # as the docs list them; the exposition writes them sorted
     vocab: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # label -> every value it takes
     stability: Stability = "stable"
-    unit: str = ""  # OpenMetrics ``# UNIT``: the base-unit suffix of the name
 
 
 WORKSPACE: Final = ("workspace",)
@@ -83,161 +83,162 @@ _TERMINAL: Final = tuple(status for status in KNOWN_STATUSES if status in TERMIN
 _NEEDS_ACTION: Final = tuple(status for status in KNOWN_STATUSES if status in NEEDS_ACTION_STATUSES)
 
 RUNS: Final = Family(
-    "captaindata_runs",
-    "gauge",
-    "Runs the Captain Data API currently lists, by workflow and status.",
-    (*WORKFLOW, "status"),
-    {"status": STATUS_LABEL_VALUES},
+    name="captaindata_runs",
+    type="gauge",
+    help="Runs the Captain Data API currently lists, by workflow and status.",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
 )
 RUNS_BY_API_STATUS: Final = Family(
-    "captaindata_runs_by_api_status",
-    "gauge",
-    "Runs the Captain Data API currently lists, by workflow and by the API's own status value.",
-    (*WORKFLOW, "api_status"),
-    {"api_status": API_STATUS_LABEL_VALUES},
+    name="captaindata_runs_by_api_status",
+    type="gauge",
+    help="Runs the Captain Data API currently lists, by workflow and by the API's own status value.",
+    labels=(*WORKFLOW, "api_status"),
+    vocab={"api_status": API_STATUS_LABEL_VALUES},
     stability="experimental",
 )
 RUNS_POSTPONED: Final = Family(
-    "captaindata_runs_postponed",
-    "gauge",
-    "Runs the API lists as postponed by a limit (v4: postponed_until in the future; 0 for v3).",
-    WORKFLOW,
+    name="captaindata_runs_postponed",
+    type="gauge",
+    help="Runs the API lists as postponed by a limit (v4: postponed_until in the future; 0 for v3).",
+    labels=WORKFLOW,
     stability="experimental",
 )
 STATUS_CHANGES: Final = Family(
-    "captaindata_run_status_changes",
-    "counter",
-    "Runs observed entering each status since the exporter started (runs present at its first poll "
+    name="captaindata_run_status_changes",
+    type="counter",
+    help="Runs observed entering each status since the exporter started (runs present at its first poll "
     "are the baseline and are not counted).",
-    (*WORKFLOW, "status"),
-    {"status": STATUS_LABEL_VALUES},
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
 )
 RUN_DURATION: Final = Family(
-    "captaindata_run_duration_seconds",
-    "histogram",
-    "Start-to-finish time of runs observed reaching finished, warning, shutdown or stopped.",
-    (*WORKFLOW, "status"),
-    {"status": _TERMINAL},
+    name="captaindata_run_duration_seconds",
+    type="histogram",
+    help="Start-to-finish time of runs observed reaching finished, warning, shutdown or stopped.",
     unit="seconds",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": _TERMINAL},
 )
 MAX_AGE: Final = Family(
-    "captaindata_running_run_max_age_seconds",
-    "gauge",
-    "Time in Running of the workflow's longest-running run, as of the last successful poll (0 when none).",
-    WORKFLOW,
+    name="captaindata_running_run_max_age_seconds",
+    type="gauge",
+    help="Time in Running of the workflow's longest-running run, as of the last successful poll "
+    "(0 when none).",
     unit="seconds",
+    labels=WORKFLOW,
 )
 OLDEST_START: Final = Family(
-    "captaindata_running_run_oldest_start_timestamp_seconds",
-    "gauge",
-    "Start time of the workflow's longest-running run (absent when no run is running).",
-    WORKFLOW,
+    name="captaindata_running_run_oldest_start_timestamp_seconds",
+    type="gauge",
+    help="Start time of the workflow's longest-running run (absent when no run is running).",
     unit="seconds",
+    labels=WORKFLOW,
 )
 LAST_STATUS: Final = Family(
-    "captaindata_workflow_last_status_timestamp_seconds",
-    "gauge",
-    "Latest time a run of the workflow was seen in each status: finish time for terminal statuses, "
+    name="captaindata_workflow_last_status_timestamp_seconds",
+    type="gauge",
+    help="Latest time a run of the workflow was seen in each status: finish time for terminal statuses, "
     "start time otherwise.",
-    (*WORKFLOW, "status"),
-    {"status": STATUS_LABEL_VALUES},
     unit="seconds",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
 )
 WORKFLOW_LAST_SUCCESS: Final = Family(
-    "captaindata_workflow_last_success_timestamp_seconds",
-    "gauge",
-    "When the workflow's runs were last read successfully.",
-    WORKFLOW,
-    stability="experimental",
+    name="captaindata_workflow_last_success_timestamp_seconds",
+    type="gauge",
+    help="When the workflow's runs were last read successfully.",
     unit="seconds",
+    labels=WORKFLOW,
+    stability="experimental",
 )
 NEEDS_ACTION: Final = Family(
-    "captaindata_run_needs_action",
-    "gauge",
-    "1 for each run currently in warning, shutdown or paused (most recent first, capped).",
-    (*WORKFLOW, "status", "run_uid", "run_name"),
-    {"status": _NEEDS_ACTION},
+    name="captaindata_run_needs_action",
+    type="gauge",
+    help="1 for each run currently in warning, shutdown or paused (most recent first, capped).",
+    labels=(*WORKFLOW, "status", "run_uid", "run_name"),
+    vocab={"status": _NEEDS_ACTION},
 )
 API_REQUESTS: Final = Family(
-    "captaindata_api_requests",
-    "counter",
-    "Requests to the Captain Data API that got an HTTP response.",
-    (*WORKSPACE, "endpoint", "code"),
+    name="captaindata_api_requests",
+    type="counter",
+    help="Requests to the Captain Data API that got an HTTP response.",
+    labels=(*WORKSPACE, "endpoint", "code"),
 )
 API_FAILURES: Final = Family(
-    "captaindata_api_request_failures",
-    "counter",
-    "Requests to the Captain Data API that got no HTTP response, by reason (timeout, network).",
-    (*WORKSPACE, "endpoint", "reason"),
-    {"reason": FAILURE_REASONS},
+    name="captaindata_api_request_failures",
+    type="counter",
+    help="Requests to the Captain Data API that got no HTTP response, by reason (timeout, network).",
+    labels=(*WORKSPACE, "endpoint", "reason"),
+    vocab={"reason": FAILURE_REASONS},
 )
 API_RATE_LIMITED: Final = Family(
-    "captaindata_api_rate_limited",
-    "counter",
-    "429 Too Many Requests answers from the Captain Data API.",
-    (*WORKSPACE, "endpoint", "limit_type"),
-    {"limit_type": LIMIT_TYPES},
+    name="captaindata_api_rate_limited",
+    type="counter",
+    help="429 Too Many Requests answers from the Captain Data API.",
+    labels=(*WORKSPACE, "endpoint", "limit_type"),
+    vocab={"limit_type": LIMIT_TYPES},
 )
 API_DURATION: Final = Family(
-    "captaindata_api_request_duration_seconds",
-    "histogram",
-    "Latency of Captain Data API requests.",
-    (*WORKSPACE, "endpoint"),
+    name="captaindata_api_request_duration_seconds",
+    type="histogram",
+    help="Latency of Captain Data API requests.",
     unit="seconds",
+    labels=(*WORKSPACE, "endpoint"),
 )
 RETRY_AFTER: Final = Family(
-    "captaindata_api_retry_after_seconds",
-    "gauge",
-    "Wait asked by the workspace's most recent 429 (0 after a successful request).",
-    WORKSPACE,
+    name="captaindata_api_retry_after_seconds",
+    type="gauge",
+    help="Wait asked by the workspace's most recent 429 (0 after a successful request).",
     unit="seconds",
+    labels=WORKSPACE,
 )
 UP: Final = Family(
-    "captaindata_up",
-    "gauge",
-    "1 if the workspace's last poll read the workflow list and every workflow, else 0.",
-    WORKSPACE,
+    name="captaindata_up",
+    type="gauge",
+    help="1 if the workspace's last poll read the workflow list and every workflow, else 0.",
+    labels=WORKSPACE,
 )
 LAST_POLL_SUCCESS: Final = Family(
-    "captaindata_last_poll_success_timestamp_seconds",
-    "gauge",
-    "When the workspace's last successful poll ended.",
-    WORKSPACE,
+    name="captaindata_last_poll_success_timestamp_seconds",
+    type="gauge",
+    help="When the workspace's last successful poll ended.",
     unit="seconds",
+    labels=WORKSPACE,
 )
 POLL_DURATION: Final = Family(
-    "captaindata_poll_duration_seconds",
-    "gauge",
-    "Duration of the workspace's last poll.",
-    WORKSPACE,
+    name="captaindata_poll_duration_seconds",
+    type="gauge",
+    help="Duration of the workspace's last poll.",
     unit="seconds",
+    labels=WORKSPACE,
 )
 POLL_ERRORS: Final = Family(
-    "captaindata_poll_errors",
-    "counter",
-    "Polls that failed or stopped paginating early, by reason.",
-    (*WORKSPACE, "reason"),
-    {"reason": POLL_ERROR_REASONS},
+    name="captaindata_poll_errors",
+    type="counter",
+    help="Polls that failed or stopped paginating early, by reason.",
+    labels=(*WORKSPACE, "reason"),
+    vocab={"reason": POLL_ERROR_REASONS},
 )
 RUNS_SKIPPED: Final = Family(
-    "captaindata_runs_skipped",
-    "counter",
-    "Runs the exporter could not understand and skipped, by reason.",
-    (*WORKSPACE, "reason"),
-    {"reason": SKIP_REASONS},
+    name="captaindata_runs_skipped",
+    type="counter",
+    help="Runs the exporter could not understand and skipped, by reason.",
+    labels=(*WORKSPACE, "reason"),
+    vocab={"reason": SKIP_REASONS},
     stability="experimental",
 )
 WORKFLOWS: Final = Family(
-    "captaindata_workflows",
-    "gauge",
-    "Workflows tracked in the workspace.",
-    WORKSPACE,
+    name="captaindata_workflows",
+    type="gauge",
+    help="Workflows tracked in the workspace.",
+    labels=WORKSPACE,
 )
 BUILD_INFO: Final = Family(
-    "captaindata_exporter_build_info",
-    "gauge",
-    "Version of the exporter and of Python; always 1.",
-    ("version", "python_version"),
+    name="captaindata_exporter_build_info",
+    type="gauge",
+    help="Version of the exporter and of Python; always 1.",
+    labels=("version", "python_version"),
 )
 
 #: Every family, in the order of the exposition.
