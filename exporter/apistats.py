@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from exporter.families import FAILURE_REASONS
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.snapshot import ApiStatsSnapshot
-
-#: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
-LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
-#: Values of the ``reason`` label of ``captaindata_api_request_failures_total``.
-FAILURE_REASONS = ("timeout", "network")
 
 
 @dataclass

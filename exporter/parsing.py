@@ -14,17 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+from exporter.families import INVALID_ITEM, INVALID_UID
 from exporter.statuses import TERMINAL_STATUSES
 from exporter.text import clean_identifier
 
 T = TypeVar("T")
-
-INVALID_ITEM: Final = "invalid_item"
-INVALID_UID: Final = "invalid_uid"
-INVALID_TIMESTAMP: Final = "invalid_timestamp"
-DUPLICATE_UID: Final = "duplicate_uid"  # counted by the state (a uid listed by two workflows)
-#: Every value of the ``reason`` label of ``captaindata_runs_skipped_total``.
-SKIP_REASONS: Final[tuple[str, ...]] = (INVALID_ITEM, INVALID_UID, INVALID_TIMESTAMP, DUPLICATE_UID)
 
 
 class BadResponse(ValueError):

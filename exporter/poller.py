@@ -11,13 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from exporter.api import adapter
 from exporter.config import Config, WorkspaceConfig
+from exporter.families import INTERNAL, TIMEOUT
 from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
 from exporter.ratelimit import Backoff
 from exporter.sink import Checkpoint, StateSink
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
-from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
+from exporter.transport import ApiTransport, RequestFailed
 
 logger = logging.getLogger(__name__)
 RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min

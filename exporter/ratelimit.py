@@ -58,8 +58,6 @@ _LIMIT_TYPES: Final = {
     "month": "month",
     "monthly": "month",
 }
-#: Every value of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
-LIMIT_TYPES: Final[tuple[str, ...]] = ("second", "minute", "hour", "day", "month", "other", "none")
 _PER: Final = re.compile(r"^(?:per[-_ ]?|requests?[-_ ]per[-_ ]?|rate[-_ ]?)")
 
 
@@ -131,7 +129,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 
 def rate_limit_type(headers: Mapping[str, str]) -> str:
-    """The ``limit_type`` label of a 429: its ``X-RateLimit-Type`` as one of ``LIMIT_TYPES``
+    """The ``limit_type`` label of a 429: its ``X-RateLimit-Type`` as one of ``families.LIMIT_TYPES``
     (``none`` when absent or empty, ``other`` when not a window the exporter knows)."""
     raw = _header(headers, "x-ratelimit-type").lower()
     if not raw:

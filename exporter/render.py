@@ -1,7 +1,8 @@
 """Render snapshots into the Prometheus text format (0.0.4) and OpenMetrics (1.0.0).
 
-Label names are written in sorted order, as prometheus_client writes them, so the bytes are the same
-as its writers'. Rendering is split so that a publish costs only what changed: each workflow renders
+The families, their order, headers and label names come from the metric table (``families.py``). Label
+names are written in sorted order, as prometheus_client writes them, so the bytes are the same as its
+writers'. Rendering is split so that a publish costs only what changed: each workflow renders
 its own chunk of every family it has series in, each workspace joins its workflows' chunks and adds
 its own series, and the body is the families' headers with every workspace's chunk under each. Sample
 lines are the same in both formats (label values escape backslash, quote and newline in both); only
@@ -21,42 +22,45 @@ import functools
 import itertools
 import math
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
-from exporter.exposition import FAMILIES, unit_of
+from exporter.families import (
+    API_DURATION,
+    API_FAILURES,
+    API_RATE_LIMITED,
+    API_REQUESTS,
+    BUILD_INFO,
+    FAMILIES,
+    LAST_POLL_SUCCESS,
+    LAST_STATUS,
+    MAX_AGE,
+    NEEDS_ACTION,
+    OLDEST_START,
+    POLL_DURATION,
+    POLL_ERRORS,
+    RETRY_AFTER,
+    RUN_DURATION,
+    RUNS,
+    RUNS_BY_API_STATUS,
+    RUNS_POSTPONED,
+    RUNS_SKIPPED,
+    STATUS_CHANGES,
+    UP,
+    WORKFLOW,
+    WORKFLOW_LAST_SUCCESS,
+    WORKFLOWS,
+    WORKSPACE,
+    Family,
+)
 from exporter.needs_action import newest_first
 from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnapshot
 
-FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
-_INDEX = {name: index for index, name in enumerate(FAMILY_NAMES)}
-RUNS = _INDEX["captaindata_runs"]
-RUNS_BY_API_STATUS = _INDEX["captaindata_runs_by_api_status"]
-RUNS_POSTPONED = _INDEX["captaindata_runs_postponed"]
-STATUS_CHANGES = _INDEX["captaindata_run_status_changes"]
-RUN_DURATION = _INDEX["captaindata_run_duration_seconds"]
-MAX_AGE = _INDEX["captaindata_running_run_max_age_seconds"]
-OLDEST_START = _INDEX["captaindata_running_run_oldest_start_timestamp_seconds"]
-LAST_STATUS = _INDEX["captaindata_workflow_last_status_timestamp_seconds"]
-WORKFLOW_LAST_SUCCESS = _INDEX["captaindata_workflow_last_success_timestamp_seconds"]
-NEEDS_ACTION = _INDEX["captaindata_run_needs_action"]
-API_REQUESTS = _INDEX["captaindata_api_requests"]
-API_FAILURES = _INDEX["captaindata_api_request_failures"]
-API_RATE_LIMITED = _INDEX["captaindata_api_rate_limited"]
-API_DURATION = _INDEX["captaindata_api_request_duration_seconds"]
-RETRY_AFTER = _INDEX["captaindata_api_retry_after_seconds"]
-UP = _INDEX["captaindata_up"]
-LAST_POLL_SUCCESS = _INDEX["captaindata_last_poll_success_timestamp_seconds"]
-POLL_DURATION = _INDEX["captaindata_poll_duration_seconds"]
-POLL_ERRORS = _INDEX["captaindata_poll_errors"]
-RUNS_SKIPPED = _INDEX["captaindata_runs_skipped"]
-WORKFLOWS = _INDEX["captaindata_workflows"]
-BUILD_INFO = _INDEX["captaindata_exporter_build_info"]
-
-Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILY_NAMES order
-EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILY_NAMES)
+Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILIES order
+EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILIES)
 
 _ENCODE_ERRORS = "captaindata.replace"
 
@@ -131,35 +135,142 @@ def _histogram(lines: list[str], name: str, head: str, tail: str, histogram: His
     lines.append(f"{name}_sum{{{labels}}} {total}\n")
 
 
+def _context_of(family: Family) -> tuple[str, ...]:
+    """The labels a family shares with others, rendered once per workflow or workspace."""
+    for context in (WORKFLOW, WORKSPACE):
+        if set(context) <= set(family.labels):
+            return context
+    return ()
+
+
+Writer = Callable[[Any], str]
+
+
+def _writer(labels: Sequence[str], order: Sequence[str], end: str) -> Writer:
+    """What writes ``order``'s labels (sorted) from a key: the value of the only label of ``labels``, or
+    a tuple of values in ``labels``' order. Each pair is followed by a comma but the last, which is
+    followed by ``end``. Plain concatenation, as str.format is 5x slower."""
+    if not order:
+        return lambda key: ""
+    names = [f'{label}="' for label in order]
+    seps = [*('",' for _ in order[1:]), f'"{end}']
+    if len(labels) == 1:
+        (name,), (sep,) = names, seps
+        return lambda key: f"{name}{escape(key)}{sep}"
+    picks = [labels.index(label) for label in order]
+    if len(order) == 1:
+        (name,), (sep,), (pick,) = names, seps, picks
+        return lambda key: f"{name}{escape(key[pick])}{sep}"
+    if len(order) == 2:
+        (name_a, name_b), (sep_a, sep_b), (pick_a, pick_b) = names, seps, picks
+        return lambda key: f"{name_a}{escape(key[pick_a])}{sep_a}{name_b}{escape(key[pick_b])}{sep_b}"
+    steps = tuple(zip(names, picks, seps, strict=True))
+    return lambda key: "".join(f"{name}{escape(key[pick])}{sep}" for name, pick, sep in steps)
+
+
+def _own_labels(name: str, labels: Sequence[str], context: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``labels`` but the context's, in their order and sorted. They must sort before the context's,
+    which are written after them as one string."""
+    own = [label for label in labels if label not in context]
+    ordered = sorted(own)
+    if context and ordered and max(ordered) > min(context):
+        raise ValueError(f"{name}: {max(ordered)!r} would sort into the shared labels {context}")
+    return own, ordered
+
+
+class _Shape:
+    """How one family's samples are written: its sample name, its index in ``FAMILIES``, and its own
+    labels (all but the shared context), written sorted by name before the context from a key (see
+    ``_writer``). Histograms split them around ``le``."""
+
+    def __init__(self, index: int, family: Family) -> None:
+        self.index = index
+        self.sample = f"{family.name}_total" if family.type == "counter" else family.name
+        context = _context_of(family)
+        own, ordered = _own_labels(family.name, family.labels, context)
+        end = "," if context else ""
+        self.labels = _writer(own, ordered, end)
+        # The common case, written inline by _Lines.samples: one own label.
+        self.single = (f'{own[0]}="', f'"{end}') if len(own) == 1 else None
+        before_le = [label for label in ordered if label < "le"]
+        self.head = _writer(own, before_le, ",")
+        self.tail = _writer(own, ordered[len(before_le) :], ",")
+
+
+_SHAPES: dict[str, _Shape] = {family.name: _Shape(index, family) for index, family in enumerate(FAMILIES)}
+
+
 class _Lines:
-    """Sample lines being rendered, per family."""
+    """Sample lines being rendered, per family. ``context`` is the rendered shared labels (a workflow's
+    or a workspace's); a key gives the family's other labels: their value, or a tuple of them in the
+    table's order (as the snapshots key their mappings)."""
 
     def __init__(self) -> None:
-        self.by_family: list[list[str]] = [[] for _ in FAMILY_NAMES]
+        self.by_family: list[list[str]] = [[] for _ in FAMILIES]
 
-    def gauge(self, family: int, labels: str, value: object) -> None:
+    def gauge(self, family: Family, context: str, value: object, key: object = None) -> None:
         text = number(value)
         if text is not None:
-            self.by_family[family].append(f"{FAMILY_NAMES[family]}{{{labels}}} {text}\n")
+            shape = _SHAPES[family.name]
+            self.by_family[shape.index].append(f"{shape.sample}{{{shape.labels(key)}{context}}} {text}\n")
 
-    def counter(self, family: int, labels: str, value: object) -> None:
-        text = _count(value)
-        if text is not None:
-            self.by_family[family].append(f"{FAMILY_NAMES[family]}_total{{{labels}}} {text}\n")
+    def gauges(self, family: Family, context: str, values: Mapping[Any, object]) -> None:
+        self.samples(family, context, values, number)
 
-    def histogram(self, family: int, head: str, tail: str, histogram: HistogramSnapshot) -> None:
-        _histogram(self.by_family[family], FAMILY_NAMES[family], head, tail, histogram)
+    def counters(self, family: Family, context: str, values: Mapping[Any, object]) -> None:
+        self.samples(family, context, values, _count)
+
+    def samples(
+        self,
+        family: Family,
+        context: str,
+        values: Mapping[Any, object],
+        exported: Callable[[object], str | None],
+    ) -> None:
+        """One sample per item of ``values``, key -> value, if the value can be exported."""
+        shape = _SHAPES[family.name]
+        lines = self.by_family[shape.index]
+        sample = shape.sample
+        if shape.single is not None:
+            name, end = shape.single
+            for key, value in values.items():
+                text = exported(value)
+                if text is not None:
+                    lines.append(f"{sample}{{{name}{escape(key)}{end}{context}}} {text}\n")
+            return
+        labels = shape.labels
+        for key, value in values.items():
+            text = exported(value)
+            if text is not None:
+                lines.append(f"{sample}{{{labels(key)}{context}}} {text}\n")
+
+    def histograms(self, family: Family, context: str, values: Mapping[Any, HistogramSnapshot]) -> None:
+        shape = _SHAPES[family.name]
+        for key, histogram in values.items():
+            head = shape.head(key)
+            tail = shape.tail(key) + context
+            _histogram(self.by_family[shape.index], family.name, head, tail, histogram)
 
     def chunks(self) -> Chunks:
         return tuple(encode("".join(lines)) if lines else b"" for lines in self.by_family)
 
 
+def _pair(label: str, value: object) -> str:
+    return f'{label}="{escape(value)}"'
+
+
 def workspace_label(name: str) -> str:
-    return f'workspace="{escape(name)}"'
+    """The rendered shared labels of a workspace's series."""
+    return _pair(*WORKSPACE, name)
+
+
+#: The labels a workflow adds to its workspace's, written from (uid, name).
+_WORKFLOW_LABELS = _writer(*_own_labels("a workflow's labels", WORKFLOW, WORKSPACE), ",")
 
 
 def _workflow_labels(workspace: str, workflow: WorkflowSnapshot) -> str:
-    return f'workflow="{escape(workflow.name)}",workflow_uid="{escape(workflow.uid)}",{workspace}'
+    """The rendered shared labels of a workflow's series (``workspace`` is ``workspace_label``'s)."""
+    return _WORKFLOW_LABELS((workflow.uid, workflow.name)) + workspace
 
 
 def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
@@ -167,15 +278,11 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     workspace's rendered label (``workspace_label``)."""
     lines = _Lines()
     labels = _workflow_labels(workspace, workflow)
-    for status, value in workflow.runs_by_status.items():
-        lines.gauge(RUNS, f'status="{escape(status)}",{labels}', value)
-    for api_status, value in workflow.runs_by_api_status.items():
-        lines.gauge(RUNS_BY_API_STATUS, f'api_status="{escape(api_status)}",{labels}', value)
+    lines.gauges(RUNS, labels, workflow.runs_by_status)
+    lines.gauges(RUNS_BY_API_STATUS, labels, workflow.runs_by_api_status)
     lines.gauge(RUNS_POSTPONED, labels, workflow.postponed)
-    for status, value in workflow.status_changes.items():
-        lines.counter(STATUS_CHANGES, f'status="{escape(status)}",{labels}', value)
-    for status, histogram in workflow.durations.items():
-        lines.histogram(RUN_DURATION, "", f'status="{escape(status)}",{labels}', histogram)
+    lines.counters(STATUS_CHANGES, labels, workflow.status_changes)
+    lines.histograms(RUN_DURATION, labels, workflow.durations)
     oldest = workflow.oldest_running_start
     age = 0.0
     if oldest is not None and workflow.read_at is not None:
@@ -183,8 +290,7 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     lines.gauge(MAX_AGE, labels, age)
     if oldest is not None:
         lines.gauge(OLDEST_START, labels, oldest)
-    for status, moment in workflow.last_status_time.items():
-        lines.gauge(LAST_STATUS, f'status="{escape(status)}",{labels}', moment)
+    lines.gauges(LAST_STATUS, labels, workflow.last_status_time)
     if workflow.last_success is not None:
         lines.gauge(WORKFLOW_LAST_SUCCESS, labels, workflow.last_success)
     return lines.chunks()
@@ -197,40 +303,27 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     for workflow, run in newest_first(
         needing, snapshot.needs_action_limit, lambda item: item[1].since, lambda item: item[1].uid
     ):
-        labels = (
-            f'run_name="{escape(run.name)}",run_uid="{escape(run.uid)}",status="{escape(run.status)}",'
-            f"{_workflow_labels(workspace, workflow)}"
-        )
-        lines.gauge(NEEDS_ACTION, labels, 1)
+        lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, (run.status, run.uid, run.name))
     api = snapshot.api
-    for (endpoint, code), value in api.requests.items():
-        lines.counter(API_REQUESTS, f'code="{escape(code)}",endpoint="{escape(endpoint)}",{workspace}', value)
-    for (endpoint, reason), value in api.failures.items():
-        lines.counter(
-            API_FAILURES, f'endpoint="{escape(endpoint)}",reason="{escape(reason)}",{workspace}', value
-        )
-    for (endpoint, limit_type), value in api.rate_limited.items():
-        labels = f'endpoint="{escape(endpoint)}",limit_type="{escape(limit_type)}",{workspace}'
-        lines.counter(API_RATE_LIMITED, labels, value)
-    for endpoint, histogram in api.durations.items():
-        lines.histogram(API_DURATION, f'endpoint="{escape(endpoint)}",', workspace, histogram)
+    lines.counters(API_REQUESTS, workspace, api.requests)
+    lines.counters(API_FAILURES, workspace, api.failures)
+    lines.counters(API_RATE_LIMITED, workspace, api.rate_limited)
+    lines.histograms(API_DURATION, workspace, api.durations)
     lines.gauge(RETRY_AFTER, workspace, api.retry_after)
     lines.gauge(UP, workspace, 1 if snapshot.up else 0)
     if snapshot.last_success is not None:
         lines.gauge(LAST_POLL_SUCCESS, workspace, snapshot.last_success)
     if snapshot.last_poll_duration is not None:
         lines.gauge(POLL_DURATION, workspace, snapshot.last_poll_duration)
-    for reason, value in snapshot.poll_errors.items():
-        lines.counter(POLL_ERRORS, f'reason="{escape(reason)}",{workspace}', value)
-    for reason, value in snapshot.runs_skipped.items():
-        lines.counter(RUNS_SKIPPED, f'reason="{escape(reason)}",{workspace}', value)
+    lines.counters(POLL_ERRORS, workspace, snapshot.poll_errors)
+    lines.counters(RUNS_SKIPPED, workspace, snapshot.runs_skipped)
     lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
     return lines.chunks()
 
 
 def join_workspace(workflows: Iterable[Chunks], own: Chunks) -> Chunks:
     """A workspace's chunk of every family: its workflows' chunks (in order), then its own."""
-    parts: list[list[bytes]] = [[] for _ in FAMILY_NAMES]
+    parts: list[list[bytes]] = [[] for _ in FAMILIES]
     for chunks in (*workflows, own):
         for family, chunk in enumerate(chunks):
             if chunk:
@@ -242,35 +335,33 @@ def _help_text(help_text: str) -> str:
     return help_text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _text_header(name: str, kind: str, help_text: str) -> bytes:
-    shown = f"{name}_total" if kind == "counter" else name
-    return encode(f"# HELP {shown} {_help_text(help_text)}\n# TYPE {shown} {kind}\n")
+def _text_header(family: Family) -> bytes:
+    shown = _SHAPES[family.name].sample
+    return encode(f"# HELP {shown} {_help_text(family.help)}\n# TYPE {shown} {family.type}\n")
 
 
-def _openmetrics_header(name: str, kind: str, help_text: str) -> bytes:
-    quoted = _help_text(help_text).replace('"', '\\"')  # OpenMetrics escapes quotes in HELP too
-    header = f"# HELP {name} {quoted}\n# TYPE {name} {kind}\n"
-    unit = unit_of(name)
-    return encode(header + (f"# UNIT {name} {unit}\n" if unit else ""))
+def _openmetrics_header(family: Family) -> bytes:
+    name = family.name
+    quoted = _help_text(family.help).replace('"', '\\"')  # OpenMetrics escapes quotes in HELP too
+    header = f"# HELP {name} {quoted}\n# TYPE {name} {family.type}\n"
+    return encode(header + (f"# UNIT {name} {family.unit}\n" if family.unit else ""))
 
 
-TEXT_HEADERS = tuple(_text_header(name, kind, help_text) for name, (kind, help_text) in FAMILIES.items())
-OPENMETRICS_HEADERS = tuple(
-    _openmetrics_header(name, kind, help_text) for name, (kind, help_text) in FAMILIES.items()
-)
-BUILD_INFO_LINE = encode(
-    f'captaindata_exporter_build_info{{python_version="{escape(platform.python_version())}",'
-    f'version="{escape(__version__)}"}} 1.0\n'
-)
+TEXT_HEADERS = tuple(_text_header(family) for family in FAMILIES)
+OPENMETRICS_HEADERS = tuple(_openmetrics_header(family) for family in FAMILIES)
+_BUILD_INFO = _Lines()
+_BUILD_INFO.gauge(BUILD_INFO, "", 1, (__version__, platform.python_version()))
+BUILD_INFO_LINE = _BUILD_INFO.chunks()[_SHAPES[BUILD_INFO.name].index]
 
 
 def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
+    build_info = _SHAPES[BUILD_INFO.name].index
     body: list[bytes] = []
     for family, header in enumerate(headers):
         chunks = (
-            [BUILD_INFO_LINE] if family == BUILD_INFO else [ws[family] for ws in workspaces if ws[family]]
+            [BUILD_INFO_LINE] if family == build_info else [ws[family] for ws in workspaces if ws[family]]
         )
         if chunks:
             body.append(header)

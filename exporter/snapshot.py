@@ -2,6 +2,8 @@
 
 The poller builds them in a worker thread after each change; the exposition, the landing page and the
 status API only ever read them, so a scrape never sees a half-applied poll and never takes a lock.
+Every field past the identity has a default (no series, never read), so a new field needs one too and
+code that builds snapshots by keyword keeps working.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from exporter.config import MetricsConfig
+from exporter.families import POLL_ERROR_REASONS, SKIP_REASONS
 
 _versions = itertools.count(1)
 
@@ -34,48 +39,51 @@ class RunView:
     name: str
     status: str  # the guide's status
     api_status: str  # the API's own value, lower-cased (bounded)
-    since: float | None  # when it entered that status, as far as the API tells
+    since: float | None = None  # when it entered that status, as far as the API tells
 
 
 @dataclass(frozen=True, slots=True)
 class WorkflowSnapshot:
     uid: str
     name: str  # current name; every series of the workflow carries it
-    version: int  # from next_version(); a changed workflow is a new snapshot with a new version
-    runs_by_status: Mapping[str, int]  # every STATUS_LABEL_VALUES key
-    runs_by_api_status: Mapping[str, int]  # lower-cased API values (bounded; others under "unknown")
-    postponed: int  # v4 runs waiting on a limit (postponed_until in the future); 0 for v3
-    oldest_running_start: float | None
-    read_at: float | None  # when its runs were last read successfully (time in Running is measured there)
-    last_status_time: Mapping[str, float]  # guide status -> latest time a run entered it
-    status_changes: Mapping[str, int]  # every STATUS_LABEL_VALUES key
-    durations: Mapping[str, HistogramSnapshot]  # every terminal status
-    last_success: float | None  # workflow_last_success_timestamp_seconds
-    last_error: str  # "" when its last read succeeded; a reason and summary, never raw library text
-    needs_action: tuple[RunView, ...]  # most recent first, at most the workspace's needs_action_limit
+    # from next_version(); a changed workflow is a new snapshot with a new version
+    version: int = field(default_factory=next_version)
+    runs_by_status: Mapping[str, int] = field(default_factory=dict)  # every STATUS_LABEL_VALUES key
+    # lower-cased API values (bounded; others under "unknown")
+    runs_by_api_status: Mapping[str, int] = field(default_factory=dict)
+    postponed: int = 0  # v4 runs waiting on a limit (postponed_until in the future); 0 for v3
+    oldest_running_start: float | None = None
+    # when its runs were last read successfully (time in Running is measured there)
+    read_at: float | None = None
+    last_status_time: Mapping[str, float] = field(default_factory=dict)  # guide status -> latest entry time
+    status_changes: Mapping[str, int] = field(default_factory=dict)  # every STATUS_LABEL_VALUES key
+    durations: Mapping[str, HistogramSnapshot] = field(default_factory=dict)  # every terminal status
+    last_success: float | None = None  # workflow_last_success_timestamp_seconds
+    last_error: str = ""  # "" when its last read succeeded; a reason and summary, never raw library text
+    needs_action: tuple[RunView, ...] = ()  # most recent first, at most the workspace's needs_action_limit
 
 
 @dataclass(frozen=True, slots=True)
 class ApiStatsSnapshot:
-    requests: Mapping[tuple[str, str], int]  # (endpoint, code)
-    failures: Mapping[tuple[str, str], int]  # (endpoint, reason)
-    rate_limited: Mapping[tuple[str, str], int]  # (endpoint, limit_type)
-    durations: Mapping[str, HistogramSnapshot]  # endpoint
-    retry_after: float  # what the exporter will actually wait after the latest 429 (0 after a success)
+    requests: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, code)
+    failures: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, reason)
+    rate_limited: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (endpoint, limit_type)
+    durations: Mapping[str, HistogramSnapshot] = field(default_factory=dict)  # endpoint
+    retry_after: float = 0.0  # what the exporter will actually wait after the latest 429 (0 after a success)
 
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceSnapshot:
     name: str
-    api_version: str  # "v3" or "v4"
-    version: int
-    up: bool
-    attempted: bool
-    last_success: float | None
-    last_poll_duration: float | None
-    last_error: str
-    poll_errors: Mapping[str, int]  # every POLL_ERROR_REASONS key
-    runs_skipped: Mapping[str, int]  # every SKIP_REASONS key
-    api: ApiStatsSnapshot
-    needs_action_limit: int
+    api_version: str = "v3"  # "v3" or "v4"
+    version: int = field(default_factory=next_version)
+    up: bool = False
+    attempted: bool = False
+    last_success: float | None = None
+    last_poll_duration: float | None = None
+    last_error: str = ""
+    poll_errors: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(POLL_ERROR_REASONS, 0))
+    runs_skipped: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
+    api: ApiStatsSnapshot = field(default_factory=ApiStatsSnapshot)
+    needs_action_limit: int = MetricsConfig.needs_action_limit
     workflows: tuple[WorkflowSnapshot, ...] = field(default=())  # sorted by uid

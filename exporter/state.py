@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 from exporter.api import adapter
 from exporter.apistats import ApiStats
+from exporter.families import DUPLICATE_UID, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
-from exporter.parsing import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
+from exporter.parsing import Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
-from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
 
 #: How long a run that vanished from its workflow's list is remembered, so that a run missed by one
 #: read (page shifts, page cap) is not counted again when it comes back.

@@ -16,31 +16,12 @@ import httpx
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
 from exporter.errorbody import ERROR_BODY_MAX, summarize_error_body
+from exporter.families import BAD_RESPONSE, NETWORK, RATE_LIMITED, SERVER_ERROR, TIMEOUT, UNAUTHORIZED
 from exporter.parsing import BadResponse
 from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-RATE_LIMITED = "rate_limited"
-UNAUTHORIZED = "unauthorized"
-TIMEOUT = "timeout"
-SERVER_ERROR = "server_error"
-BAD_RESPONSE = "bad_response"
-NETWORK = "network"
-PAGE_CAP = "page_cap"
-INTERNAL = "internal"
-#: Every value of the ``reason`` label of ``captaindata_poll_errors_total``.
-POLL_ERROR_REASONS = (
-    RATE_LIMITED,
-    UNAUTHORIZED,
-    TIMEOUT,
-    SERVER_ERROR,
-    BAD_RESPONSE,
-    NETWORK,
-    PAGE_CAP,
-    INTERNAL,
-)
 
 
 class RequestFailed(Exception):

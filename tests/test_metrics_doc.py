@@ -1,46 +1,155 @@
-"""docs/metrics.md is the contract: it must list exactly what /metrics really emits, with the same types;
-a stable metric's name, type and labels never change without a note in CHANGELOG.md."""
+"""The metric table (exporter/families.py) is the contract, checked as kube-state-metrics checks its docs:
+docs/metrics.md lists exactly its families, with the same types, labels (in the table's order), stability
+and label values; /metrics emits exactly what it declares, and only the values it declares; a stable
+metric's name, type and labels never change without a note in CHANGELOG.md."""
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.families import FAMILIES, Family
 from exporter.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "metrics.md"
 CHANGELOG = ROOT / "CHANGELOG.md"
 STABLE = Path(__file__).resolve().parent / "stable_metrics.yaml"
-ROW = re.compile(
-    r"^\| `(captaindata_[a-z_]+)` \| (gauge|counter|histogram) \| ([a-z_, ]+) \| (stable|experimental) \|"
-)
+GOLDEN_METRICS = Path(__file__).resolve().parent / "golden" / "metrics.txt"
+ROW = re.compile(r"^\| `(captaindata_[a-z_]+)` \| ([a-z]+) \| ([a-z_, ]+) \| ([a-z]+) \| (.+) \|$")
+LABEL_ROW = re.compile(r"^\| `([a-z_]+)` \| (.+) \|$")
+WORD = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
-def rows() -> dict[str, tuple[str, frozenset[str], str]]:
-    """metric (counters without _total) -> (type, labels, stability)."""
-    found = {}
-    for line in DOC.read_text().splitlines():
+@dataclass(frozen=True)
+class Row:
+    type: str
+    labels: tuple[str, ...]
+    stability: str
+    meaning: str
+
+
+def shown(family: Family) -> str:
+    """The name the doc and the text format show: counters with ``_total``."""
+    return f"{family.name}_total" if family.type == "counter" else family.name
+
+
+def parse(doc: str) -> tuple[dict[str, Row], dict[str, str], list[str]]:
+    """(metric rows by shown name, "Labels used throughout" rows by label, metric lines that do not parse)."""
+    rows: dict[str, Row] = {}
+    labels: dict[str, str] = {}
+    broken = []
+    for line in doc.splitlines():
         match = ROW.match(line)
         if match:
-            name, kind, labels, stability = match.groups()
-            found[name.removesuffix("_total") if kind == "counter" else name] = (
-                kind,
-                frozenset(label.strip() for label in labels.split(",")),
-                stability,
+            name, kind, names, stability, meaning = match.groups()
+            rows[name] = Row(kind, tuple(label.strip() for label in names.split(",")), stability, meaning)
+        elif line.startswith("| `captaindata_"):
+            broken.append(line)
+        elif (label := LABEL_ROW.match(line)) and label.group(1) != "series":
+            labels[label.group(1)] = label.group(2)
+    return rows, labels, broken
+
+
+def shared_vocabularies() -> dict[str, set[str]]:
+    """label -> every value it takes in any family."""
+    values: dict[str, set[str]] = {}
+    for family in FAMILIES:
+        for label, vocab in family.vocab.items():
+            values.setdefault(label, set()).update(vocab)
+    return values
+
+
+def problems(doc: str) -> list[str]:
+    """Every way ``doc`` disagrees with the metric table."""
+    rows, label_rows, broken = parse(doc)
+    found = [f"a metric row without type, labels and stability: {line[:60]}" for line in broken]
+    shared = shared_vocabularies()
+    words = {name for family in FAMILIES for name in (family.name, shown(family), *family.labels)}
+    for label, values in shared.items():
+        if label in label_rows:
+            missing = values - set(WORD.findall(label_rows[label]))
+            if missing:
+                found.append(f"label {label}: the doc's label table does not give {sorted(missing)}")
+    for family in FAMILIES:
+        row = rows.pop(shown(family), None)
+        if row is None:
+            found.append(f"{shown(family)}: no row (as {family.type} | {', '.join(family.labels)})")
+            continue
+        declared = Row(family.type, family.labels, family.stability, row.meaning)
+        if row != declared:
+            found.append(
+                f"{shown(family)}: the doc says {row.type} | {', '.join(row.labels)} | {row.stability}"
             )
+        if not family.vocab:
+            continue
+        mentioned = set(WORD.findall(row.meaning))
+        for label, vocab in family.vocab.items():
+            documented = label in label_rows and set(vocab) == shared[label]
+            missing = set() if documented else set(vocab) - mentioned
+            if missing:
+                found.append(f"{shown(family)}: its row does not give the {label} values {sorted(missing)}")
+        allowed = words.union(*family.vocab.values())
+        if mentioned - allowed:
+            found.append(
+                f"{shown(family)}: its row names values it never takes: {sorted(mentioned - allowed)}"
+            )
+    found.extend(f"{name}: documented, but not in exporter/families.py" for name in rows)
     return found
 
 
-def documented() -> dict[str, tuple[str, frozenset[str]]]:
-    return {name: (kind, labels) for name, (kind, labels, _) in rows().items()}
+def test_the_doc_matches_the_metric_table() -> None:
+    assert problems(DOC.read_text()) == []
 
 
-async def test_docs_match_what_the_exporter_emits(sim: Simulator, harness_for: Any) -> None:
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("| `captaindata_up` | gauge |", "| `captaindata_up` | counter |"), "captaindata_up: the doc says"),
+        (("| workspace, endpoint, code |", "| workspace, code, endpoint |"), "api_requests_total: the doc"),
+        (
+            ("| workspace, reason | experimental |", "| workspace, reason | stable |"),
+            "runs_skipped_total: the doc",
+        ),
+        (("`partial_succeeded`, ", ""), "does not give the api_status values ['partial_succeeded']"),
+        (("v3: `running`", "v3: `success`, `running`"), "names values it never takes: ['success']"),
+        (("`invalid_timestamp` (", "(the timestamp "), "does not give the reason values"),
+        (("`running`, `pending`, `finished`", "`running`, `finished`"), "label status: the doc's label"),
+        (("| `captaindata_workflows` |", "| `captaindata_workflow` |"), "captaindata_workflow: documented"),
+        (
+            ("| `captaindata_poll_errors_total` |", "| `captaindata_poll_errors` |"),
+            "poll_errors_total: no row",
+        ),
+    ],
+)
+def test_the_doc_check_can_fail(change: tuple[str, str], expected: str) -> None:
+    doc = DOC.read_text()
+    assert change[0] in doc
+    found = problems(doc.replace(change[0], change[1], 1))
+    assert any(expected in problem for problem in found), found
+
+
+def emitted(text: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """metric (counters without _total) -> (type, label names), as an exposition shows them."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        labels = {key for sample in family.samples for key in sample.labels if key != "le"}
+        found[family.name] = (family.type, frozenset(labels))
+    return found
+
+
+def declared() -> dict[str, tuple[str, frozenset[str]]]:
+    return {family.name: (family.type, frozenset(family.labels)) for family in FAMILIES}
+
+
+async def test_the_exporter_emits_what_the_table_declares(sim: Simulator, harness_for: Any) -> None:
     sim.add_workflow("wf-1", "A")
     now = time.time()
     sim.add_run("wf-1", "running", start_time=now - 100)
@@ -51,17 +160,21 @@ async def test_docs_match_what_the_exporter_emits(sim: Simulator, harness_for: A
     await harness.poll()
     sim.update_run(moving, "finished", start_time=now - 30, finish_time=now)
     exposition = await harness.poll()
-
-    emitted: dict[str, tuple[str, frozenset[str]]] = {}
-    for name, family in exposition.families.items():
-        labels = {key for sample in family.samples for key in sample.labels if key != "le"}
-        emitted[name] = (family.type, frozenset(labels))
-    assert emitted == documented()
+    assert emitted(exposition.text) == declared()
 
 
-def test_every_row_has_a_stability() -> None:
-    lines = [line for line in DOC.read_text().splitlines() if line.startswith("| `captaindata_")]
-    assert len(lines) == len(rows()) >= 20, "a metric row without type, labels and stability"
+def test_the_golden_exposition_takes_only_declared_label_values() -> None:
+    """The golden scenario (a v3 and a v4 workspace, every kind of failure) against the vocabularies."""
+    text = re.sub(r"(?m)^([^#\n].*) \S+$", r"\1 0", GOLDEN_METRICS.read_text())  # masked, T0+...
+    assert emitted(text) == declared()
+    vocab = {family.name: family.vocab for family in FAMILIES}
+    checked = 0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for label, values in vocab[family.name].items():
+                assert sample.labels[label] in values, f"{sample.name}: {label}={sample.labels[label]!r}"
+                checked += 1
+    assert checked > 100
 
 
 def changelog_mentions(name: str) -> bool:
@@ -69,10 +182,10 @@ def changelog_mentions(name: str) -> bool:
 
 
 def test_stable_metrics_change_only_with_a_changelog_note() -> None:
-    """tests/stable_metrics.yaml pins every stable metric's type and labels. A stable metric that is gone,
-    changed, or new must be named in CHANGELOG.md (then update the pin in the same change)."""
+    """tests/stable_metrics.yaml pins every stable metric's type and labels. A stable metric of the table
+    that is gone, changed, or new must be named in CHANGELOG.md (then update the pin in the same change)."""
     pinned: dict[str, dict[str, Any]] = yaml.safe_load(STABLE.read_text())
-    stable = {name: (kind, labels) for name, (kind, labels, level) in rows().items() if level == "stable"}
+    stable = {name: kind for name, kind in declared().items() if name in stable_names()}
     for name, pin in pinned.items():
         now = stable.get(name)
         if now != (pin["type"], frozenset(pin["labels"])):
@@ -81,8 +194,12 @@ def test_stable_metrics_change_only_with_a_changelog_note() -> None:
         assert changelog_mentions(name), f"new stable metric {name}: name it in CHANGELOG.md and pin it"
 
 
-def test_the_stability_check_can_fail(tmp_path: Path) -> None:
+def stable_names() -> set[str]:
+    return {family.name for family in FAMILIES if family.stability == "stable"}
+
+
+def test_the_stability_check_can_fail() -> None:
     pinned: dict[str, dict[str, Any]] = yaml.safe_load(STABLE.read_text())
-    assert "captaindata_runs" in pinned
+    assert set(pinned) == stable_names()
     assert set(pinned["captaindata_runs"]["labels"]) == {"workspace", "workflow_uid", "workflow", "status"}
     assert not changelog_mentions("captaindata_no_such_metric")

@@ -14,7 +14,8 @@ import pytest
 
 from exporter.api.v3.parser import parse_runs, parse_runs_body, parse_workflows, parse_workflows_body
 from exporter.api.v3.statuses import API_STATUS_VALUES, normalize_status
-from exporter.parsing import SKIP_REASONS, BadResponse, Run, new_run
+from exporter.families import SKIP_REASONS
+from exporter.parsing import BadResponse, Run, new_run
 from exporter.ratelimit import MAX_HINT_SECONDS, Backoff, rate_limit_type, retry_after_seconds
 from exporter.text import NAME_MAX_CHARS, clean_identifier, clean_text
 from exporter.timestamps import EARLIEST, InvalidTimestamp, parse_timestamp, read_timestamp

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from exporter.api.v3.parser import parse_runs, parse_runs_body, parse_workflows, parse_workflows_body
 from exporter.api.v3.statuses import API_STATUS_VALUES
-from exporter.parsing import SKIP_REASONS, BadResponse, Parsed, Run, Workflow
-from exporter.ratelimit import LIMIT_TYPES, MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
+from exporter.families import LIMIT_TYPES, SKIP_REASONS
+from exporter.parsing import BadResponse, Parsed, Run, Workflow
+from exporter.ratelimit import MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
 from exporter.statuses import STATUS_LABEL_VALUES
 from exporter.text import NAME_MAX_CHARS, UID_MAX_CHARS
 from exporter.timestamps import EARLIEST, MAX_FUTURE, InvalidTimestamp, read_timestamp

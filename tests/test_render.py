@@ -20,7 +20,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.exposition import FAMILIES
+from exporter.families import FAMILIES
 from exporter.published import Published
 from exporter.render import render
 from exporter.snapshot import HistogramSnapshot, WorkspaceSnapshot
@@ -72,7 +72,7 @@ def test_text_parses_and_prometheus_client_writes_the_same_bytes(name: str) -> N
     assert rewritten(families, openmetrics=False) == body
     runs = next(family for family in families if family.name == "captaindata_runs")
     assert {sample.labels["workflow"] for sample in runs.samples} == {exported(name), "other"}
-    assert {family.name for family in families} == set(FAMILIES)
+    assert {family.name for family in families} == {family.name for family in FAMILIES}
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
@@ -89,6 +89,20 @@ def test_openmetrics_parses_and_prometheus_client_writes_the_same_bytes(name: st
     assert not [s for f in families for s in f.samples if s.name.endswith("_created")]
     needing = by_name["captaindata_run_needs_action"].samples
     assert {sample.labels["run_name"] for sample in needing} >= {f"{exported(name)} run"}
+
+
+def test_the_body_follows_the_metric_table() -> None:
+    """Every family in the table's order, with its type, unit and labels, and label values from its
+    vocabularies (the test snapshots use only values the exporter emits)."""
+    body = render(snapshots("plain"), openmetrics=True)
+    families = list(parse_openmetrics(body.decode()))  # type: ignore[no-untyped-call]
+    assert [(f.name, f.type, f.unit) for f in families] == [(f.name, f.type, f.unit) for f in FAMILIES]
+    for parsed, declared in zip(families, FAMILIES, strict=True):
+        assert parsed.samples, declared.name
+        for sample in parsed.samples:
+            assert set(sample.labels) - {"le"} == set(declared.labels), sample
+            for label, values in declared.vocab.items():
+                assert sample.labels[label] in values, sample
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")

@@ -1,22 +1,21 @@
-"""Snapshots built directly (they are plain data), with every kind of series in them."""
+"""Snapshots built directly (they are plain data), with every kind of series in them. Label values are
+ones the exporter really emits (families.py and statuses.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from exporter.families import INVALID_UID, POLL_ERROR_REASONS, SKIP_REASONS, TIMEOUT
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
-from exporter.parsing import SKIP_REASONS
 from exporter.snapshot import (
     ApiStatsSnapshot,
     HistogramSnapshot,
     RunView,
     WorkflowSnapshot,
     WorkspaceSnapshot,
-    next_version,
 )
-from exporter.state import WorkspaceState
-from exporter.statuses import STATUS_LABEL_VALUES, TERMINAL_STATUSES
+from exporter.statuses import FINISHED, PAUSED, STATUS_LABEL_VALUES, TERMINAL_STATUSES, UNKNOWN, WARNING
 
 NOW = 1_764_378_000.25
 
@@ -34,10 +33,8 @@ def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnap
     made = WorkflowSnapshot(
         uid=uid,
         name=name,
-        version=next_version(),
         runs_by_status=by_status,
-        runs_by_api_status={"success": runs - 1, "unknown": 1},
-        postponed=0,
+        runs_by_api_status={FINISHED: runs - 1, UNKNOWN: 1},
         oldest_running_start=NOW - 3600,
         read_at=NOW,
         last_status_time={status: NOW - 60 for status in ("running", "finished", "warning")},
@@ -46,10 +43,9 @@ def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnap
             status: histogram(RUN_DURATION_BUCKETS, 4, 12345.5) for status in sorted(TERMINAL_STATUSES)
         },
         last_success=NOW - 5,
-        last_error="",
         needs_action=(
-            RunView(f"{uid}-run-1", f"{name} run", "warning", "failure", NOW - 100),
-            RunView(f"{uid}-run-2", "paused run", "paused", "paused", None),
+            RunView(f"{uid}-run-1", f"{name} run", WARNING, WARNING, NOW - 100),
+            RunView(f"{uid}-run-2", "paused run", PAUSED, PAUSED, None),
         ),
     )
     return dataclasses.replace(made, **changes)
@@ -57,23 +53,20 @@ def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnap
 
 def workspace(name: str, workflows: tuple[WorkflowSnapshot, ...], **changes: Any) -> WorkspaceSnapshot:
     endpoints = ("/v3/workflows", "/v3/workflows/{workflow_uid}/jobs")
-    made = dataclasses.replace(
-        WorkspaceState(name).snapshot,
-        version=next_version(),
+    made = WorkspaceSnapshot(
+        name=name,
         up=True,
         attempted=True,
         last_success=NOW,
         last_poll_duration=1.5,
-        poll_errors={**WorkspaceState(name).snapshot.poll_errors, "timeout": 2},
-        runs_skipped={**dict.fromkeys(SKIP_REASONS, 0), "invalid_uid": 3},
+        poll_errors={**dict.fromkeys(POLL_ERROR_REASONS, 0), TIMEOUT: 2},
+        runs_skipped={**dict.fromkeys(SKIP_REASONS, 0), INVALID_UID: 3},
         api=ApiStatsSnapshot(
             requests={(endpoint, "200"): 12 for endpoint in endpoints},
-            failures={(endpoints[1], "timeout"): 1},
+            failures={(endpoints[1], TIMEOUT): 1},
             rate_limited={(endpoint, "none"): 0 for endpoint in endpoints} | {(endpoints[1], "minute"): 2},
             durations={endpoint: histogram(REQUEST_DURATION_BUCKETS, 12, 3.25) for endpoint in endpoints},
-            retry_after=0.0,
         ),
-        needs_action_limit=50,
         workflows=workflows,
     )
     return dataclasses.replace(made, **changes)

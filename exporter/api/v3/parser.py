@@ -8,8 +8,8 @@ import time
 from typing import Final
 
 from exporter.api.v3.statuses import v3_statuses
+from exporter.families import INVALID_TIMESTAMP
 from exporter.parsing import (
-    INVALID_TIMESTAMP,
     Parsed,
     Run,
     Workflow,

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from exporter.api.v4.statuses import V4_FAILED_ON_INPUT, V4_INPUT_ERROR_PATTERNS, V4_STATUS_MAP
+from exporter.families import INVALID_ITEM, INVALID_TIMESTAMP
 from exporter.parsing import (
-    INVALID_ITEM,
-    INVALID_TIMESTAMP,
     Parsed,
     Run,
     identified_items,

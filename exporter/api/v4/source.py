@@ -27,9 +27,10 @@ from exporter.api.v4 import RUNS_ENDPOINT
 from exporter.api.v4.parser import V4Item, parse_v4_runs_body
 from exporter.api.v4.settings import V4Config
 from exporter.config import Config, WorkspaceConfig
+from exporter.families import BAD_RESPONSE
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.sink import StateSink
-from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
+from exporter.transport import ApiTransport, NotFound, RequestFailed
 from exporter.unknown_statuses import UnknownStatuses
 
 logger = logging.getLogger(__name__)

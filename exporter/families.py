@@ -1,0 +1,268 @@
+"""The metric table: every family /metrics exposes, declared once, in exposition order.
+
+Each ``Family`` says its name, type, help, unit, label names, the bounded vocabulary of each label that
+has one, and its stability (docs/metrics.md). The renderer takes names, order, headers and label order
+from here; the emitting modules take their label values from here; tests/test_metrics_doc.py checks
+docs/metrics.md, tests/stable_metrics.yaml and the real exposition against it.
+
+Adding a metric: a ``Family`` here (in ``FAMILIES`` where it should appear), the code that computes it
+(a snapshot field with a default, one line in render.py), its row in docs/metrics.md, and, if stable,
+its pin in tests/stable_metrics.yaml with a CHANGELOG.md line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from exporter.api.v3.statuses import API_STATUS_VALUES
+from exporter.api.v4.statuses import V4_API_STATUS_VALUES
+from exporter.statuses import (
+    KNOWN_STATUSES,
+    NEEDS_ACTION_STATUSES,
+    STATUS_LABEL_VALUES,
+    TERMINAL_STATUSES,
+)
+
+Kind = Literal["gauge", "counter", "histogram"]
+Stability = Literal["stable", "experimental"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Family:
+    name: str  # counters without ``_total``
+    type: Kind
+    help: str
+    unit: str = ""  # OpenMetrics ``# UNIT``: the base-unit suffix of the name
+    labels: tuple[str, ...]  # as the docs list them; the exposition writes them sorted
+    vocab: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # label -> every value it takes
+    stability: Stability = "stable"
+
+
+WORKSPACE: Final = ("workspace",)
+WORKFLOW: Final = (*WORKSPACE, "workflow_uid", "workflow")
+
+# Values of the ``reason`` label of captaindata_poll_errors_total.
+RATE_LIMITED: Final = "rate_limited"
+UNAUTHORIZED: Final = "unauthorized"
+TIMEOUT: Final = "timeout"
+SERVER_ERROR: Final = "server_error"
+BAD_RESPONSE: Final = "bad_response"
+NETWORK: Final = "network"
+PAGE_CAP: Final = "page_cap"
+INTERNAL: Final = "internal"
+POLL_ERROR_REASONS: Final[tuple[str, ...]] = (
+    RATE_LIMITED,
+    UNAUTHORIZED,
+    TIMEOUT,
+    SERVER_ERROR,
+    BAD_RESPONSE,
+    NETWORK,
+    PAGE_CAP,
+    INTERNAL,
+)
+
+# Values of the ``reason`` label of captaindata_runs_skipped_total.
+INVALID_ITEM: Final = "invalid_item"
+INVALID_UID: Final = "invalid_uid"
+INVALID_TIMESTAMP: Final = "invalid_timestamp"
+DUPLICATE_UID: Final = "duplicate_uid"  # counted by the state (a uid listed by two workflows)
+SKIP_REASONS: Final[tuple[str, ...]] = (INVALID_ITEM, INVALID_UID, INVALID_TIMESTAMP, DUPLICATE_UID)
+
+#: Values of the ``reason`` label of captaindata_api_request_failures_total.
+FAILURE_REASONS: Final[tuple[str, ...]] = (TIMEOUT, NETWORK)
+#: Values of the ``limit_type`` label of captaindata_api_rate_limited_total.
+LIMIT_TYPES: Final[tuple[str, ...]] = ("second", "minute", "hour", "day", "month", "other", "none")
+
+#: Values of the ``api_status`` label: v3's, then v4's that v3 has not.
+API_STATUS_LABEL_VALUES: Final[tuple[str, ...]] = tuple(
+    dict.fromkeys((*API_STATUS_VALUES, *V4_API_STATUS_VALUES))
+)
+_TERMINAL: Final = tuple(status for status in KNOWN_STATUSES if status in TERMINAL_STATUSES)
+_NEEDS_ACTION: Final = tuple(status for status in KNOWN_STATUSES if status in NEEDS_ACTION_STATUSES)
+
+RUNS: Final = Family(
+    name="captaindata_runs",
+    type="gauge",
+    help="Runs the Captain Data API currently lists, by workflow and status.",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
+)
+RUNS_BY_API_STATUS: Final = Family(
+    name="captaindata_runs_by_api_status",
+    type="gauge",
+    help="Runs the Captain Data API currently lists, by workflow and by the API's own status value.",
+    labels=(*WORKFLOW, "api_status"),
+    vocab={"api_status": API_STATUS_LABEL_VALUES},
+    stability="experimental",
+)
+RUNS_POSTPONED: Final = Family(
+    name="captaindata_runs_postponed",
+    type="gauge",
+    help="Runs the API lists as postponed by a limit (v4: postponed_until in the future; 0 for v3).",
+    labels=WORKFLOW,
+    stability="experimental",
+)
+STATUS_CHANGES: Final = Family(
+    name="captaindata_run_status_changes",
+    type="counter",
+    help="Runs observed entering each status since the exporter started (runs present at its first poll "
+    "are the baseline and are not counted).",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
+)
+RUN_DURATION: Final = Family(
+    name="captaindata_run_duration_seconds",
+    type="histogram",
+    help="Start-to-finish time of runs observed reaching finished, warning, shutdown or stopped.",
+    unit="seconds",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": _TERMINAL},
+)
+MAX_AGE: Final = Family(
+    name="captaindata_running_run_max_age_seconds",
+    type="gauge",
+    help="Time in Running of the workflow's longest-running run, as of the last successful poll "
+    "(0 when none).",
+    unit="seconds",
+    labels=WORKFLOW,
+)
+OLDEST_START: Final = Family(
+    name="captaindata_running_run_oldest_start_timestamp_seconds",
+    type="gauge",
+    help="Start time of the workflow's longest-running run (absent when no run is running).",
+    unit="seconds",
+    labels=WORKFLOW,
+)
+LAST_STATUS: Final = Family(
+    name="captaindata_workflow_last_status_timestamp_seconds",
+    type="gauge",
+    help="Latest time a run of the workflow was seen in each status: finish time for terminal statuses, "
+    "start time otherwise.",
+    unit="seconds",
+    labels=(*WORKFLOW, "status"),
+    vocab={"status": STATUS_LABEL_VALUES},
+)
+WORKFLOW_LAST_SUCCESS: Final = Family(
+    name="captaindata_workflow_last_success_timestamp_seconds",
+    type="gauge",
+    help="When the workflow's runs were last read successfully.",
+    unit="seconds",
+    labels=WORKFLOW,
+    stability="experimental",
+)
+NEEDS_ACTION: Final = Family(
+    name="captaindata_run_needs_action",
+    type="gauge",
+    help="1 for each run currently in warning, shutdown or paused (most recent first, capped).",
+    labels=(*WORKFLOW, "status", "run_uid", "run_name"),
+    vocab={"status": _NEEDS_ACTION},
+)
+API_REQUESTS: Final = Family(
+    name="captaindata_api_requests",
+    type="counter",
+    help="Requests to the Captain Data API that got an HTTP response.",
+    labels=(*WORKSPACE, "endpoint", "code"),
+)
+API_FAILURES: Final = Family(
+    name="captaindata_api_request_failures",
+    type="counter",
+    help="Requests to the Captain Data API that got no HTTP response, by reason (timeout, network).",
+    labels=(*WORKSPACE, "endpoint", "reason"),
+    vocab={"reason": FAILURE_REASONS},
+)
+API_RATE_LIMITED: Final = Family(
+    name="captaindata_api_rate_limited",
+    type="counter",
+    help="429 Too Many Requests answers from the Captain Data API.",
+    labels=(*WORKSPACE, "endpoint", "limit_type"),
+    vocab={"limit_type": LIMIT_TYPES},
+)
+API_DURATION: Final = Family(
+    name="captaindata_api_request_duration_seconds",
+    type="histogram",
+    help="Latency of Captain Data API requests.",
+    unit="seconds",
+    labels=(*WORKSPACE, "endpoint"),
+)
+RETRY_AFTER: Final = Family(
+    name="captaindata_api_retry_after_seconds",
+    type="gauge",
+    help="Wait asked by the workspace's most recent 429 (0 after a successful request).",
+    unit="seconds",
+    labels=WORKSPACE,
+)
+UP: Final = Family(
+    name="captaindata_up",
+    type="gauge",
+    help="1 if the workspace's last poll read the workflow list and every workflow, else 0.",
+    labels=WORKSPACE,
+)
+LAST_POLL_SUCCESS: Final = Family(
+    name="captaindata_last_poll_success_timestamp_seconds",
+    type="gauge",
+    help="When the workspace's last successful poll ended.",
+    unit="seconds",
+    labels=WORKSPACE,
+)
+POLL_DURATION: Final = Family(
+    name="captaindata_poll_duration_seconds",
+    type="gauge",
+    help="Duration of the workspace's last poll.",
+    unit="seconds",
+    labels=WORKSPACE,
+)
+POLL_ERRORS: Final = Family(
+    name="captaindata_poll_errors",
+    type="counter",
+    help="Polls that failed or stopped paginating early, by reason.",
+    labels=(*WORKSPACE, "reason"),
+    vocab={"reason": POLL_ERROR_REASONS},
+)
+RUNS_SKIPPED: Final = Family(
+    name="captaindata_runs_skipped",
+    type="counter",
+    help="Runs the exporter could not understand and skipped, by reason.",
+    labels=(*WORKSPACE, "reason"),
+    vocab={"reason": SKIP_REASONS},
+    stability="experimental",
+)
+WORKFLOWS: Final = Family(
+    name="captaindata_workflows",
+    type="gauge",
+    help="Workflows tracked in the workspace.",
+    labels=WORKSPACE,
+)
+BUILD_INFO: Final = Family(
+    name="captaindata_exporter_build_info",
+    type="gauge",
+    help="Version of the exporter and of Python; always 1.",
+    labels=("version", "python_version"),
+)
+
+#: Every family, in the order of the exposition.
+FAMILIES: Final[tuple[Family, ...]] = (
+    RUNS,
+    RUNS_BY_API_STATUS,
+    RUNS_POSTPONED,
+    STATUS_CHANGES,
+    RUN_DURATION,
+    MAX_AGE,
+    OLDEST_START,
+    LAST_STATUS,
+    WORKFLOW_LAST_SUCCESS,
+    NEEDS_ACTION,
+    API_REQUESTS,
+    API_FAILURES,
+    API_RATE_LIMITED,
+    API_DURATION,
+    RETRY_AFTER,
+    UP,
+    LAST_POLL_SUCCESS,
+    POLL_DURATION,
+    POLL_ERRORS,
+    RUNS_SKIPPED,
+    WORKFLOWS,
+    BUILD_INFO,
+)
