@@ -34,7 +34,8 @@ def test_v3_webhooks_succeeded_and_failed() -> None:
 
 def test_v3_error_is_bounded() -> None:
     event = parse_body(json.dumps(v3_webhook("job-1", error="e" * 100_000)).encode())
-    assert isinstance(event, PushEvent) and event.error is not None
+    assert isinstance(event, PushEvent)
+    assert event.error is not None
     assert len(event.error) == ERROR_MAX_CHARS
 
 
@@ -114,5 +115,6 @@ def test_fuzz_parser_never_raises(body: bytes) -> None:
     result = parse_body(body)
     assert isinstance(result, PushEvent | Invalid)
     if isinstance(result, PushEvent):
-        assert result.run_uid.isascii() and result.run_uid.isprintable()
+        assert result.run_uid.isascii()
+        assert result.run_uid.isprintable()
         assert result.error is None or len(result.error) <= ERROR_MAX_CHARS
