@@ -363,6 +363,12 @@ async def test_failed_reads_are_counted_and_the_worker_goes_on(pushing: Pushing,
     assert calls == ["job-raises", "job-404", run]
     assert pushing.count("acme", "fetch_failed") == 2
     assert pushing.reader.truth[run] == "paused"
+    # a redelivery after a failed read is read again; after a good one, it is a duplicate
+    for job in ("job-404", run):
+        assert (await pushing.post("acme", v3_webhook(job), bearer("acme"))).status_code == 202
+    await pushing.drained()
+    assert calls == ["job-raises", "job-404", run, "job-404"]
+    assert pushing.count("acme", "duplicate") == 1
 
 
 async def test_idle_and_half_sent_connections_are_closed(pushing: Pushing) -> None:

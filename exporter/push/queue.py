@@ -2,7 +2,7 @@
 read. Events for the same run share one read: while a run waits, later events merge into it; while
 (or shortly after) it is read, an event with the same status hint adds nothing. Both count as
 ``duplicate``. A different hint after the read started queues a new read (callbacks arrive out of
-order: the read decides)."""
+order: the read decides). After a failed read, the same event is read again."""
 
 from __future__ import annotations
 
@@ -148,6 +148,7 @@ class PushQueue:
                 self._finished(event)
             if not ok:
                 self._stats.count(self.workspace, FETCH_FAILED)
+                self._read.pop(event.run_uid, None)  # a redelivery of the same event may try again
 
     async def _supervised(self) -> None:
         while True:

@@ -167,6 +167,7 @@ class Receiver:
         return b"".join(chunks)
 
     async def push(self, request: web.Request) -> web.Response:
+        arrived = self._monotonic()
         name = request.match_info["workspace"]
         workspace = self.workspaces.get(name)
         if workspace is None:
@@ -203,7 +204,7 @@ class Receiver:
             self.stats.count(name, INVALID)
             return web.Response(status=400, text=f"Bad Request: {event.reason}\n")
         error = redact(event.error, self._secrets) if event.error is not None else None
-        event = dataclasses.replace(event, error=error, received_at=self._monotonic())
+        event = dataclasses.replace(event, error=error, received_at=arrived)
         outcome = workspace.queue.offer(event)
         if outcome == OVERLOADED:
             return web.Response(
