@@ -3,7 +3,7 @@ one complete snapshot file after every poll, side by side, on the same disk.
 
     python -m bench.state_bench [--workflows 100] [--runs 1000] [--polls 200] [--changed 2] [--dir DIR]
 
-Both write the records exporter/state.py exports (one per workflow: its runs' uid and status,
+Both write the records exporter/persist/codec.py exports (one per workflow: its runs' uid and status,
 counters, histograms), fsync'd. Prints per-save time, bytes written per save, the largest file, and
 the cost of loading the journal back. DIR should be on the disk the exporter would use.
 """
@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporter.persist import WorkspaceIdentity, WorkspaceJournal, _encode, _fsync_directory
-from exporter.restore import _digest
+from exporter.persist.journal import WorkspaceIdentity, WorkspaceJournal, _encode, _fsync_directory
+from exporter.persist.saver import _digest
 
 STATUSES = ("running", "finished", "warning", "failed", "paused", "shutdown", "pending")
 IDENTITY = WorkspaceIdentity("bench", "5b7c6a0e-3f51-4c1b-9a7e-2d8f0c4e6a19", "https://api.example", "v3")
 
 
 def workflow_record(uid: str, runs: list[list[str]], poll: int) -> dict[str, Any]:
-    """The shape of WorkspaceState.export_workflow."""
+    """The shape of exporter.persist.codec.export_workflow."""
     return {
         "uid": uid,
         "name": f"Workflow {uid}",

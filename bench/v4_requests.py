@@ -22,12 +22,12 @@ import math
 import time
 from typing import Any
 
+from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.poller import Poller, build
 from exporter.simulator import Simulator, start_simulator
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.v4 import V4Api
-from exporter.v4source import V4Source
 
 KEY = "b" * 64
 WORKSPACE = "bench-workspace"

@@ -11,8 +11,12 @@ The words and expressions live beside this file: ``alerts.yaml`` (every alert an
 runbook prose; near-twin alerts from one ``each:`` spec) and ``runbooks/*.md`` (the runbook page's frame).
 The status knowledge (meaning, recommended action, steps, API calls) comes from the status guide
 (``exporter/status_guide.yaml``), so the landing page, the alert annotations and the runbooks say the same
-thing. Every knob (the job selector, thresholds, windows and ``for:`` durations, the runbook base URL) is a
-field of :class:`Knobs` and a command-line flag of the same name; ``docs/alerts.md`` documents them.
+thing. Every knob (the job selector, thresholds, windows and ``for:`` durations, the runbook base URL) has
+its default in ``exporter/conventions.yaml``, is a field of :class:`deploy.knobs.Knobs`, a command-line
+flag of the same name and a ``_config`` key of the mixin; ``docs/alerts.md`` documents them.
+
+For the mixin it also writes ``mixin/rules.libsonnet`` (the same rules, every knob read from ``$._config``)
+and ``mixin/config.libsonnet`` (the ``_config`` defaults): see ``deploy/mixin_rules.py``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +35,20 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python deploy/generate.py` from a checkout, without installing the package
     sys.path.insert(0, str(REPO))
 
+from deploy import mixin_rules  # noqa: E402
+from deploy.knobs import KNOB_FIELDS, Knobs, changed, is_int, knob_values, symbolic  # noqa: E402
+from deploy.model import Alert, Recording, Runbook  # noqa: E402
+from deploy.runbook_page import render_runbooks  # noqa: E402
 from deploy.textgen import PLACEHOLDER, fill, load_yaml, write_or_check  # noqa: E402
-from exporter import statuses as st  # noqa: E402
-from exporter.durations import parse_duration as seconds  # noqa: E402
+from exporter import conventions  # noqa: E402
+from exporter.guide import API_CALLS, GUIDE, StatusGuide  # noqa: E402
 
 RULES_FILE = "captaindata-alerts.rules.yml"
 PROMETHEUS_RULE_FILE = "prometheusrule.yaml"
 RUNBOOKS_FILE = "runbooks.md"
 MIXIN_RULES_FILE = "rules.json"
+MIXIN_RULES_LIBSONNET = "rules.libsonnet"
+MIXIN_CONFIG = "config.libsonnet"
 
 #: Where the committed files live, relative to the repository root.
 COMMITTED: dict[str, Path] = {
@@ -47,88 +56,15 @@ COMMITTED: dict[str, Path] = {
     PROMETHEUS_RULE_FILE: Path("deploy/kubernetes") / PROMETHEUS_RULE_FILE,
     RUNBOOKS_FILE: Path("docs") / RUNBOOKS_FILE,
     MIXIN_RULES_FILE: Path("mixin") / MIXIN_RULES_FILE,
+    MIXIN_RULES_LIBSONNET: Path("mixin") / MIXIN_RULES_LIBSONNET,
+    MIXIN_CONFIG: Path("mixin") / MIXIN_CONFIG,
 }
-
-DEFAULT_RUNBOOK_BASE_URL = (
-    "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
-)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else repr(value)
-
-
-def _knob(default: str | int, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """The tunable parts of the rules. Each field is also a ``--flag`` (underscores become dashes)."""
-
-    selector: str = _knob(
-        'job="captaindata-exporter"', "PromQL label matchers selecting the exporter's series and its `up`"
-    )
-    runbook_base_url: str = _knob(
-        DEFAULT_RUNBOOK_BASE_URL, "URL of docs/runbooks.md; each alert links to its section (#alertname)"
-    )
-    grafana_url: str = _knob(
-        "http://localhost:3000", "Grafana's URL; each alert's dashboard_url opens its dashboard, filtered"
-    )
-    scrape_gap: str = _knob(
-        "5m", "lookback that bridges missed scrapes (last_over_time/max_over_time); above 2 scrape intervals"
-    )
-    running_too_long: str = _knob("6h", "age of the oldest Running run that counts as too long")
-    running_too_long_for: str = _knob("15m", "for: of CaptainDataRunRunningTooLong")
-    recent_window: str = _knob(
-        "24h", "a warning/shutdown run alerts for at most this long after it happened (never last month's)"
-    )
-    warning_for: str = _knob("5m", "for: of CaptainDataRunWarning")
-    shutdown_for: str = _knob("5m", "for: of CaptainDataRunShutdown")
-    shutdowns_persisting_count: int = _knob(3, "runs entering shutdown within the window that page")
-    shutdowns_persisting_window: str = _knob("6h", "window of CaptainDataRunShutdownsPersisting")
-    shutdowns_persisting_for: str = _knob("0s", "for: of CaptainDataRunShutdownsPersisting")
-    paused_for: str = _knob("15m", "for: of CaptainDataRunPaused")
-    stopped_window: str = _knob("1h", "CaptainDataRunStopped reports stops within this window")
-    rate_limited_window: str = _knob("10m", "429s are counted over this window")
-    rate_limited_for: str = _knob("20m", "for: of CaptainDataRateLimited (429s must keep arriving this long)")
-    poll_failing_for: str = _knob("10m", "for: of CaptainDataExporterPollFailing")
-    poll_errors_window: str = _knob(
-        "15m", "window of captaindata_poll_errors_total that tells why polls fail (401/403, 429)"
-    )
-    poll_stale_threshold: str = _knob("15m", "age of the last successful poll that counts as stale")
-    poll_stale_for: str = _knob("5m", "for: of CaptainDataExporterPollStale")
-    unauthorized_for: str = _knob("5m", "for: of CaptainDataExporterUnauthorized")
-    exporter_down_for: str = _knob("5m", "for: of CaptainDataExporterDown")
-    workflow_stale_threshold: str = _knob("1h", "age of a workflow's last successful read that is stale")
-    workflow_stale_for: str = _knob("10m", "for: of CaptainDataWorkflowStale")
-    internal_errors_window: str = _knob(
-        "1h", "CaptainDataExporterInternalError reports internal errors (exporter bugs) within this window"
-    )
-
-    def validate(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in TEXT_KNOBS:
-                if not value or "`" in value:
-                    raise ValueError(f"{f.name} must be non-empty and free of backquotes")
-            elif f.type in {"int", int}:
-                if int(value) < 1:
-                    raise ValueError(f"{f.name} must be at least 1")
-            else:
-                seconds(value)
-        if seconds(self.scrape_gap) <= 0:
-            raise ValueError("scrape_gap must be positive")
-
-
-KNOB_FIELDS = tuple(dataclasses.fields(Knobs))
-TEXT_KNOBS = frozenset({"selector", "runbook_base_url", "grafana_url"})
+#: The runbook_base_url knob's default (its home is exporter/conventions.yaml).
+DEFAULT_RUNBOOK_BASE_URL = conventions.RUNBOOK_BASE_URL
 
 # --- The model: rules with their runbook sections, read from deploy/alerts.yaml ----------------------------
 
 SPEC_FILE = REPO / "deploy" / "alerts.yaml"
-RUNBOOK_PAGE = REPO / "deploy" / "runbooks" / "page.md"
-RUNBOOK_SECTION = REPO / "deploy" / "runbooks" / "section.md"
 GROUPS = {"runs": "captaindata-runs", "exporter": "captaindata-exporter"}
 GROUP_RECORDING = "captaindata-recording"
 ALERT_FIELDS = frozenset(
@@ -146,83 +82,26 @@ ALERT_FIELDS = frozenset(
         "runbook",
     }
 )
-CALLS: dict[str, st.ApiCall] = {name: v for name, v in vars(st).items() if isinstance(v, st.ApiCall)}
-
-
-@dataclass(frozen=True)
-class Runbook:
-    meaning: str
-    causes: tuple[str, ...]
-    steps: tuple[str, ...]
-    confirm: str
-    escalate: str
-    design: str
-    api_calls: tuple[st.ApiCall, ...] = ()
-
-
+CALLS = API_CALLS
 RUNBOOK_FIELDS = frozenset(f.name for f in dataclasses.fields(Runbook))
 
 
-@dataclass(frozen=True)
-class Alert:
-    name: str
-    group: str
-    expr: str
-    for_: str
-    severity: str
-    summary: str
-    description: str
-    action: str
-    runbook: Runbook
-    #: The dashboard_url annotation: the matching dashboard, filtered by the alert's labels.
-    dashboard_url: str
-    labels: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    def rule(self, knobs: Knobs) -> dict[str, Any]:
-        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
-        if seconds(self.for_) > 0:
-            rule["for"] = self.for_
-        rule["labels"] = {"severity": self.severity, **self.labels}
-        rule["annotations"] = {
-            "summary": self.summary,
-            "description": self.description,
-            "action": self.action,
-            **self.annotations,
-            "runbook_url": runbook_url(knobs, self.name),
-            "dashboard_url": self.dashboard_url,
-        }
-        return rule
-
-
-@dataclass(frozen=True)
-class Recording:
-    record: str
-    expr: str
-    help: str
-
-
-def runbook_url(knobs: Knobs, alert: str) -> str:
-    return f"{knobs.runbook_base_url}#{alert.lower()}"
-
-
 def template_values(knobs: Knobs) -> dict[str, Any]:
-    """Every name a template may use: the knobs (durations also in seconds), the guide, the API calls."""
-    values: dict[str, Any] = {}
-    for f in KNOB_FIELDS:
-        value = getattr(knobs, f.name)
-        values[f.name] = value
-        if f.name not in TEXT_KNOBS and f.type not in {"int", int}:
-            values[f.name + "_seconds"] = _number(seconds(value))
-    for status, guide in st.GUIDE.items():
+    """Every name a template may use: the knobs (durations also in seconds), the guide, the API calls, the
+    alert names of exporter/conventions.yaml."""
+    values = knob_values(knobs)
+    values["alert.running_too_long"] = conventions.RUNNING_TOO_LONG_ALERT
+    for status, guide in GUIDE.items():
         values.update(_guide_values(f"guide.{status}", guide))
     for name, call in CALLS.items():
         values[f"call.{name}"] = call.render()
     return values
 
 
-def _guide_values(prefix: str, guide: st.StatusGuide) -> dict[str, Any]:
-    return {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
+def _guide_values(prefix: str, guide: StatusGuide) -> dict[str, Any]:
+    values = {f"{prefix}.{name}": getattr(guide, name) for name in GUIDE_FIELDS}
+    values[f"{prefix}.alert"] = conventions.status_alert(guide.title)
+    return values
 
 
 RUN_UID = "{{ $labels.run_uid }}"
@@ -277,7 +156,7 @@ def _expand(specs: list[Spec], values: dict[str, Any]) -> list[tuple[Spec, dict[
             one["runbook"] = dict(one.get("runbook", {}))
             item_values = dict(values)
             if "status" in item:
-                item_values.update(_guide_values("this", st.GUIDE[item["status"]]))
+                item_values.update(_guide_values("this", GUIDE[item["status"]]))
             for key, value in item.items():
                 if key in ALERT_FIELDS:
                     one[key] = value
@@ -374,15 +253,12 @@ def rule_groups(knobs: Knobs) -> list[dict[str, Any]]:
 
 
 def _header(knobs: Knobs, comment: str) -> str:
-    changed = [
-        f"{f.name}={getattr(knobs, f.name)}" for f in KNOB_FIELDS if getattr(knobs, f.name) != f.default
-    ]
     lines = [
         "Generated by deploy/generate.py from deploy/alerts.yaml and exporter/status_guide.yaml. Do not",
         "edit: change those and run `python deploy/generate.py` (docs/alerts.md lists the knobs).",
     ]
-    if changed:
-        lines.append("Knobs changed from the defaults: " + ", ".join(changed))
+    if changed(knobs):
+        lines.append("Knobs changed from the defaults: " + ", ".join(changed(knobs)))
     return "".join(f"{comment} {line}\n" for line in lines)
 
 
@@ -414,105 +290,17 @@ def render_prometheus_rule(knobs: Knobs) -> str:
     return _header(knobs, "#") + _yaml(resource)
 
 
-_SHELL_VARS = {
-    "job_uid": "$RUN_UID",
-    "run_uid": "$RUN_UID",
-    "job_name": "$RUN_NAME_URLENCODED",
-    "workflow_uid": "$WORKFLOW_UID",
-    "integration_uid": "$INTEGRATION_UID",
-}
-_BODIES = {
-    st.RETRY_A_RUN.name: "--data @launch-payload.json",
-    st.LAUNCH_WORKFLOW.name: "--data @launch-payload.json",
-    st.RESUME_A_RUN_V4.name: "--data '{}'",
-    st.UPDATE_INTEGRATION_ACCOUNT.name: (
-        '--data \'{"account": {"uid": "ACCOUNT_UID", "cookies": {"li_at": "NEW_SESSION_COOKIE"}}, '
-        '"resume_paused_jobs": true}\''
-    ),
-}
-
-
-def curl(call: st.ApiCall) -> str:
-    """The API call as a copy-pasteable curl command (variables as in the runbooks' conventions)."""
-    url = call.path
-    for placeholder, variable in _SHELL_VARS.items():
-        url = url.replace("{" + placeholder + "}", variable)
-    if "/v4/" in call.path:  # v4: one header, no workspace id
-        lines = [f'curl -sS -X {call.method} "{url}"', '  -H "X-API-Key: $CAPTAINDATA_API_KEY"']
-    else:
-        lines = [
-            f'curl -sS -X {call.method} "{url}"',
-            '  -H "Authorization: x-api-key $CAPTAINDATA_API_KEY"',
-            '  -H "x-project-id: $WORKSPACE_UID"',
-        ]
-    body = _BODIES.get(call.name)
-    if body:
-        lines += ['  -H "Content-Type: application/json"', f"  {body}"]
-    return " \\\n".join(lines)
-
-
-def _knob_table(knobs: Knobs) -> list[str]:
-    return [f"`{f.name}`={getattr(knobs, f.name)}" for f in KNOB_FIELDS]
-
-
-def _runbook_section(alert: Alert) -> str:
-    rb = alert.runbook
-    labels = ", ".join(f"`{k}={v}`" for k, v in {"severity": alert.severity, **alert.labels}.items())
-    calls = "".join(
-        f"\n\n{call.name}: `{call.render()}`{'; ' + call.note if call.note else ''}.\n\n"
-        f"```bash\n{curl(call)}\n```"
-        for call in rb.api_calls
-    )
-    return fill(
-        RUNBOOK_SECTION.read_text(encoding="utf-8"),
-        {
-            "name": alert.name,
-            "summary": alert.summary,
-            "labels": labels,
-            "for": f"`for: {alert.for_}`" if seconds(alert.for_) > 0 else "no `for:` (fires at once)",
-            "expr": alert.expr,
-            "meaning": rb.meaning,
-            "causes": "\n".join(f"- {cause}" for cause in rb.causes),
-            "action": alert.action,
-            "steps": "\n".join(f"{i}. {step}" for i, step in enumerate(rb.steps, 1)),
-            "api_calls": calls,
-            "confirm": rb.confirm,
-            "escalate": rb.escalate,
-            "design": rb.design,
-        },
-    )
-
-
-def render_runbooks(knobs: Knobs) -> str:
-    alerts = all_alerts(knobs)
-    alert_rows = [
-        f"| [{a.name}](#{a.name.lower()}) | {a.severity} | {a.for_ if seconds(a.for_) > 0 else '-'} "
-        f"| {a.action} |"
-        for a in alerts
-    ]
-    status_rows = [
-        f"| `{status}` | {guide.meaning} | {guide.action} |"
-        for status, guide in ((s, st.GUIDE[s]) for s in st.KNOWN_STATUSES)
-    ]
-    return fill(
-        RUNBOOK_PAGE.read_text(encoding="utf-8"),
-        {
-            "header": _header(knobs, "").strip().replace("\n ", " "),
-            "alert_rows": "\n".join(alert_rows),
-            "status_rows": "\n".join(status_rows),
-            "sections": "".join(_runbook_section(alert) for alert in alerts).rstrip("\n"),
-            "knobs": ", ".join(_knob_table(knobs)),
-        },
-    )
-
-
 def render_all(knobs: Knobs) -> dict[str, str]:
     knobs.validate()
     return {
         RULES_FILE: render_rules(knobs),
         PROMETHEUS_RULE_FILE: render_prometheus_rule(knobs),
-        RUNBOOKS_FILE: render_runbooks(knobs),
+        RUNBOOKS_FILE: render_runbooks(
+            all_alerts(knobs), knobs, _header(knobs, "").strip().replace("\n ", " ")
+        ),
         MIXIN_RULES_FILE: render_mixin_rules(knobs),
+        MIXIN_RULES_LIBSONNET: mixin_rules.render_rules(rule_groups(symbolic())),
+        MIXIN_CONFIG: mixin_rules.render_config(knobs),
     }
 
 
@@ -527,7 +315,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output-dir",
         type=Path,
-        help="write the three files flat into this directory instead of their places in the repository",
+        help="write the files flat into this directory instead of their places in the repository",
     )
     knobs = parser.add_argument_group("knobs (see docs/alerts.md)")
     for f in KNOB_FIELDS:
@@ -535,7 +323,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "--" + f.name.replace("_", "-"),
             dest=f.name,
             default=f.default,
-            type=int if f.type in {"int", int} else str,
+            type=int if is_int(f) else str,
             help=f"{f.metadata['help']} (default: {f.default})",
         )
     return parser.parse_args(argv)

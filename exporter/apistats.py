@@ -8,11 +8,6 @@ from dataclasses import dataclass, field
 from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
 from exporter.snapshot import ApiStatsSnapshot
 
-WORKFLOWS_ENDPOINT = "/v3/workflows"
-RUNS_ENDPOINT = "/v3/workflows/{workflow_uid}/jobs"
-ENDPOINTS = (WORKFLOWS_ENDPOINT, RUNS_ENDPOINT)
-V4_RUNS_ENDPOINT = "/v4/runs"  # whatever v4.path says
-V4_ENDPOINTS = (V4_RUNS_ENDPOINT,)
 #: Values of the ``limit_type`` label of ``captaindata_api_rate_limited_total``.
 LIMIT_TYPES = ("second", "minute", "hour", "day", "month", "other", "none")
 #: Values of the ``reason`` label of ``captaindata_api_request_failures_total``.
@@ -21,7 +16,7 @@ FAILURE_REASONS = ("timeout", "network")
 
 @dataclass
 class ApiStats:
-    endpoints: tuple[str, ...] = ENDPOINTS
+    endpoints: tuple[str, ...] = ()  # the API version's (its adapter's), present at 0 from the start
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, code)
     failures: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, timeout|network)
     rate_limited: Counter[tuple[str, str]] = field(default_factory=Counter)  # (endpoint, limit_type)

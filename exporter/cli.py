@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.api.v4.settings import V4Config
 from exporter.config import (
     DEFAULT_LISTEN_ADDRESS,
     LOG_FORMATS,
@@ -32,7 +33,6 @@ from exporter.config import (
     PollConfig,
     Secret,
     StateConfig,
-    V4Config,
     WebConfig,
     WorkspaceConfig,
     load_config,
@@ -43,7 +43,7 @@ from exporter.logs import setup_logging
 if TYPE_CHECKING:
     from aiohttp.web import BaseRunner
 
-    from exporter.persist import StateDirectory
+    from exporter.persist.journal import StateDirectory
     from exporter.poller import Poller
     from exporter.published import Published
     from exporter.webconfig import WebConfigSource
@@ -160,7 +160,7 @@ def _demo_config(
         api_key=Secret(v4_api_key or ""),
         api_version="v4",
         base_url=base_url,
-        v4=V4Config(resync_interval=DEMO_V4_RESYNC),
+        settings=V4Config(resync_interval=DEMO_V4_RESYNC),
     )
     return Config(
         workspaces=(
@@ -287,9 +287,9 @@ async def _serve(
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
     gc.set_threshold(*GC_THRESHOLDS)
-    from exporter.persist import StateDirectoryError
+    from exporter.persist.journal import StateDirectoryError
+    from exporter.persist.saver import open_state
     from exporter.poller import build, unhealthy
-    from exporter.restore import open_state
     from exporter.server import create_app
     from exporter.webguard import install as install_web_guard
 

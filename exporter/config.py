@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from exporter.api import API_VERSIONS, DEFAULT_API_VERSION, adapter
 from exporter.durations import parse_duration
 from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
 
@@ -22,8 +23,7 @@ if TYPE_CHECKING:
 PUSH_WORKSPACE_KEYS = ("push_token", "push_token_file")  # read by exporter/push/config.py
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
-DEFAULT_BASE_URL = "https://api.captaindata.co"
-SUPPORTED_API_VERSIONS = ("v3", "v4")
+SUPPORTED_API_VERSIONS = API_VERSIONS
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 
@@ -96,10 +96,11 @@ class WorkspaceConfig:
     name: str
     workspace_uid: str
     api_key: Secret
-    api_version: str = "v3"
-    base_url: str = DEFAULT_BASE_URL
+    api_version: str = DEFAULT_API_VERSION
+    base_url: str = adapter(DEFAULT_API_VERSION).default_base_url
     workflows: WorkflowFilter = field(default_factory=WorkflowFilter)
-    v4: V4Config | None = None  # set exactly when api_version is v4
+    #: The API version's own block (``v4:``), as its adapter reads it; None when it has none.
+    settings: object = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    path: Path | None = None  # the state directory (exporter/persist.py); None: nothing is saved
+    path: Path | None = None  # the state directory (exporter/persist/); None: nothing is saved
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,10 @@ class _Reader:
                 shown = key if isinstance(key, str) and len(key) <= MAX_SHOWN else _show(key)
                 raise ConfigError(_join(path, shown), f"unknown key (allowed: {', '.join(allowed)})")
         return value
+
+    def error(self, path: str, reason: str) -> ConfigError:
+        """The error to raise for a check of the caller's own (an API version's block)."""
+        return ConfigError(path, reason)
 
     def expand(self, text: str, path: str) -> str:
         if not self.expand_variables:
@@ -423,6 +428,25 @@ def _read_workflow_filter(reader: _Reader, value: object, path: str) -> Workflow
     )
 
 
+#: The workspace keys of the API versions' own blocks (``v4``), by version.
+_SETTINGS_KEYS: dict[str, str] = {
+    version: key for version in API_VERSIONS if (key := adapter(version).settings_key) is not None
+}
+
+
+def _read_settings(reader: _Reader, section: dict[str, Any], path: str, api_version: str) -> object:
+    """The workspace's API-version block, read by that version's adapter (None when it has none)."""
+    for version, key in _SETTINGS_KEYS.items():
+        if version != api_version and key in section:
+            raise ConfigError(
+                _join(path, key), f"is only for api_version: {version} (this workspace uses {api_version})"
+            )
+    api = adapter(api_version)
+    if api.settings_key is None or api.read_settings is None:
+        return None
+    return api.read_settings(reader, section.get(api.settings_key), _join(path, api.settings_key))
+
+
 def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfig:
     section = reader.mapping(
         value,
@@ -435,22 +459,23 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "api_version",
             "base_url",
             "workflows",
-            "v4",
+            *_SETTINGS_KEYS.values(),
             *PUSH_WORKSPACE_KEYS,
         ),
     )
     if not section:
         raise ConfigError(path, "must be a mapping with name, workspace_uid and api_key")
-    api_version = reader.string(section, "api_version", path, "v3")
+    api_version = reader.string(section, "api_version", path, DEFAULT_API_VERSION)
     if api_version not in SUPPORTED_API_VERSIONS:
         raise ConfigError(
             _join(path, "api_version"),
             f"{reader.shown(section, 'api_version')} is not supported "
             f"(supported: {', '.join(SUPPORTED_API_VERSIONS)})",
         )
-    v4 = _read_v4(reader, section, path, api_version)
-    base_url = _base_url(reader, section, path, DEFAULT_BASE_URL if v4 is None else DEFAULT_V4_BASE_URL)
-    if v4 is not None and section.get("workspace_uid") is None:
+    api = adapter(api_version)
+    settings = _read_settings(reader, section, path, api_version)
+    base_url = _base_url(reader, section, path, api.default_base_url)
+    if not api.needs_workspace_uid and section.get("workspace_uid") is None:
         workspace_uid = ""
     else:
         workspace_uid = reader.name(section, "workspace_uid", path)
@@ -463,7 +488,7 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
         api_version=api_version,
         base_url=base_url,
         workflows=_read_workflow_filter(reader, section.get("workflows"), _join(path, "workflows")),
-        v4=v4,
+        settings=settings,
     )
 
 
@@ -624,38 +649,3 @@ def parse_listen_address(address: str) -> tuple[str | None, int]:
         raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     return (host or None, int(port_text))
-
-
-# API v4 (the v4 work): the ``v4:`` block of a workspace.
-DEFAULT_V4_BASE_URL = "https://api.captaindata.com"
-V4_MAX_PAGE_SIZE = 100  # the API's maximum ``limit``
-
-
-@dataclass(frozen=True)
-class V4Config:
-    lookback: float = 60 * 86400.0  # runs last updated longer ago are not tracked
-    resync_interval: float = 3600.0  # a full re-list (up to lookback) this often
-    page_size: int = V4_MAX_PAGE_SIZE
-    path: str = "/v4/runs"  # the guides' alias is /v4/api/runs/list
-
-
-def _read_v4(reader: _Reader, section: dict[str, Any], path: str, api_version: str) -> V4Config | None:
-    where = _join(path, "v4")
-    if api_version != "v4":
-        if "v4" in section:
-            raise ConfigError(where, f"is only for api_version: v4 (this workspace uses {api_version})")
-        return None
-    block = reader.mapping(section.get("v4"), where, tuple(V4Config.__dataclass_fields__))
-    page_size = reader.number(block, "page_size", where, V4Config.page_size, int, 1)
-    if page_size > V4_MAX_PAGE_SIZE:
-        raise ConfigError(_join(where, "page_size"), f"must be at most {V4_MAX_PAGE_SIZE}, got {page_size}")
-    runs_path = reader.string(block, "path", where, V4Config.path)
-    if not runs_path.startswith("/") or any(c in runs_path for c in "?#") or "//" in runs_path:
-        shown = reader.shown(block, "path", V4Config.path)
-        raise ConfigError(_join(where, "path"), f"{shown} is not a URL path (e.g. /v4/runs)")
-    return V4Config(
-        lookback=reader.duration(block, "lookback", where, V4Config.lookback),
-        resync_interval=reader.duration(block, "resync_interval", where, V4Config.resync_interval),
-        page_size=page_size,
-        path=runs_path,
-    )

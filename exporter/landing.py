@@ -15,9 +15,10 @@ from html import escape
 from typing import Any
 
 from exporter import __version__
+from exporter.guide import GUIDE
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.status_view import build_status
-from exporter.statuses import GUIDE, STATUS_LABEL_VALUES
+from exporter.statuses import STATUS_LABEL_VALUES
 
 REFRESH_SECONDS = 30
 

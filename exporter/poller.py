@@ -9,37 +9,18 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from exporter import __version__
+from exporter.api import adapter
 from exporter.config import Config, WorkspaceConfig
-from exporter.engine import Checkpoint, PollSource, StateSink
+from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
 from exporter.ratelimit import Backoff
-from exporter.restore import WorkspaceSaver
+from exporter.sink import Checkpoint, StateSink
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 from exporter.transport import INTERNAL, TIMEOUT, ApiTransport, RequestFailed
-from exporter.v3source import V3Source
-from exporter.v4source import V4Source
 
 logger = logging.getLogger(__name__)
 RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
-
-
-def api_headers(workspace: WorkspaceConfig) -> dict[str, str]:
-    """The headers of every request: the key as the workspace's API version wants it."""
-    key = workspace.api_key.reveal()
-    if workspace.api_version == "v4":
-        auth = {"X-API-Key": key}
-    else:
-        auth = {"Authorization": f"x-api-key {key}", "x-project-id": workspace.workspace_uid}
-    return {**auth, "Accept": "application/json", "User-Agent": f"captaindata-exporter/{__version__}"}
-
-
-def make_source(workspace: WorkspaceConfig, config: Config, transport: ApiTransport) -> PollSource:
-    """The reader of the workspace's API version."""
-    if workspace.api_version == "v4":
-        return V4Source(transport, workspace, config)
-    return V3Source(transport, config.api, workspace.workflows, workspace.name)
 
 
 class Poller:
@@ -64,11 +45,16 @@ class Poller:
         self.checkpoint = checkpoint
         self.saver = saver
         self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
-        headers = api_headers(workspace)
+        api = adapter(workspace.api_version)
         self.transport = ApiTransport(
-            workspace.base_url, headers, config.api, self.state.api, self._progress, self.sink.executor
+            workspace.base_url,
+            api.headers(workspace),
+            config.api,
+            self.state.api,
+            self._progress,
+            self.sink.executor,
         )
-        self.source = make_source(workspace, config, self.transport)
+        self.source = api.source(self.transport, workspace, config)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0

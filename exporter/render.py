@@ -27,7 +27,8 @@ from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
 from exporter.exposition import FAMILIES, unit_of
-from exporter.snapshot import HistogramSnapshot, RunView, WorkflowSnapshot, WorkspaceSnapshot
+from exporter.needs_action import newest_first
+from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnapshot
 
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 _INDEX = {name: index for index, name in enumerate(FAMILY_NAMES)}
@@ -189,18 +190,13 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     return lines.chunks()
 
 
-def _recency(item: tuple[WorkflowSnapshot, RunView]) -> tuple[float, str]:
-    since = item[1].since
-    moment = since if isinstance(since, float | int) and math.isfinite(since) else 0.0
-    return (moment, str(item[1].uid))
-
-
 def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     """The series of a workspace that are not per workflow, and its needs-action runs."""
     lines = _Lines()
     needing = [(workflow, run) for workflow in snapshot.workflows for run in workflow.needs_action]
-    needing.sort(key=_recency, reverse=True)
-    for workflow, run in needing[: max(0, snapshot.needs_action_limit)]:
+    for workflow, run in newest_first(
+        needing, snapshot.needs_action_limit, lambda item: item[1].since, lambda item: item[1].uid
+    ):
         labels = (
             f'run_name="{escape(run.name)}",run_uid="{escape(run.uid)}",status="{escape(run.status)}",'
             f"{_workflow_labels(workspace, workflow)}"

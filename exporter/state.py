@@ -1,5 +1,5 @@
 """Per-workspace memory across polls, kept per workflow: the runs last read, status transitions,
-histograms and health. Mutated only through the engine's sink (one call at a time, in a worker thread);
+histograms and health. Mutated only through the sink (one call at a time, in a worker thread);
 every mutation returns a fresh immutable snapshot for the exposition and the pages."""
 
 from __future__ import annotations
@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeGuard
+from collections.abc import Sequence
 
-from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
+from exporter.api import adapter
+from exporter.apistats import ApiStats
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
-from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
+from exporter.needs_action import newest_first
+from exporter.parsing import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
 from exporter.transport import PAGE_CAP, POLL_ERROR_REASONS
@@ -83,7 +84,6 @@ class WorkflowState:
                 postponed += 1
             if run.status in NEEDS_ACTION_STATUSES:
                 flagged.append(run)
-        flagged.sort(key=_recency, reverse=True)
         self.snapshot = WorkflowSnapshot(
             uid=self.uid,
             name=self.name,
@@ -100,14 +100,19 @@ class WorkflowState:
             last_error=self.last_error,
             needs_action=tuple(
                 RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
-                for run in flagged[:needs_action_limit]
+                for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
             ),
         )
         return self.snapshot
 
 
-def _recency(run: Run) -> tuple[float, str]:
-    return (run.finish_time or run.start_time or run.scheduled_time or 0.0, run.uid)
+def _latest_time(run: Run) -> float | None:
+    """Which needs-action runs a workflow keeps when it has more than the limit: the latest moments."""
+    return run.finish_time or run.start_time or run.scheduled_time
+
+
+def _uid(run: Run) -> str:
+    return run.uid
 
 
 class WorkspaceState:
@@ -122,7 +127,7 @@ class WorkspaceState:
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
         if endpoints is None:
-            endpoints = V4_ENDPOINTS if api_version == "v4" else ENDPOINTS
+            endpoints = adapter(api_version).endpoints
         self.api = ApiStats(tuple(endpoints))
         # Poll health.
         self.up = False
@@ -136,8 +141,9 @@ class WorkspaceState:
         self.listed_once = False  # workflows of the first list are the baseline
         self.workflows: dict[str, WorkflowState] = {}  # in list order
         self.owner: dict[str, str] = {}  # run uid -> the workflow uid it is counted under
-        self._changed: set[str] = set()
-        self._removed: set[str] = set()
+        # Workflow uids changed or removed since the state saver last took them (exporter/persist/).
+        self.changed: set[str] = set()
+        self.removed: set[str] = set()
         # The poll in progress.
         self._listed = False
         self._failures: dict[str, str] = {}  # reason -> message, this poll
@@ -160,11 +166,11 @@ class WorkspaceState:
             tracked = self.workflows.get(workflow.uid)
             if tracked is None:
                 tracked = WorkflowState(workflow.uid, workflow.name, baseline=not self.listed_once)
-                self._changed.add(workflow.uid)
+                self.changed.add(workflow.uid)
             elif tracked.name != workflow.name:
                 tracked.name = workflow.name
                 tracked.snapshot = None
-                self._changed.add(workflow.uid)
+                self.changed.add(workflow.uid)
             current[workflow.uid] = tracked
         self.workflows = current
         self.listed_once = True
@@ -176,8 +182,8 @@ class WorkspaceState:
         for run_uid in gone.runs:
             if self.owner.get(run_uid) == uid:
                 del self.owner[run_uid]
-        self._changed.discard(uid)
-        self._removed.add(uid)
+        self.changed.discard(uid)
+        self.removed.add(uid)
 
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
@@ -225,7 +231,7 @@ class WorkspaceState:
         tracked.last_attempt = time.monotonic()
         tracked.snapshot = None
         self._read.add(tracked.uid)
-        self._changed.add(tracked.uid)
+        self.changed.add(tracked.uid)
         return self._build(now)
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
@@ -295,9 +301,9 @@ class WorkspaceState:
     def snapshot(self) -> WorkspaceSnapshot:
         return self._snapshot
 
-    def refresh(self) -> WorkspaceSnapshot:
+    def refresh(self, now: float | None = None) -> WorkspaceSnapshot:
         """A new snapshot of the workspace-level values (API counters change between sink calls)."""
-        return self._build()
+        return self._build(now)
 
     def _build(self, now: float | None = None) -> WorkspaceSnapshot:
         now = time.time() if now is None else now
@@ -321,107 +327,3 @@ class WorkspaceState:
             workflows=tuple(workflows),
         )
         return self._snapshot
-
-    # Persistence hooks (the persist module writes and reads the files).
-
-    def export_workspace(self) -> dict[str, Any]:
-        return {
-            "listed_once": self.listed_once,
-            "last_success": self.last_success,
-            "poll_errors": dict(self.poll_errors),
-            "runs_skipped": dict(self.runs_skipped),
-            "workflows": list(self.workflows),
-        }
-
-    def export_workflow(self, uid: str) -> dict[str, Any]:
-        tracked = self.workflows[uid]
-        return {
-            "uid": tracked.uid,
-            "name": tracked.name,
-            "baseline": tracked.baseline,
-            "read": tracked.read,
-            "runs": [[run.uid, run.status] for run in tracked.runs.values()]
-            + [[uid, gone[0]] for uid, gone in tracked.vanished.items()],
-            "status_changes": dict(tracked.status_changes),
-            "durations": {status: h.export() for status, h in tracked.durations.items()},
-            "last_status_time": dict(tracked.last_status_time),
-            "last_success": tracked.last_success,
-        }
-
-    def changed_workflows(self) -> set[str]:
-        """Workflow uids changed since the last call; removed ones are in ``removed_workflows``."""
-        changed, self._changed = self._changed, set()
-        return changed
-
-    def removed_workflows(self) -> set[str]:
-        removed, self._removed = self._removed, set()
-        return removed
-
-    @classmethod
-    def restore(
-        cls,
-        name: str,
-        workspace_record: Mapping[str, Any],
-        workflow_records: Iterable[Mapping[str, Any]],
-        needs_action_limit: int = 50,
-        api_version: str = "v3",
-        endpoints: Sequence[str] | None = None,
-        now: float | None = None,
-    ) -> WorkspaceState:
-        """A state that continues from saved records. Restored runs are remembered, not listed: the
-        next read counts a changed status once and a run new since the save as new."""
-        now = time.time() if now is None else now
-        state = cls(name, needs_action_limit, api_version, endpoints)
-        state.listed_once = bool(workspace_record.get("listed_once", False))
-        state.last_success = _finite(workspace_record.get("last_success"))
-        _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
-        _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
-        for record in workflow_records:
-            uid, wf_name = record.get("uid"), record.get("name")
-            if not isinstance(uid, str) or not isinstance(wf_name, str):
-                continue
-            tracked = WorkflowState(uid, wf_name, baseline=bool(record.get("baseline", False)))
-            tracked.read = bool(record.get("read", False))
-            for item in record.get("runs") or ():
-                if (
-                    isinstance(item, list)
-                    and len(item) == 2
-                    and isinstance(item[0], str)
-                    and item[1] in STATUS_LABEL_VALUES
-                ):
-                    tracked.vanished[item[0]] = (str(item[1]), now)
-            _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
-            durations = record.get("durations")
-            if isinstance(durations, dict):
-                for status in _TERMINAL_ORDER:
-                    saved = durations.get(status)
-                    if isinstance(saved, dict):
-                        tracked.durations[status] = Histogram.restore(RUN_DURATION_BUCKETS, saved)
-            times = record.get("last_status_time")
-            if isinstance(times, dict):
-                for status, moment in times.items():
-                    if status in STATUS_LABEL_VALUES and (value := _finite(moment)) is not None:
-                        tracked.last_status_time[status] = value
-            tracked.last_success = _finite(record.get("last_success"))
-            state.workflows[uid] = tracked
-        state._build(now)
-        return state
-
-
-def _finite(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def is_count(value: object) -> TypeGuard[int]:
-    """Whether a value read back from a state file is a counter value (an int, not a bool, >= 0)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:
-    keys = set(target if allowed is None else allowed)
-    if isinstance(saved, dict):
-        for key, value in saved.items():
-            if key in keys and is_count(value):
-                target[key] = value

@@ -13,35 +13,25 @@ from typing import Any
 from urllib.parse import quote
 
 from exporter import __version__
+from exporter.api import adapter
+from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
+from exporter.guide import GUIDE, StatusGuide
+from exporter.needs_action import newest_first
 from exporter.snapshot import WorkspaceSnapshot
-from exporter.statuses import (
-    GUIDE,
-    NEEDS_ACTION_STATUSES,
-    RUNNING,
-    STATUS_LABEL_VALUES,
-    ApiCall,
-    StatusGuide,
-)
+from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES
 
-#: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name (the same
-#: default as the alert rules' runbook_base_url knob in deploy/generate.py).
-RUNBOOKS_URL = "https://github.com/captaindata-exporter/captaindata-exporter/blob/main/docs/runbooks.md"
+#: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name.
+RUNBOOKS_URL = RUNBOOK_BASE_URL
 #: Rows of each table (and of the JSON lists); the totals say how many there are in all.
 NEEDS_ACTION_CAP = 100
 WORKFLOWS_CAP = 100
 #: A run Running longer than this is listed with the runs that need action (the alert's default).
-RUNNING_TOO_LONG = 6 * 3600.0
-#: The status the alert rules name for running too long (runbook section CaptainDataRunRunningTooLong).
-RUNNING_TOO_LONG_ALERT = "CaptainDataRunRunningTooLong"
-
-
-def alert_name(status: str) -> str:
-    return f"CaptainDataRun{GUIDE[status].title}"
+RUNNING_TOO_LONG = threshold_seconds("running_too_long")
 
 
 def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, workflow_uid: str) -> str:
     """The API call to make for this run, in the workspace's API version ("" when there is none)."""
-    calls: tuple[ApiCall, ...] = guide.v4_api_calls if api_version == "v4" else guide.api_calls
+    calls = adapter(api_version).api_calls(guide)
     if not calls:
         return ""
     values = {"job_uid": run_uid, "run_uid": run_uid, "job_name": run_name, "workflow_uid": workflow_uid}
@@ -52,7 +42,7 @@ def _call(guide: StatusGuide, api_version: str, run_uid: str, run_name: str, wor
 
 
 def _action(guide: StatusGuide, api_version: str) -> str:
-    return guide.v4_action if api_version == "v4" and guide.v4_action else guide.action
+    return adapter(api_version).action(guide)
 
 
 def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> dict[str, Any]:
@@ -118,14 +108,14 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                 }
             )
     # Most recent first (a run whose time the API did not give last); then the ones to look at first.
-    needs_action.sort(key=lambda row: -(row["since"] if row["since"] is not None else float("-inf")))
+    shown = newest_first(needs_action, NEEDS_ACTION_CAP, lambda row: row["since"])
     workflows.sort(key=lambda row: (not row["last_error"], -row["needs_action"], row["workflow"].lower()))
     return {
         "version": __version__,
         "generated_at": now,
         "workspaces": workspaces,
         "needs_action_total": len(needs_action),
-        "needs_action": needs_action[:NEEDS_ACTION_CAP],
+        "needs_action": shown,
         "workflows_total": len(workflows),
         "workflows": workflows[:WORKFLOWS_CAP],
         "runbooks": RUNBOOKS_URL,

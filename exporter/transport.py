@@ -16,7 +16,7 @@ import httpx
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
 from exporter.errorbody import ERROR_BODY_MAX, summarize_error_body
-from exporter.model import BadResponse
+from exporter.parsing import BadResponse
 from exporter.ratelimit import Backoff, TokenBucket, rate_limit_type, retry_after_seconds
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 These are the useful rules of grafana's dashboard-linter (not installable here), checked in Python against
 the committed JSON: the datasource variable everywhere, only contract metrics in PromQL, job/instance
 matchers on every selector, ``$__rate_interval`` in rates, fixed and unique uids, units and descriptions;
-plus what this project adds: status colours and recommended actions from exporter/statuses.py, links,
+plus what this project adds: status colours and recommended actions from exporter/guide.py, links,
 alert annotations, provisioning files, the Kubernetes ConfigMap, and byte-identical regeneration.
 """
 
@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from exporter import statuses
+from exporter.guide import GUIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
@@ -183,22 +184,22 @@ def test_regenerating_changes_nothing() -> None:
 
 def test_check_fails_when_a_dashboard_differs(tmp_path: Path) -> None:
     """``--check`` compares byte for byte: a copy of the generator next to an edited dashboard fails."""
+    modules = [str(path.relative_to(ROOT)) for path in (ROOT / "grafana").glob("*.py")]
     for relative in (
-        "grafana/generate.py",
+        *modules,
         "grafana/panels.yaml",
-        "deploy/generate.py",
         "deploy/textgen.py",
-        "deploy/alerts.yaml",
         "grafana/dashboards/captaindata-overview.json",
         "grafana/dashboards/captaindata-workflow.json",
         "deploy/kubernetes/grafana-dashboards-configmap.yaml",
         "mixin/dashboards/captaindata-overview.json",
         "mixin/dashboards/captaindata-workflow.json",
+        "mixin/dashboard_thresholds.json",
     ):
         target = tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((ROOT / relative).read_bytes())
-    # the generators read the status guide of this checkout, not an installed one
+    # the generator reads the status guide and the conventions of this checkout, not an installed one
     shutil.copytree(ROOT / "exporter", tmp_path / "exporter", ignore=shutil.ignore_patterns("__pycache__"))
     argv = [sys.executable, str(tmp_path / "grafana" / "generate.py"), "--check"]
     unchanged = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
@@ -465,7 +466,7 @@ def test_one_stat_per_status_in_its_colour(board: dict[str, Any]) -> None:
     stats = {panel["title"]: panel for panel in panels(board) if panel["type"] == "stat"}
     colours = set()
     for status in statuses.STATUS_LABEL_VALUES:
-        guide = statuses.GUIDE[status]
+        guide = GUIDE[status]
         panel = stats[guide.title]
         assert f'status="{status}"' in panel["targets"][0]["expr"]
         assert guide.meaning in panel["description"]
@@ -494,7 +495,7 @@ def test_needs_action_table_shows_the_status_guides_actions(board: dict[str, Any
     assert {"workflow", "run_name", "run_uid", "status"} <= labels
     needs_action = statuses.NEEDS_ACTION_STATUSES
     actions = mapping_texts(overrides(panel, "action")["mappings"])
-    assert actions == {status: statuses.GUIDE[status].action for status in needs_action}
+    assert actions == {status: GUIDE[status].action for status in needs_action}
     runbook = overrides(panel, "runbook")
     assert set(mapping_texts(runbook["mappings"])) == set(needs_action)
     (link,) = runbook["links"]
@@ -531,9 +532,9 @@ def test_links_between_dashboards_and_to_runbooks(board: dict[str, Any]) -> None
 
 
 def test_runbook_base_url_is_the_alert_rules_knob(board: dict[str, Any]) -> None:
-    from deploy.generate import DEFAULT_RUNBOOK_BASE_URL
+    from exporter.conventions import KNOBS
 
-    assert variable(board, "runbook_base_url")["query"] == DEFAULT_RUNBOOK_BASE_URL
+    assert variable(board, "runbook_base_url")["query"] == KNOBS["runbook_base_url"].default
 
 
 def test_overview_links_to_the_workflow_dashboard() -> None:

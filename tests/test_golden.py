@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.poller import build
 from exporter.simulator import Simulator
@@ -27,7 +28,6 @@ from exporter.simulator.clock import ManualClock
 from exporter.simulator.scenarios import populate_demo
 from exporter.simulator.v4demo import add_demo_v4_workspace
 from exporter.status_view import build_status
-from exporter.v4source import V4Source
 from tests.support.exporter_proc import fast_config, workspace_config
 from tests.support.sim_server import running_simulator
 
@@ -58,6 +58,9 @@ ASSETS = (
     "mixin/rules.json",
     "mixin/dashboards/captaindata-overview.json",
     "mixin/dashboards/captaindata-workflow.json",
+    "mixin/rules.libsonnet",
+    "mixin/config.libsonnet",
+    "mixin/dashboard_thresholds.json",
 )
 _SAMPLE = re.compile(r"^(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?) (?P<value>\S+)$")
 _WINDOW = 60 * 86400.0  # a value this close to T0 is a timestamp

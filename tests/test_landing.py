@@ -14,13 +14,13 @@ import pytest
 from aiohttp import web
 
 from deploy.generate import DEFAULT_RUNBOOK_BASE_URL
+from exporter.guide import GUIDE
 from exporter.landing import render_landing_page
 from exporter.published import Published
 from exporter.server import BOARD_INLINE_MAX_WORKFLOWS, create_app
 from exporter.simulator import Simulator, build_demo_simulator
 from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
 from exporter.status_view import NEEDS_ACTION_CAP, RUNBOOKS_URL, WORKFLOWS_CAP, build_status
-from exporter.statuses import GUIDE
 from tests.conftest import API_KEY, WORKSPACE_UID
 from tests.support.net import LOOPBACK
 from tests.support.snapshots import NOW, big_workspace, workflow, workspace

@@ -12,26 +12,13 @@ from dataclasses import fields
 
 import pytest
 
-from exporter.model import (
-    SKIP_REASONS,
-    BadResponse,
-    Run,
-    new_run,
-    parse_runs,
-    parse_runs_body,
-    parse_workflows,
-    parse_workflows_body,
-)
+from exporter.api.v3.parser import parse_runs, parse_runs_body, parse_workflows, parse_workflows_body
+from exporter.api.v3.statuses import API_STATUS_VALUES, normalize_status
+from exporter.parsing import SKIP_REASONS, BadResponse, Run, new_run
 from exporter.ratelimit import MAX_HINT_SECONDS, Backoff, rate_limit_type, retry_after_seconds
-from exporter.statuses import (
-    API_STATUS_VALUES,
-    UNKNOWN_LOGGED,
-    UNKNOWN_REMEMBERED,
-    UnknownStatuses,
-    normalize_status,
-)
 from exporter.text import NAME_MAX_CHARS, clean_identifier, clean_text
 from exporter.timestamps import EARLIEST, InvalidTimestamp, parse_timestamp, read_timestamp
+from exporter.unknown_statuses import UNKNOWN_LOGGED, UNKNOWN_REMEMBERED, UnknownStatuses
 
 NOW = 1767225600.0  # 2026-01-01T00:00:00Z
 T = NOW - 3600  # a sane timestamp
@@ -264,7 +251,7 @@ def test_one_unknown_status_per_run_with_50k_unique_values_is_bounded(
 ) -> None:
     unknown = UnknownStatuses("acme")
     body = json.dumps([{"uid": f"r{i}", "status": f"Status {i}"} for i in range(50_000)]).encode()
-    with caplog.at_level(logging.WARNING, logger="exporter.statuses"):
+    with caplog.at_level(logging.WARNING, logger="exporter.unknown_statuses"):
         parsed = parse_runs_body(body, unknown, now=NOW)
         parse_runs_body(body, unknown, now=NOW)  # the next poll: nothing new is said
     assert len(parsed.items) == 50_000
@@ -282,13 +269,13 @@ def test_one_unknown_status_per_run_with_50k_unique_values_is_bounded(
 
 
 def test_unknown_statuses_are_per_workspace(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="exporter.statuses"):
+    with caplog.at_level(logging.WARNING, logger="exporter.unknown_statuses"):
         for workspace in ("acme", "globex", "acme"):
             normalize_status("Teleported", UnknownStatuses(workspace))
     assert len(caplog.records) == 3  # a registry per workspace (a new one here each time)
     shared = UnknownStatuses()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="exporter.statuses"):
+    with caplog.at_level(logging.WARNING, logger="exporter.unknown_statuses"):
         for _ in range(3):
             normalize_status("x" * 10_000, shared)
     assert len(caplog.records) == 1

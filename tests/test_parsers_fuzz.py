@@ -10,21 +10,14 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from exporter.model import (
-    SKIP_REASONS,
-    BadResponse,
-    Parsed,
-    Run,
-    Workflow,
-    parse_runs,
-    parse_runs_body,
-    parse_workflows,
-    parse_workflows_body,
-)
+from exporter.api.v3.parser import parse_runs, parse_runs_body, parse_workflows, parse_workflows_body
+from exporter.api.v3.statuses import API_STATUS_VALUES
+from exporter.parsing import SKIP_REASONS, BadResponse, Parsed, Run, Workflow
 from exporter.ratelimit import LIMIT_TYPES, MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
-from exporter.statuses import API_STATUS_VALUES, STATUS_LABEL_VALUES, UnknownStatuses
+from exporter.statuses import STATUS_LABEL_VALUES
 from exporter.text import NAME_MAX_CHARS, UID_MAX_CHARS
 from exporter.timestamps import EARLIEST, MAX_FUTURE, InvalidTimestamp, read_timestamp
+from exporter.unknown_statuses import UnknownStatuses
 
 NOW = 1767225600.0
 

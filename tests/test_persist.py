@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.apistats import V4_RUNS_ENDPOINT
-from exporter.persist import (
+from exporter.api.v4 import RUNS_ENDPOINT as V4_RUNS_ENDPOINT
+from exporter.persist.journal import (
     CORRUPT_SUFFIX,
     MISMATCH_SUFFIX,
     StateDirectory,
@@ -20,7 +20,7 @@ from exporter.persist import (
     WorkspaceIdentity,
     WorkspaceJournal,
 )
-from exporter.restore import WorkspaceSaver
+from exporter.persist.saver import WorkspaceSaver
 from exporter.state import WorkspaceState
 
 IDENTITY = WorkspaceIdentity("acme", "5b7c6a0e", "http://127.0.0.1:1", "v3")
@@ -115,7 +115,7 @@ def test_a_damaged_file_is_set_aside_and_logged(
     damaged = damage(store.path.read_bytes())
     store.path.write_bytes(damaged)
 
-    with caplog.at_level(logging.WARNING, logger="exporter.persist"):
+    with caplog.at_level(logging.WARNING, logger="exporter.persist.journal"):
         assert journal(tmp_path).load() is None
     kept = store.path.with_name(store.path.name + CORRUPT_SUFFIX)
     assert kept.read_bytes() == damaged
@@ -158,7 +158,7 @@ def test_a_version_bump_is_named_in_the_log(tmp_path: Path, caplog: pytest.LogCa
     body["version"] = 2
     data = json.dumps(body).encode()
     store.path.write_bytes(b"%08x %s\n" % (zlib.crc32(data), data) + rest)
-    with caplog.at_level(logging.WARNING, logger="exporter.persist"):
+    with caplog.at_level(logging.WARNING, logger="exporter.persist.journal"):
         assert journal(tmp_path).load() is None
     assert any("format version 2" in str(getattr(r, "reason", "")) for r in caplog.records)
 

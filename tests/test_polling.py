@@ -428,7 +428,7 @@ async def test_an_unknown_status_is_logged_once(
     sim.add_run(WF, "Teleported")
     sim.add_run(WF, "Teleported")
     harness = harness_for()
-    with caplog.at_level("WARNING", logger="exporter.statuses"):
+    with caplog.at_level("WARNING", logger="exporter.unknown_statuses"):
         await harness.poll()
         exposition = await harness.poll()
     assert exposition.value("captaindata_runs", status="unknown") == 2

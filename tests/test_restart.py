@@ -20,9 +20,9 @@ import httpx
 import pytest
 import yaml
 
-from exporter.persist import CORRUPT_SUFFIX, JOURNAL_SUFFIX, MISMATCH_SUFFIX, WorkspaceJournal
+from exporter.persist.journal import CORRUPT_SUFFIX, JOURNAL_SUFFIX, MISMATCH_SUFFIX, WorkspaceJournal
+from exporter.persist.saver import WorkspaceSaver, identity
 from exporter.poller import Poller
-from exporter.restore import WorkspaceSaver, identity
 from exporter.simulator import Simulator
 from tests.conftest import API_KEY, ConfigFactory
 from tests.support.metrics import ScrapedMetrics

@@ -6,9 +6,9 @@ import json
 import time
 from typing import Any
 
+from exporter.persist.codec import export_workflow, export_workspace, restore_workspace, take_changes
 from exporter.poller import Poller
 from exporter.simulator import Simulator
-from exporter.state import WorkspaceState
 from tests.support.metrics import ScrapedMetrics
 
 WF = "wf-1"
@@ -28,12 +28,12 @@ async def test_a_restored_state_counts_each_change_once(sim: Simulator, harness_
     before = await harness.poll()
     assert changes(before, "shutdown") == 1
     state = harness.pollers[0].state
-    assert state.changed_workflows() == {WF}
-    workspace_record = json.loads(json.dumps(state.export_workspace()))
-    workflow_records = [json.loads(json.dumps(state.export_workflow(uid))) for uid in state.workflows]
+    assert take_changes(state) == ({WF}, set())
+    workspace_record = json.loads(json.dumps(export_workspace(state)))
+    workflow_records = [json.loads(json.dumps(export_workflow(state, uid))) for uid in state.workflows]
 
     # "Restart": a new poller on a restored state, publishing to the same place.
-    restored = WorkspaceState.restore("acme", workspace_record, workflow_records)
+    restored = restore_workspace("acme", workspace_record, workflow_records)
     poller = Poller(harness.config.workspaces[0], harness.config, harness.published.publish, state=restored)
     try:
         sim.update_run(moving, "running", start_time=time.time())  # changed while "down"

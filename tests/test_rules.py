@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter import conventions
 from exporter import statuses as st
+from exporter.guide import API_CALLS, GUIDE
 from tests.support.promstack import PROMTOOL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -268,6 +270,26 @@ def test_expected_alerts_exist() -> None:
     assert len(alert_names()) == len(set(alert_names()))
 
 
+def test_the_rules_follow_the_conventions() -> None:
+    """The alert names, the runbook URL and the thresholds are those of exporter/conventions.yaml, the file
+    the landing page reads too (so its runbook links and its running-too-long row match the alerts)."""
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    for status in (st.WARNING, st.SHUTDOWN, st.PAUSED, st.STOPPED):
+        assert rules[conventions.alert_name(status)]["labels"]["status"] == status
+    running = rules[conventions.RUNNING_TOO_LONG_ALERT]
+    assert running["labels"]["status"] == st.RUNNING
+    threshold = conventions.threshold_seconds("running_too_long")
+    assert threshold == 6 * 3600
+    assert running["expr"].endswith(f") > {int(threshold)}")
+    for name, rule in rules.items():
+        assert rule["annotations"]["runbook_url"] == conventions.runbook_url(name)
+    doc = ALERTS_DOC.read_text()
+    for name, knob in conventions.KNOBS.items():
+        if name != "runbook_base_url":  # the doc says where it points rather than the long URL
+            row = f"| `--{name.replace('_', '-')}` | `{knob.default}` |"
+            assert row in doc, f"docs/alerts.md shows another default for --{name}"
+
+
 @pytest.mark.parametrize("name", alert_names())
 def test_alert_labels_and_annotations(name: str) -> None:
     rule = next(rule for rule in alert_rules() if rule["alert"] == name)
@@ -285,7 +307,7 @@ def test_alert_labels_and_annotations(name: str) -> None:
         assert "var-workspace={{ $labels.workspace | urlquery }}" in dashboard_url
     if name in STATUS_OF_ALERT:
         status = STATUS_OF_ALERT[name]
-        assert rule["annotations"]["action"] == st.GUIDE[status].action
+        assert rule["annotations"]["action"] == GUIDE[status].action
         assert rule["labels"]["status"] == status
 
 
@@ -364,7 +386,7 @@ def test_every_alert_has_a_runbook_section(name: str) -> None:
 @pytest.mark.parametrize("status", [st.RUNNING, st.WARNING, st.SHUTDOWN, st.PAUSED, st.STOPPED])
 def test_runbooks_give_each_status_api_call(status: str) -> None:
     text = RUNBOOKS.read_text()
-    for call in st.GUIDE[status].api_calls:
+    for call in GUIDE[status].api_calls:
         assert call.render() in text
         method_and_url = f"curl -sS -X {call.method} "
         assert method_and_url in text
@@ -373,8 +395,8 @@ def test_runbooks_give_each_status_api_call(status: str) -> None:
 def test_runbooks_give_the_v4_calls_too() -> None:
     """A paused run is v4's BLOCKED: resume it once the cause is fixed; a failed one has no retry in v4."""
     text = RUNBOOKS.read_text()
-    assert st.RESUME_A_RUN_V4.render() in text
-    assert st.GET_A_RUN_V4.render() in text
-    assert f"API v4 workspaces: {st.GUIDE[st.PAUSED].v4_action}" in text
+    assert API_CALLS["RESUME_A_RUN_V4"].render() in text
+    assert API_CALLS["GET_A_RUN_V4"].render() in text
+    assert f"API v4 workspaces: {GUIDE[st.PAUSED].v4_action}" in text
     paused = next(rule for rule in alert_rules() if rule["alert"] == "CaptainDataRunPaused")
     assert paused["annotations"]["api_call_v4"].endswith("/v4/runs/{{ $labels.run_uid }}/resume{{ end }}")

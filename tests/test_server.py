@@ -16,11 +16,11 @@ import pytest
 from aiohttp import web
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
+from exporter.guide import GUIDE
 from exporter.published import STALE_BYTES, Published
 from exporter.server import create_app
 from exporter.simulator import Simulator
 from exporter.snapshot import next_version
-from exporter.statuses import GUIDE
 from tests.conftest import API_KEY
 from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import DEFAULT_BASE_URL, DEFAULT_V4_BASE_URL, ConfigError, V4Config, parse_config
+from exporter.api.v3 import DEFAULT_BASE_URL
+from exporter.api.v4.settings import DEFAULT_V4_BASE_URL, V4Config
+from exporter.config import ConfigError, parse_config
 
 ENV = {"CAPTAINDATA_V4_API_KEY": "v4-secret-key", "CAPTAINDATA_API_KEY": "v3-secret-key"}
 
@@ -43,23 +45,24 @@ workspaces:
     assert workspace.api_version == "v4"
     assert workspace.workspace_uid == ""
     assert workspace.api_key.reveal() == "v4-secret-key"
-    assert workspace.v4 == V4Config(lookback=60 * 86400.0, resync_interval=3600.0, page_size=100)
-    assert workspace.v4.path == "/v4/runs"
+    assert workspace.settings == V4Config(lookback=60 * 86400.0, resync_interval=3600.0, page_size=100)
+    assert isinstance(workspace.settings, V4Config)
+    assert workspace.settings.path == "/v4/runs"
 
 
 def test_defaults() -> None:
     legacy, growth = parse(v3(), v4()).workspaces
-    assert legacy.v4 is None
+    assert legacy.settings is None
     assert legacy.base_url == DEFAULT_BASE_URL
-    assert growth.v4 == V4Config()
+    assert growth.settings == V4Config()
     assert growth.base_url == DEFAULT_V4_BASE_URL
     assert parse(v4(workspace_uid="uid-2")).workspaces[0].workspace_uid == "uid-2"  # optional, allowed
 
 
 def test_the_alias_path_is_a_knob() -> None:
     (workspace,) = parse(v4(v4={"path": "/v4/api/runs/list"})).workspaces
-    assert workspace.v4 is not None
-    assert workspace.v4.path == "/v4/api/runs/list"
+    assert isinstance(workspace.settings, V4Config)
+    assert workspace.settings.path == "/v4/api/runs/list"
 
 
 @pytest.mark.parametrize(

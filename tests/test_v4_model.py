@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from exporter.api.v4.parser import failed_on_input, parse_v4_runs, parse_v4_runs_body, v4_status
+from exporter.api.v4.statuses import V4_API_STATUS_VALUES, V4_STATUS_MAP
 from exporter.errorbody import summarize_error_body
-from exporter.model import BadResponse
+from exporter.parsing import BadResponse
 from exporter.simulator.v4 import DEFAULT_ERRORS, V4_STATUSES
-from exporter.statuses import (
-    STATUS_LABEL_VALUES,
-    V4_API_STATUS_VALUES,
-    V4_STATUS_MAP,
-    UnknownStatuses,
-)
-from exporter.v4model import failed_on_input, parse_v4_runs, parse_v4_runs_body, v4_status
+from exporter.statuses import STATUS_LABEL_VALUES
+from exporter.unknown_statuses import UnknownStatuses
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
 NOW = 1_780_000_000.0

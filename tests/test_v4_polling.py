@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.poller import Poller, build
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.v4 import V4_STATUSES, V4Api
 from exporter.snapshot import WorkflowSnapshot
-from exporter.v4source import V4Source
 from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
 

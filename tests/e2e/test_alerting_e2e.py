@@ -37,6 +37,7 @@ import yaml
 from aiohttp import web
 
 from exporter import statuses as st
+from exporter.guide import GUIDE
 from exporter.simulator import Simulator
 from tests.support.exporter_proc import ExporterProcess, fast_config, running_exporter, workspace_config
 from tests.support.metrics import ScrapedMetrics
@@ -471,7 +472,7 @@ def test_each_situation_delivers_its_alert(outcome: Outcome, expected: Expected)
     assert annotations["action"] == rule["annotations"]["action"]
     if expected.status is not None:
         assert labels["status"] == expected.status
-        assert annotations["action"] == st.GUIDE[expected.status].action
+        assert annotations["action"] == GUIDE[expected.status].action
     assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{expected.alertname.lower()}"
     assert annotations["summary"]
     for pattern in expected.description_has:

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
-from exporter.model import SKIP_REASONS
+from exporter.parsing import SKIP_REASONS
 from exporter.snapshot import (
     ApiStatsSnapshot,
     HistogramSnapshot,

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
-from functools import partial
+from collections.abc import Callable
 
-from exporter.apistats import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
-from exporter.config import ApiConfig, WorkflowFilter
-from exporter.engine import StateSink
-from exporter.model import Parsed, Run, Workflow, parse_runs_body, parse_workflows_body
-from exporter.statuses import UnknownStatuses
+from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
+from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
+from exporter.config import Config, WorkspaceConfig
+from exporter.parsing import Parsed, Run, Workflow
+from exporter.sink import StateSink
 from exporter.transport import ApiTransport, NotFound, RequestFailed
+from exporter.unknown_statuses import UnknownStatuses
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +25,17 @@ class V3Source:
     non-empty page): after that, a shorter page ends pagination without asking for an empty one."""
 
     def __init__(
-        self, transport: ApiTransport, api: ApiConfig, workflows: WorkflowFilter, workspace: str
+        self,
+        transport: ApiTransport,
+        workspace: WorkspaceConfig,
+        config: Config,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = transport
-        self.api = api
-        self.filter = workflows
-        self.unknown = UnknownStatuses(workspace)
+        self.api = config.api
+        self.filter = workspace.workflows
+        self.unknown = UnknownStatuses(workspace.name)
+        self.clock = clock  # bounds how far in the future a run's timestamp may lie
         self.page_size: int | None = None
         # workflow uid -> (number of runs, hash of their uids) of its last complete listing
         self._listing: dict[str, tuple[int, int]] = {}
@@ -77,13 +84,12 @@ class V3Source:
         """All runs the API lists for ``workflow``, deduplicated by uid, and why pagination stopped
         early ("" when it did not)."""
         path = f"/v3/workflows/{workflow.uid}/jobs"
-        parse = partial(parse_runs_body, unknown=self.unknown)
         runs: dict[str, Run] = {}
         total = Parsed[Run]([], Counter())
         previous = self._listing.get(workflow.uid)
         last_length: int | None = None
         for page in range(self.api.max_pages):
-            parsed = await self.transport.get(RUNS_ENDPOINT, path, {"page": str(page)}, parse)
+            parsed = await self.transport.get(RUNS_ENDPOINT, path, {"page": str(page)}, self._parse_runs)
             total.skipped.update(parsed.skipped)
             total.first_skip = total.first_skip or parsed.first_skip
             length = len(parsed.items) + sum(parsed.skipped.values())
@@ -111,6 +117,9 @@ class V3Source:
             )
             return self._done(workflow, runs, total, complete=False), "api.max_pages reached"
         return self._done(workflow, runs, total, complete=True), ""
+
+    def _parse_runs(self, body: bytes) -> Parsed[Run]:
+        return parse_runs_body(body, self.unknown, self.clock())
 
     def _done(
         self, workflow: Workflow, runs: dict[str, Run], total: Parsed[Run], complete: bool

@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import Callable
 from functools import partial
 
-from exporter.apistats import V4_RUNS_ENDPOINT
-from exporter.config import Config, V4Config, WorkspaceConfig
-from exporter.engine import StateSink
-from exporter.model import Parsed, Run, Workflow
-from exporter.statuses import UnknownStatuses
+from exporter.api.v4 import RUNS_ENDPOINT
+from exporter.api.v4.parser import V4Item, parse_v4_runs_body
+from exporter.api.v4.settings import V4Config
+from exporter.config import Config, WorkspaceConfig
+from exporter.parsing import Parsed, Run, Workflow
+from exporter.sink import StateSink
 from exporter.transport import BAD_RESPONSE, ApiTransport, NotFound, RequestFailed
-from exporter.v4model import V4Item, parse_v4_runs_body
+from exporter.unknown_statuses import UnknownStatuses
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class V4Source:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.transport = transport
-        self.settings = workspace.v4 or V4Config()
+        self.settings = workspace.settings if isinstance(workspace.settings, V4Config) else V4Config()
         self.filter = workspace.workflows
         self.overlap = OVERLAP_INTERVALS * config.poll.interval
         self.unknown = UnknownStatuses(workspace.name)
@@ -142,7 +143,7 @@ class V4Source:
         for page in range(MAX_PAGES):
             params = {"sort": "-updated_at", "limit": str(page_size), "offset": str(page * page_size)}
             try:
-                parsed = await self.transport.get(V4_RUNS_ENDPOINT, self.settings.path, params, parse)
+                parsed = await self.transport.get(RUNS_ENDPOINT, self.settings.path, params, parse)
             except NotFound:
                 raise RequestFailed(
                     BAD_RESPONSE,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
-from exporter.model import Parsed, Run, Workflow
+from exporter.parsing import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 

@@ -9,7 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
-from exporter.model import (
+from exporter.api.v4.statuses import V4_FAILED_ON_INPUT, V4_INPUT_ERROR_PATTERNS, V4_STATUS_MAP
+from exporter.parsing import (
     INVALID_ITEM,
     INVALID_TIMESTAMP,
     Parsed,
@@ -18,16 +19,10 @@ from exporter.model import (
     load_json,
     new_run,
 )
-from exporter.statuses import (
-    TERMINAL_STATUSES,
-    UNKNOWN,
-    V4_FAILED_ON_INPUT,
-    V4_INPUT_ERROR_PATTERNS,
-    V4_STATUS_MAP,
-    UnknownStatuses,
-)
+from exporter.statuses import TERMINAL_STATUSES, UNKNOWN
 from exporter.text import clean_identifier
 from exporter.timestamps import InvalidTimestamp, read_timestamp
+from exporter.unknown_statuses import UnknownStatuses
 
 _API_STATUS: Final = {status: sys.intern(status.lower()) for status in V4_STATUS_MAP}
 _INPUT_PATTERNS: Final = tuple((key, re.compile(p, re.IGNORECASE)) for key, p in V4_INPUT_ERROR_PATTERNS)

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.apistats import ApiStats
 from exporter.config import Config, WorkspaceConfig
-from exporter.histogram import REQUEST_DURATION_BUCKETS, Histogram
-from exporter.persist import StateDirectory, WorkspaceIdentity, WorkspaceJournal
-from exporter.state import WorkspaceState, is_count
+from exporter.persist.codec import (
+    export_api,
+    export_workflow,
+    export_workspace,
+    restore_api,
+    restore_workspace,
+    take_changes,
+)
+from exporter.persist.journal import StateDirectory, WorkspaceIdentity, WorkspaceJournal
+from exporter.state import WorkspaceState
 
 logger = logging.getLogger(__name__)
 
 #: Values that change at every read without changing what is counted: a record that differs only in
 #: them is not rewritten (they are saved with the next record that changes).
 _VOLATILE = ("last_success",)
-_COUNTERS = ("requests", "failures", "rate_limited")
 
 
 def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
@@ -74,7 +78,7 @@ class WorkspaceSaver:
                 # nothing of it is counted twice.
                 records[uid] = {"uid": uid, "name": "", "baseline": True, "read": False}
         try:
-            state = WorkspaceState.restore(
+            state = restore_workspace(
                 ident.name,
                 workspace,
                 records.values(),
@@ -82,7 +86,7 @@ class WorkspaceSaver:
                 api_version=ident.api_version,
                 endpoints=endpoints,
             )
-            _restore_api(state.api, workspace.get("api"))
+            restore_api(state.api, workspace.get("api"))
         except Exception as error:  # a record the state cannot take: never stop the exporter
             self.journal.discard(f"{type(error).__name__}: {error}")
             return None
@@ -91,8 +95,7 @@ class WorkspaceSaver:
             if saved is not None:
                 self._digests[uid] = _digest(saved)
         self._workspace_digest = _digest(workspace, volatile=())
-        state.changed_workflows()  # what restore touched is on disk already
-        state.removed_workflows()
+        take_changes(state)  # what restore touched is on disk already
         return state
 
     def save(self, state: WorkspaceState, force: bool = False) -> None:
@@ -115,62 +118,32 @@ class WorkspaceSaver:
 
     def _save(self, state: WorkspaceState, force: bool) -> None:
         records: dict[str, dict[str, Any] | None] = {}
-        for uid in state.removed_workflows():
+        changed, removed = take_changes(state)
+        for uid in removed:
             if uid not in state.workflows:
                 records[uid] = None
                 self._digests.pop(uid, None)
-        for uid in state.changed_workflows():
+        for uid in changed:
             if uid not in state.workflows:
                 continue
-            record = state.export_workflow(uid)
+            record = export_workflow(state, uid)
             digest = _digest(record)
             if digest == _UNKNOWN or self._digests.get(uid) != digest:
                 self._digests[uid] = digest
                 records[uid] = record
-        workspace = state.export_workspace()
+        workspace = export_workspace(state)
         # Its last_success changes once per poll: the API counters are saved at least that often.
         workspace_digest = _digest(workspace, volatile=())
         unchanged = workspace_digest == self._workspace_digest != _UNKNOWN
         if not records and unchanged and not force:
             return
-        workspace["api"] = _export_api(state.api)
+        workspace["api"] = export_api(state.api)
         self._workspace_digest = workspace_digest
         for key in self.journal.save(workspace, records):  # left out: tried again at its next change
             if key:
                 self._digests.pop(key, None)
             else:
                 self._workspace_digest = _UNKNOWN
-
-
-def _export_api(api: ApiStats) -> dict[str, Any]:
-    exported: dict[str, Any] = {
-        name: [[*key, value] for key, value in dict(getattr(api, name)).items()] for name in _COUNTERS
-    }
-    exported["durations"] = {endpoint: h.export() for endpoint, h in dict(api.durations).items()}
-    return exported
-
-
-def _restore_api(api: ApiStats, saved: object) -> None:
-    if not isinstance(saved, dict):
-        return
-    for name in _COUNTERS:
-        target: Counter[tuple[str, str]] = getattr(api, name)
-        for item in saved.get(name) or ():
-            if (
-                isinstance(item, list)
-                and len(item) == 3
-                and item[0] in api.endpoints
-                and isinstance(item[1], str)
-                and len(item[1]) <= 32
-                and is_count(item[2])
-            ):
-                target[(item[0], item[1])] = item[2]
-    durations = saved.get("durations")
-    if isinstance(durations, dict):
-        for endpoint in api.endpoints:
-            record = durations.get(endpoint)
-            if isinstance(record, dict):
-                api.durations[endpoint] = Histogram.restore(REQUEST_DURATION_BUCKETS, record)
 
 
 def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:

@@ -1,0 +1,60 @@
+"""What the rest of the exporter knows about one Captain Data API version: ``ApiAdapter``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from exporter import __version__
+
+if TYPE_CHECKING:
+    from exporter.config import Config, WorkspaceConfig, _Reader
+    from exporter.guide import ApiCall, StatusGuide
+    from exporter.sink import PollSource
+    from exporter.transport import ApiTransport
+
+#: The ``User-Agent`` of every request.
+USER_AGENT = f"captaindata-exporter/{__version__}"
+
+
+class SourceFactory(Protocol):
+    """The constructor every version's source shares."""
+
+    def __call__(
+        self,
+        transport: ApiTransport,
+        workspace: WorkspaceConfig,
+        config: Config,
+        clock: Callable[[], float] = ...,
+    ) -> PollSource: ...
+
+
+class SettingsReader(Protocol):
+    """Reads a version's own block of a workspace's configuration (``v4:``)."""
+
+    def __call__(self, reader: _Reader, value: object, where: str) -> object: ...
+
+
+@dataclass(frozen=True)
+class ApiAdapter:
+    """One API version: how to authenticate, what to read and how, and what its statuses mean."""
+
+    version: str  # the ``api_version`` of the configuration
+    default_base_url: str
+    #: Every value of the ``endpoint`` label, present at 0 from the start.
+    endpoints: tuple[str, ...]
+    #: Every value of the ``api_status`` label (the API's own statuses, lower-cased, and ``unknown``).
+    api_status_values: tuple[str, ...]
+    headers: Callable[[WorkspaceConfig], dict[str, str]]
+    source: SourceFactory
+    #: The status guide's API calls for a run of this version (the first is the one to make).
+    api_calls: Callable[[StatusGuide], tuple[ApiCall, ...]]
+    #: The status guide's action for a run of this version.
+    action: Callable[[StatusGuide], str]
+    #: Whether a workspace must say its ``workspace_uid``.
+    needs_workspace_uid: bool = True
+    #: The workspace key of this version's own configuration block, and its reader (the block is
+    #: ``WorkspaceConfig.settings``); None when the version has none.
+    settings_key: str | None = None
+    read_settings: SettingsReader | None = None

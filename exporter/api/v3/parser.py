@@ -1,0 +1,80 @@
+"""What the exporter reads from the v3 API: workflows and runs, parsed tolerantly (see
+``exporter/parsing.py``)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Final
+
+from exporter.api.v3.statuses import v3_statuses
+from exporter.parsing import (
+    INVALID_TIMESTAMP,
+    Parsed,
+    Run,
+    Workflow,
+    identified_items,
+    load_json,
+    new_run,
+)
+from exporter.text import clean_text
+from exporter.timestamps import InvalidTimestamp, read_timestamp
+from exporter.unknown_statuses import UnknownStatuses
+
+_RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
+
+
+def parse_workflows(payload: object) -> Parsed[Workflow]:
+    """``GET /v3/workflows``: a bare array of workflow objects. A uid listed twice counts once (the
+    first); a workflow without a usable uid is skipped; a missing name falls back to the uid."""
+    parsed: Parsed[Workflow] = Parsed()
+    seen: set[str] = set()
+    for _, item, uid in identified_items(payload, "workflow", parsed):
+        if uid in seen:
+            continue
+        seen.add(uid)
+        raw_name = item.get("name")
+        name = clean_text(raw_name) if isinstance(raw_name, str) and raw_name else uid
+        parsed.items.append(Workflow(uid=sys.intern(uid), name=sys.intern(name)))
+    return parsed
+
+
+def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+    """``GET /v3/workflows/{uid}/jobs``: a bare array of run ("job") objects. ``now`` bounds how far
+    in the future a timestamp may lie (default: the current time)."""
+    now = time.time() if now is None else now
+    parsed: Parsed[Run] = Parsed()
+    for index, item, uid in identified_items(payload, "run", parsed):
+        try:
+            start = read_timestamp(item.get("start_time"), now)
+            finish = read_timestamp(item.get("finish_time"), now)
+            scheduled = read_timestamp(item.get("scheduled_time"), now)
+        except InvalidTimestamp:
+            parsed.skip(INVALID_TIMESTAMP, f"run {index}'s {_unreadable_time(item, now)}")
+            continue
+        raw_name = item.get("name")
+        status, api_status = v3_statuses(item.get("status"), unknown)
+        # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
+        name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
+        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled))
+    return parsed
+
+
+def _unreadable_time(item: dict[str, object], now: float) -> str:
+    """Which of a run's timestamps is unreadable, and what it is instead."""
+    for key in _RUN_TIMES:
+        try:
+            read_timestamp(item.get(key), now)
+        except InvalidTimestamp as error:
+            return f"{key} is {error}"
+    return "timestamp is unreadable"
+
+
+def parse_workflows_body(body: bytes) -> Parsed[Workflow]:
+    """``parse_workflows`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
+    return parse_workflows(load_json(body))
+
+
+def parse_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+    """``parse_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
+    return parse_runs(load_json(body), unknown, now)

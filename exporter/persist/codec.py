@@ -1,0 +1,155 @@
+"""A workspace's state as the records its journal keeps, and a state rebuilt from them.
+
+The record shapes are part of the state format (docs/configuration.md, ``FORMAT_VERSION`` in
+journal.py): a change that files already on disk cannot take is a new format version. What a restored
+state remembers and what it forgets is decided here; the domain model (exporter/state.py) knows nothing
+of files."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
+
+from exporter.apistats import ApiStats
+from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
+from exporter.state import WorkflowState, WorkspaceState
+from exporter.statuses import STATUS_LABEL_VALUES
+
+_API_COUNTERS = ("requests", "failures", "rate_limited")
+
+
+def export_workspace(state: WorkspaceState) -> dict[str, Any]:
+    """The workspace's record, without its API counters (``export_api`` adds them when it is saved)."""
+    return {
+        "listed_once": state.listed_once,
+        "last_success": state.last_success,
+        "poll_errors": dict(state.poll_errors),
+        "runs_skipped": dict(state.runs_skipped),
+        "workflows": list(state.workflows),
+    }
+
+
+def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
+    tracked = state.workflows[uid]
+    return {
+        "uid": tracked.uid,
+        "name": tracked.name,
+        "baseline": tracked.baseline,
+        "read": tracked.read,
+        "runs": [[run.uid, run.status] for run in tracked.runs.values()]
+        + [[uid, gone[0]] for uid, gone in tracked.vanished.items()],
+        "status_changes": dict(tracked.status_changes),
+        "durations": {status: h.export() for status, h in tracked.durations.items()},
+        "last_status_time": dict(tracked.last_status_time),
+        "last_success": tracked.last_success,
+    }
+
+
+def take_changes(state: WorkspaceState) -> tuple[set[str], set[str]]:
+    """The uids of the workflows changed and of those removed since the last call (whose records are
+    out of date on disk), and forgets them."""
+    changed, state.changed = state.changed, set()
+    removed, state.removed = state.removed, set()
+    return changed, removed
+
+
+def restore_workspace(
+    name: str,
+    workspace_record: Mapping[str, Any],
+    workflow_records: Iterable[Mapping[str, Any]],
+    needs_action_limit: int = 50,
+    api_version: str = "v3",
+    endpoints: Sequence[str] | None = None,
+    now: float | None = None,
+) -> WorkspaceState:
+    """A state that continues from saved records. Restored runs are remembered, not listed: the
+    next read counts a changed status once and a run new since the save as new."""
+    now = time.time() if now is None else now
+    state = WorkspaceState(name, needs_action_limit, api_version, endpoints)
+    state.listed_once = bool(workspace_record.get("listed_once", False))
+    state.last_success = _finite(workspace_record.get("last_success"))
+    _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
+    _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
+    for record in workflow_records:
+        uid, wf_name = record.get("uid"), record.get("name")
+        if not isinstance(uid, str) or not isinstance(wf_name, str):
+            continue
+        tracked = WorkflowState(uid, wf_name, baseline=bool(record.get("baseline", False)))
+        tracked.read = bool(record.get("read", False))
+        for item in record.get("runs") or ():
+            if (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], str)
+                and item[1] in STATUS_LABEL_VALUES
+            ):
+                tracked.vanished[item[0]] = (str(item[1]), now)
+        _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
+        durations = record.get("durations")
+        if isinstance(durations, dict):
+            for status in list(tracked.durations):  # every terminal status
+                saved = durations.get(status)
+                if isinstance(saved, dict):
+                    tracked.durations[status] = Histogram.restore(RUN_DURATION_BUCKETS, saved)
+        times = record.get("last_status_time")
+        if isinstance(times, dict):
+            for status, moment in times.items():
+                if status in STATUS_LABEL_VALUES and (value := _finite(moment)) is not None:
+                    tracked.last_status_time[status] = value
+        tracked.last_success = _finite(record.get("last_success"))
+        state.workflows[uid] = tracked
+    state.refresh(now)
+    return state
+
+
+def export_api(api: ApiStats) -> dict[str, Any]:
+    exported: dict[str, Any] = {
+        name: [[*key, value] for key, value in dict(getattr(api, name)).items()] for name in _API_COUNTERS
+    }
+    exported["durations"] = {endpoint: h.export() for endpoint, h in dict(api.durations).items()}
+    return exported
+
+
+def restore_api(api: ApiStats, saved: object) -> None:
+    if not isinstance(saved, dict):
+        return
+    for name in _API_COUNTERS:
+        target: Counter[tuple[str, str]] = getattr(api, name)
+        for item in saved.get(name) or ():
+            if (
+                isinstance(item, list)
+                and len(item) == 3
+                and item[0] in api.endpoints
+                and isinstance(item[1], str)
+                and len(item[1]) <= 32
+                and _is_count(item[2])
+            ):
+                target[(item[0], item[1])] = item[2]
+    durations = saved.get("durations")
+    if isinstance(durations, dict):
+        for endpoint in api.endpoints:
+            record = durations.get(endpoint)
+            if isinstance(record, dict):
+                api.durations[endpoint] = Histogram.restore(REQUEST_DURATION_BUCKETS, record)
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    """Whether a value read back from a state file is a counter value (an int, not a bool, >= 0)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:
+    keys = set(target if allowed is None else allowed)
+    if isinstance(saved, dict):
+        for key, value in saved.items():
+            if key in keys and _is_count(value):
+                target[key] = value
