@@ -10,12 +10,17 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from exporter.api import API_VERSIONS, DEFAULT_API_VERSION, adapter
 from exporter.durations import parse_duration
 from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
+
+if TYPE_CHECKING:
+    from exporter.push.config import PushConfig
+
+PUSH_WORKSPACE_KEYS = ("push_token", "push_token_file")  # read by exporter/push/config.py
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 SUPPORTED_API_VERSIONS = API_VERSIONS
@@ -151,9 +156,11 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    push: PushConfig | None = None  # exporter/push/config.py; None: off
 
     def secrets(self) -> list[str]:
-        return [workspace.api_key.reveal() for workspace in self.workspaces]
+        tokens = self.push.secrets() if self.push is not None else []
+        return [workspace.api_key.reveal() for workspace in self.workspaces] + tokens
 
 
 def _show(value: object) -> str:
@@ -453,6 +460,7 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "base_url",
             "workflows",
             *_SETTINGS_KEYS.values(),
+            *PUSH_WORKSPACE_KEYS,
         ),
     )
     if not section:
@@ -489,7 +497,9 @@ def parse_config(
 ) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` on the first problem."""
     reader = _Reader(os.environ if environ is None else environ, base_dir or Path.cwd())
-    top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state"))
+    from exporter.push.config import read_push  # lazily: that module builds on this one
+
+    top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state", "push"))
 
     raw_workspaces = top.get("workspaces")
     if not isinstance(raw_workspaces, list) or not raw_workspaces:
@@ -586,6 +596,7 @@ def parse_config(
         web=web,
         log=log,
         state=StateConfig(state_path),
+        push=read_push(reader, top.get("push"), raw_workspaces, workspaces),
     )
 
 
