@@ -76,6 +76,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
     ),
     "captaindata_workflows": ("gauge", "Workflows tracked in the workspace."),
     "captaindata_exporter_build_info": ("gauge", "Version of the exporter and of Python; always 1."),
+    "captaindata_web_config_reloads": (
+        "counter",
+        "Re-reads of --web.config.file after a change, by result (failure: the previous one is kept).",
+    ),
 }
 
 

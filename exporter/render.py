@@ -53,6 +53,9 @@ POLL_ERRORS = _INDEX["captaindata_poll_errors"]
 RUNS_SKIPPED = _INDEX["captaindata_runs_skipped"]
 WORKFLOWS = _INDEX["captaindata_workflows"]
 BUILD_INFO = _INDEX["captaindata_exporter_build_info"]
+WEB_CONFIG_RELOADS = _INDEX["captaindata_web_config_reloads"]
+#: captaindata_web_config_reloads_total by result; the web config source counts into it.
+WEB_CONFIG_RELOAD_COUNTS: dict[str, int] = {"success": 0, "failure": 0}
 
 Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILY_NAMES order
 EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILY_NAMES)
@@ -268,14 +271,23 @@ BUILD_INFO_LINE = encode(
 )
 
 
+def _web_config_reload_lines() -> bytes:
+    name = FAMILY_NAMES[WEB_CONFIG_RELOADS]
+    counts = sorted(WEB_CONFIG_RELOAD_COUNTS.items())
+    return encode("".join(f'{name}_total{{result="{result}"}} {count}\n' for result, count in counts))
+
+
 def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
     body: list[bytes] = []
     for family, header in enumerate(headers):
-        chunks = (
-            [BUILD_INFO_LINE] if family == BUILD_INFO else [ws[family] for ws in workspaces if ws[family]]
-        )
+        if family == BUILD_INFO:
+            chunks = [BUILD_INFO_LINE]
+        elif family == WEB_CONFIG_RELOADS:
+            chunks = [_web_config_reload_lines()]
+        else:
+            chunks = [ws[family] for ws in workspaces if ws[family]]
         if chunks:
             body.append(header)
             body.extend(chunks)
