@@ -76,7 +76,7 @@ class Authenticator:
         self._verified: dict[str, bytes] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
         self._queue_limit = queue_limit + workers
-        self._pending = 0
+        self.pending = 0  # checks waiting for or in the pool
 
     @staticmethod
     def _key(user: str, password: bytes, hashed: bytes) -> bytes:
@@ -95,15 +95,15 @@ class Authenticator:
             return True
         if len(password) > MAX_PASSWORD_BYTES:
             return False
-        if self._pending >= self._queue_limit:
+        if self.pending >= self._queue_limit:
             raise Busy
         hashed = users.get(user)
-        self._pending += 1
+        self.pending += 1
         try:
             loop = asyncio.get_running_loop()
             ok = await loop.run_in_executor(self._pool, _checkpw, password, hashed, dummy_cost(users))
         finally:
-            self._pending -= 1
+            self.pending -= 1
         if ok and hashed is not None:
             if len(self._verified) > len(users) + 16:
                 self._verified.clear()
@@ -190,7 +190,7 @@ def _too_many() -> web.Response:
     return web.Response(status=429, text="Too Many Requests\n")
 
 
-def install(app: web.Application, source: WebConfigSource) -> None:
+def install(app: web.Application, source: WebConfigSource) -> Authenticator:
     """Guard every route of ``app`` with what ``source`` says, re-reading it per request."""
     authenticator = Authenticator()
     failures = FailureLimit()
@@ -243,3 +243,4 @@ def install(app: web.Application, source: WebConfigSource) -> None:
     app.middlewares.append(guard)
     app.on_response_prepare.append(add_headers)
     app.on_cleanup.append(close)
+    return authenticator
