@@ -274,7 +274,7 @@ BUILD_INFO_LINE = encode(
 def _web_config_reload_lines() -> bytes:
     name = FAMILY_NAMES[WEB_CONFIG_RELOADS]
     counts = sorted(WEB_CONFIG_RELOAD_COUNTS.items())
-    return encode("".join(f'{name}_total{{result="{result}"}} {count}\n' for result, count in counts))
+    return encode("".join(f'{name}_total{{result="{result}"}} {_count(count)}\n' for result, count in counts))
 
 
 def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
