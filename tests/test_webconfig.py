@@ -132,7 +132,10 @@ def test_valid_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], certs: 
             lambda w, c: w["tls_server_config"].update(min_version="TLS13", max_version="TLS12"),
             "min_version: is higher than max_version",
         ),
-        (lambda w, c: w["tls_server_config"].update(cipher_suites=["RC4"]), 'cipher_suites[0]: unknown cipher: "RC4"'),
+        (
+            lambda w, c: w["tls_server_config"].update(cipher_suites=["RC4"]),
+            'cipher_suites[0]: unknown cipher: "RC4"',
+        ),
         (lambda w, c: w["tls_server_config"].update(curve_preferences="x"), "must be a list of strings"),
         (
             lambda w, c: w["tls_server_config"].update(cert="-----BEGIN", cert_file="x"),
@@ -195,7 +198,8 @@ def test_duplicate_users_and_keys_refused(
 def test_empty_web_config_flag_means_none(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--web.config.file", "", "--check-config"])
     out, err = capsys.readouterr()
-    assert code == 2 and "--config FILE is required" in err, out + err  # read as "no web config"
+    assert code == 2, out + err
+    assert "--config FILE is required" in err, out + err  # read as "no web config"
 
 
 def test_inline_key_never_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
