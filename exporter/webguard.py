@@ -190,10 +190,12 @@ def _too_many() -> web.Response:
     return web.Response(status=429, text="Too Many Requests\n")
 
 
-def install(app: web.Application, source: WebConfigSource) -> Authenticator:
+def install(
+    app: web.Application, source: WebConfigSource, failures: FailureLimit | None = None
+) -> Authenticator:
     """Guard every route of ``app`` with what ``source`` says, re-reading it per request."""
     authenticator = Authenticator()
-    failures = FailureLimit()
+    failures = failures if failures is not None else FailureLimit()
     bucket = _Bucket()
 
     async def authenticated(request: web.Request, users: Mapping[str, bytes]) -> web.Response | None:

@@ -165,3 +165,12 @@ async def test_a_client_that_does_not_read_holds_a_bounded_buffer_then_is_droppe
         for sock in clients:
             sock.close()
         await runner.cleanup()
+
+
+def test_basic_auth_timing_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/basic_auth_timing.py at a tiny size: it runs and prints its ratio (no timing asserted)."""
+    from bench.basic_auth_timing import main
+
+    ratio = main(["--requests", "2", "--cost", "4"])
+    assert ratio > 0
+    assert "unknown user ÷ wrong password" in capsys.readouterr().out
