@@ -174,3 +174,11 @@ def test_basic_auth_timing_bench_runs(capsys: pytest.CaptureFixture[str]) -> Non
     ratio = main(["--requests", "2", "--cost", "4"])
     assert ratio > 0
     assert "unknown user ÷ wrong password" in capsys.readouterr().out
+
+
+def test_slow_readers_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/slow_readers.py at a tiny size: it runs and prints both modes (no figure asserted)."""
+    from bench.slow_readers import main
+
+    assert set(main(["--clients", "2", "--mib", "1", "--write-timeout", "0.5"])) == {"unbounded", "bounded"}
+    assert "non-reading clients" in capsys.readouterr().out
