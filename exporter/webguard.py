@@ -24,6 +24,7 @@ from exporter.webconfig import WebConfigSource, WebFileConfig, bcrypt_cost
 # Probes work without credentials and outside the rate limit (kubelet, load balancers).
 UNAUTHENTICATED_PATHS = frozenset({"/-/healthy", "/-/ready"})
 MAX_AUTHORIZATION_LENGTH = 4096
+WEB_CONFIG_KEY = web.RequestKey("web_config", WebFileConfig)
 MAX_PASSWORD_BYTES = 72  # bcrypt's limit: bcrypt 5 raises past it, bcrypt 4 ignores the rest
 # bcrypt checks run in this many threads at most; beyond QUEUE_LIMIT waiting checks, a new one is
 # refused at once (429) instead of queueing: an attacker cannot build an unbounded backlog.
@@ -220,7 +221,7 @@ def install(
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         config: WebFileConfig = source.current().config
-        request["web_config"] = config
+        request[WEB_CONFIG_KEY] = config
         tls = config.tls
         if tls is not None and tls.client_allowed_sans and not _allowed_san(request, tls.client_allowed_sans):
             return web.Response(status=403, text="Forbidden: client certificate name not allowed\n")
@@ -235,7 +236,7 @@ def install(
         return await handler(request)
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
-        config = request.get("web_config") or source.current().config
+        config = request.get(WEB_CONFIG_KEY) or source.current().config
         for name, value in config.headers:
             response.headers[name] = value
 
