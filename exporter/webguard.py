@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
 import secrets
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -67,15 +68,57 @@ class Busy(Exception):
     """Too many bcrypt checks waiting already."""
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop closed while a check ran (shutdown)
+        loop.call_soon_threadsafe(callback)
+
+
+class _Slots:
+    """The pool's worker slots, handed out urgent waiters first, then in arrival order."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (deque(), deque())
+
+    async def acquire(self, urgent: bool) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        queue = self._waiting[0 if urgent else 1]
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(granted)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # handed a slot, then cancelled: pass it on
+            elif granted in queue:
+                queue.remove(granted)
+            raise
+
+    def release(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1
+
+
 class Authenticator:
     """Checks basic-auth credentials against bcrypt hashes. A success is remembered as a SHA-256 of
     user, password and hash (never the password) and answered at once, without bcrypt and without
     queueing, so the configured scrapers never wait behind wrong passwords; a changed hash or password
-    misses the cache. Other checks run in a bounded pool of threads, off the event loop."""
+    misses the cache. Other checks run in a bounded pool of threads, off the event loop; an urgent one
+    (from a client with no recent failure: a scraper's first check after a start or a password change)
+    goes before those of clients that have failed, so attackers delay it by at most the checks already
+    running."""
 
     def __init__(self, workers: int = BCRYPT_WORKERS, queue_limit: int = QUEUE_LIMIT) -> None:
         self._verified: dict[str, bytes] = {}
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcrypt")
+        self._slots = _Slots(workers)
         self._queue_limit = queue_limit + workers
         self.pending = 0  # checks waiting for or in the pool
 
@@ -90,7 +133,9 @@ class Authenticator:
             return False
         return hmac.compare_digest(remembered, self._key(user, password, hashed))
 
-    async def check(self, users: Mapping[str, bytes], user: str, password: bytes) -> bool:
+    async def check(
+        self, users: Mapping[str, bytes], user: str, password: bytes, urgent: bool = True
+    ) -> bool:
         """True when the credentials match; Busy when the pool's queue is full."""
         if self.cached(users, user, password):
             return True
@@ -101,8 +146,12 @@ class Authenticator:
         hashed = users.get(user)
         self.pending += 1
         try:
+            await self._slots.acquire(urgent)
             loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(self._pool, _checkpw, password, hashed, dummy_cost(users))
+            work = self._pool.submit(_checkpw, password, hashed, dummy_cost(users))
+            # The slot is free when the thread is, even if this request was cancelled meanwhile.
+            work.add_done_callback(lambda _: _call_soon(loop, self._slots.release))
+            ok = await asyncio.wrap_future(work)
         finally:
             self.pending -= 1
         if ok and hashed is not None:
@@ -130,6 +179,10 @@ class FailureLimit:
 
     def allowed(self, client: str) -> bool:
         return self._tokens(client, time.monotonic()) >= 1
+
+    def clean(self, client: str) -> bool:
+        """No failure that the bucket has not forgotten yet."""
+        return self._tokens(client, time.monotonic()) >= self._burst
 
     def failed(self, client: str) -> None:
         now = time.monotonic()
@@ -210,7 +263,7 @@ def install(
         if not failures.allowed(client):
             return _too_many()
         try:
-            ok = await authenticator.check(users, *credentials)
+            ok = await authenticator.check(users, *credentials, urgent=failures.clean(client))
         except Busy:
             return _too_many()
         if ok:

@@ -120,6 +120,29 @@ async def test_cached_scrapes_never_queue_behind_attackers(tmp_path: Path) -> No
     assert set(codes) == {401}
 
 
+async def test_a_first_scrape_goes_before_the_checks_of_clients_that_failed(tmp_path: Path) -> None:
+    """Cold cache (a start, a new password): the scraper's check is urgent, the attackers' are not
+    once they have failed, so it waits only for the checks already running."""
+    web_yml = tmp_path / "web.yml"
+    web_yml.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": hashed(PASSWORD, 12)}}))
+    attacker = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with (
+        guarded(web_yml) as (url, _, authenticator),
+        httpx.AsyncClient(timeout=120.0) as scraper,
+        httpx.AsyncClient(timeout=120.0, transport=attacker) as attackers,
+    ):
+        assert (await attackers.get(url, auth=("prometheus", "guess"))).status_code == 401
+        queued = [
+            asyncio.create_task(attackers.get(url, auth=("prometheus", f"guess{index}")))
+            for index in range(FAILURE_BURST - 1)
+        ]
+        await until(lambda: authenticator.pending >= FAILURE_BURST - 1)
+        assert (await scraper.get(url, auth=("prometheus", PASSWORD))).status_code == 200
+        assert authenticator.pending > 2  # attackers' checks still waiting: the scraper went first
+        codes = [response.status_code for response in await asyncio.gather(*queued)]
+    assert set(codes) == {401}
+
+
 async def test_failure_limit_per_client(tmp_path: Path) -> None:
     web_yml = tmp_path / "web.yml"
     web_yml.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": hashed(PASSWORD)}}))
@@ -171,7 +194,7 @@ def test_basic_auth_timing_bench_runs(capsys: pytest.CaptureFixture[str]) -> Non
     """bench/basic_auth_timing.py at a tiny size: it runs and prints its ratio (no timing asserted)."""
     from bench.basic_auth_timing import main
 
-    ratio = main(["--requests", "2", "--cost", "4"])
+    ratio = main(["--requests", "2", "--cost", "4", "--attackers", "2"])
     assert ratio > 0
     assert "unknown user ÷ wrong password" in capsys.readouterr().out
 
