@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
-        type=Path,
+        type=lambda text: Path(text) if text else None,  # empty: no web config, as exporter-toolkit
         metavar="FILE",
         help="exporter-toolkit web configuration (TLS, client certificates, basic auth); re-read on change",
     )
@@ -282,7 +282,7 @@ async def _serve(
 ) -> int:
     from aiohttp import web
 
-    from exporter.listener import start_site
+    from exporter.listener import ProtocolErrorLog, bounded_writes, start_site
 
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
@@ -301,12 +301,15 @@ async def _serve(
     published, pollers = build(config, savers=savers)
     host, port = parse_listen_address(config.web.listen_address)
     app = create_app(published, lambda: unhealthy(pollers))
+    app.middlewares.insert(0, bounded_writes(config.web.idle_timeout))
     if web_source is not None:
         install_web_guard(app, web_source)
+        web_source.on_reload = published.invalidate
     runner = web.AppRunner(
         app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access"),
+        logger=ProtocolErrorLog(logging.getLogger("aiohttp.server")),
         shutdown_timeout=5.0,
         # aiohttp starts this timer when a connection opens and after each response, and partial
         # request bytes do not reset it: idle and half-sent requests both close in idle_timeout.
@@ -409,13 +412,14 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     web_source = None
     if args.web_config_file is not None:
+        from exporter.render import WEB_CONFIG_RELOAD_COUNTS
         from exporter.webconfig import WebConfigSource, load_web_config
 
         try:
             if args.check_config:
                 load_web_config(args.web_config_file)
             else:
-                web_source = WebConfigSource(args.web_config_file)
+                web_source = WebConfigSource(args.web_config_file, WEB_CONFIG_RELOAD_COUNTS)
         except ConfigError as error:
             return _web_config_error(args.web_config_file, error)
         if args.check_config and args.config is None:

@@ -50,6 +50,7 @@ from exporter.families import (
     RUNS_SKIPPED,
     STATUS_CHANGES,
     UP,
+    WEB_CONFIG_RELOADS,
     WORKFLOW,
     WORKFLOW_LAST_SUCCESS,
     WORKFLOWS,
@@ -58,6 +59,9 @@ from exporter.families import (
 )
 from exporter.needs_action import newest_first
 from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnapshot
+
+#: captaindata_web_config_reloads_total by result, process-wide; the web config source counts into it.
+WEB_CONFIG_RELOAD_COUNTS: dict[str, int] = dict.fromkeys(WEB_CONFIG_RELOADS.vocab["result"], 0)
 
 Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILIES order
 EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILIES)
@@ -354,15 +358,25 @@ _BUILD_INFO.gauge(BUILD_INFO, "", 1, (__version__, platform.python_version()))
 BUILD_INFO_LINE = _BUILD_INFO.chunks()[_SHAPES[BUILD_INFO.name].index]
 
 
+def _web_config_reload_lines() -> bytes:
+    lines = _Lines()
+    lines.counters(WEB_CONFIG_RELOADS, "", dict(sorted(WEB_CONFIG_RELOAD_COUNTS.items())))
+    return lines.chunks()[_SHAPES[WEB_CONFIG_RELOADS.name].index]
+
+
 def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
     build_info = _SHAPES[BUILD_INFO.name].index
+    web_config_reloads = _SHAPES[WEB_CONFIG_RELOADS.name].index
     body: list[bytes] = []
     for family, header in enumerate(headers):
-        chunks = (
-            [BUILD_INFO_LINE] if family == build_info else [ws[family] for ws in workspaces if ws[family]]
-        )
+        if family == build_info:
+            chunks = [BUILD_INFO_LINE]
+        elif family == web_config_reloads:
+            chunks = [_web_config_reload_lines()]
+        else:
+            chunks = [ws[family] for ws in workspaces if ws[family]]
         if chunks:
             body.append(header)
             body.extend(chunks)
