@@ -347,8 +347,9 @@ def _join(path: str, key: str) -> str:
 def _compile_pattern(pattern: str, where: str) -> Pattern:
     """The pattern compiled by RE2, whose matching time is linear in the text: a backtracking engine
     (``re``) can spend minutes on one name with a pattern such as ``(a|aa)*c``, blocking the event loop.
-    Python's ``re`` checks the syntax first, for its clearer messages; what RE2 cannot do (backreferences,
-    lookaround, possessive repeats) is then refused here rather than at match time."""
+    Python's ``re`` checks the syntax first (RE2 reads some mistakes as literals, e.g. ``a{4294967296}``,
+    and Python's messages are clearer); what RE2 cannot run (backreferences, lookaround, possessive
+    repeats) is then refused here rather than silently matching something else."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ConfigError(where, f"is longer than {MAX_PATTERN_LENGTH} characters")
     depth = deepest = 0
