@@ -93,9 +93,7 @@ def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
         run = _run_cell(row)
-        call = (
-            f"<code>{_h(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
-        )
+        call = f"<code>{_h(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
         rows.append(
             f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
             f"<td>{_h(row['workspace'])}</td>"
