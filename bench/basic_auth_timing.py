@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--requests", type=int, default=40, help="requests of each kind")
     parser.add_argument("--cost", type=int, default=12, help="bcrypt cost of the configured hash")
     parser.add_argument("--attackers", type=int, default=20, help="clients sending wrong passwords")
+    parser.add_argument("--tiny", action="store_true", help="a smoke run: 2 requests at cost 4")
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.requests, args.cost, args.attackers = 2, 4, 2
     times = asyncio.run(measure(args.requests, args.cost))
     medians = {case: statistics.median(values) for case, values in times.items()}
     for case, median in medians.items():

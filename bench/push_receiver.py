@@ -135,5 +135,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run: 20 pushes/s for 1 s")
     args = parser.parse_args()
-    main(args.rate, args.seconds)
+    main(20.0 if args.tiny else args.rate, 1.0 if args.tiny else args.seconds)

@@ -25,6 +25,9 @@ WORKSPACES: dict[str, list[int]] = {
     "empty": [],
     "10k": [200] * 50,
     "100k": [200] * 500,
+    # bench.perf --tiny (the test suite's smoke run)
+    "tiny-small": [20] * 5,
+    "tiny-big": [20] * 20,
 }
 STATUSES = ("finished", "finished", "finished", "warning", "running", "pending", "shutdown", "stopped")
 

@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float, float]]
     parser.add_argument("--clients", type=int, default=60)
     parser.add_argument("--mib", type=int, default=20, help="body size")
     parser.add_argument("--write-timeout", type=float, default=5.0)
+    parser.add_argument("--tiny", action="store_true", help="a smoke run: 2 clients, 1 MiB")
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.clients, args.mib, args.write_timeout = 2, 1, 0.5
     results = {}
     for mode in ("unbounded", "bounded"):
         baseline, held, after = run(mode, args.clients, args.mib, args.write_timeout)

@@ -284,6 +284,8 @@ async def _serve(
 
     from exporter.listener import ProtocolErrorLog, bounded_writes, start_site
 
+    stop = asyncio.Event()
+    _handle_signals(stop, web_source)  # first: a signal during start-up must not kill it either
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
     gc.set_threshold(*GC_THRESHOLDS)
@@ -349,10 +351,6 @@ async def _serve(
     )
     if banner is not None:  # only now: the address is really ours
         banner()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     tasks = [
         asyncio.create_task(poller.run_forever(), name=f"poll {poller.workspace.name}") for poller in pollers
     ]
@@ -363,6 +361,38 @@ async def _serve(
     await asyncio.gather(*tasks, return_exceptions=True)
     await _close(pollers, state_directory, runner)
     return 0
+
+
+#: Signals that end the exporter as SIGTERM does: the state is saved, then the process exits 0.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+#: Signals that would kill the process at once by default, and mean nothing to the exporter.
+IGNORED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _handle_signals(stop: asyncio.Event, web_source: WebConfigSource | None) -> None:
+    """SIGTERM, SIGINT and SIGQUIT stop gracefully; SIGHUP re-reads the web config (the exporter
+    configuration needs a restart) and keeps serving; SIGUSR1 and SIGUSR2 are logged and ignored."""
+    loop = asyncio.get_running_loop()
+
+    def stopping(signum: signal.Signals) -> None:
+        logger.info("signal received: stopping", extra={"signal": signum.name})
+        stop.set()
+
+    def reload() -> None:
+        if web_source is None:
+            logger.info("SIGHUP received: no --web.config.file to reload; still serving")
+            return
+        logger.info("SIGHUP received: checking the web config file", extra={"file": str(web_source.path)})
+        web_source.current()  # reloads when a file changed; a bad one is logged and the old one kept
+
+    def ignored(signum: signal.Signals) -> None:
+        logger.info("signal ignored", extra={"signal": signum.name})
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stopping, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for signum in IGNORED_SIGNALS:
+        loop.add_signal_handler(signum, ignored, signum)
 
 
 async def _close(

@@ -188,20 +188,3 @@ async def test_a_client_that_does_not_read_holds_a_bounded_buffer_then_is_droppe
         for sock in clients:
             sock.close()
         await runner.cleanup()
-
-
-def test_basic_auth_timing_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    """bench/basic_auth_timing.py at a tiny size: it runs and prints its ratio (no timing asserted)."""
-    from bench.basic_auth_timing import main
-
-    ratio = main(["--requests", "2", "--cost", "4", "--attackers", "2"])
-    assert ratio > 0
-    assert "unknown user ÷ wrong password" in capsys.readouterr().out
-
-
-def test_slow_readers_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    """bench/slow_readers.py at a tiny size: it runs and prints both modes (no figure asserted)."""
-    from bench.slow_readers import main
-
-    assert set(main(["--clients", "2", "--mib", "1", "--write-timeout", "0.5"])) == {"unbounded", "bounded"}
-    assert "non-reading clients" in capsys.readouterr().out

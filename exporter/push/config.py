@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from exporter.config import (
-    MAX_KEY_FILE_BYTES,
     ConfigError,
     Secret,
-    _api_key,
-    _join,
-    _read_head,
     _Reader,
     parse_listen_address,
+    read_secret,
 )
 
 if TYPE_CHECKING:
@@ -59,28 +56,8 @@ class PushConfig:
 
 
 def _token(reader: _Reader, section: dict[str, Any], path: str) -> Secret | None:
-    """The workspace's push token, as its API key is read (``${VAR}``, a file of at most 4 KiB); an
-    error names the key, never the value or the file."""
-    has_token = section.get("push_token") is not None
-    has_file = section.get("push_token_file") is not None
-    if has_token and has_file:
-        raise ConfigError(_join(path, "push_token"), "set either push_token or push_token_file, not both")
-    if has_token:
-        where = _join(path, "push_token")
-        return _api_key(reader.string(section, "push_token", path, secret=True).strip(), where)
-    if not has_file:
-        return None
-    where = _join(path, "push_token_file")
-    file_path = Path(reader.string(section, "push_token_file", path, secret=True))
-    if not file_path.is_absolute():
-        file_path = reader.base_dir / file_path
-    raw = _read_head(file_path, MAX_KEY_FILE_BYTES, where, "the file", regular_only=True)
-    if len(raw) > MAX_KEY_FILE_BYTES:
-        raise ConfigError(where, f"the file is larger than {MAX_KEY_FILE_BYTES} bytes")
-    token = raw.decode("latin-1").rstrip(" \t\r\n")
-    if not token:
-        raise ConfigError(where, "the file is empty")
-    return _api_key(token, where)
+    """The workspace's push token, read as its API key is (``${VAR}``, a file of at most 4 KiB)."""
+    return read_secret(reader, section, path, "push_token")
 
 
 def _listen_address(reader: _Reader, section: dict[str, Any]) -> str | None:

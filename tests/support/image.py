@@ -27,7 +27,11 @@ CHROOT = shutil.which("chroot")
 #: The base: what both stages of the Dockerfile need from a Debian system, and nothing to build with.
 BASE_SUITE = "bookworm"
 BASE_VARIANT = "essential"  # Essential: yes packages only (no apt), plus the includes
-BASE_PACKAGES = ("ca-certificates", "passwd", "python3", "python3-venv")
+#: libstdc++6: google-re2's wheel links it (the upstream python:slim images have it already).
+BASE_PACKAGES = ("ca-certificates", "passwd", "python3", "python3-venv", "libstdc++6")
+#: The same with python3-pip, whose system Python is "externally managed" (PEP 668): the Dockerfile must
+#: leave it alone and still build.
+PIP_BASE_PACKAGES = (*BASE_PACKAGES, "python3-pip")
 BASE_DPKG_OPTIONS = tuple(f"path-exclude=/usr/share/{d}/*" for d in ("doc", "info", "locale", "man"))
 
 
@@ -110,23 +114,23 @@ def debian_sources(paths: Sequence[Path] | None = None) -> list[str]:
     return lines
 
 
-def base_key() -> str:
+def base_key(packages: Sequence[str] = BASE_PACKAGES) -> str:
     """What the base tarball is made of; a change to it bootstraps a new one."""
     recipe = {
         "suite": BASE_SUITE,
         "variant": BASE_VARIANT,
-        "packages": sorted(BASE_PACKAGES),
+        "packages": sorted(packages),
         "dpkg": list(BASE_DPKG_OPTIONS),
         "arch": os.uname().machine,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def base_tarball() -> tuple[Path, bool]:
+def base_tarball(packages: Sequence[str] = BASE_PACKAGES) -> tuple[Path, bool]:
     """The base root filesystem as a tarball, and whether it came from the cache."""
     assert MMDEBSTRAP
     directory = cache_dir()
-    tarball = directory / f"debian-base-{BASE_SUITE}-{base_key()}.tar"
+    tarball = directory / f"debian-base-{BASE_SUITE}-{base_key(packages)}.tar"
     if tarball.is_file():
         return tarball, True
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,7 +139,7 @@ def base_tarball() -> tuple[Path, bool]:
         MMDEBSTRAP,
         "--format=tar",
         f"--variant={BASE_VARIANT}",
-        f"--include={','.join(BASE_PACKAGES)}",
+        f"--include={','.join(packages)}",
         *(f"--dpkgopt={option}" for option in BASE_DPKG_OPTIONS),
         BASE_SUITE,
         str(partial),
@@ -253,8 +257,11 @@ def fill_wheels(context: Path) -> None:
 
 
 @contextmanager
-def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
-    """The Dockerfile of ``root`` built on the Debian base from its wheels/ (no index), mounted."""
+def built_image(
+    root: Path, workdir: Path, tag: str, base_packages: Sequence[str] = BASE_PACKAGES
+) -> Iterator[BuiltImage]:
+    """The Dockerfile of ``root`` built on a Debian base of ``base_packages`` from its wheels/ (no
+    index), mounted."""
     # Not under workdir: podman refuses a runroot path longer than 50 characters.
     podman = Podman(Path(tempfile.mkdtemp(prefix="cde-podman-")))
     for sub in ("root", "runroot", "tmp"):
@@ -264,12 +271,12 @@ def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
     def timed(name: str, start: float) -> None:
         timings[name] = round(time.monotonic() - start, 1)
 
-    base_ref = f"localhost/captaindata-exporter-base:{base_key()}"
+    base_ref = f"localhost/captaindata-exporter-base:{base_key(base_packages)}"
     ref = f"localhost/captaindata-exporter:{tag}"
     mounted = False
     try:
         start = time.monotonic()
-        tarball, cached = base_tarball()
+        tarball, cached = base_tarball(base_packages)
         timed("base (cached)" if cached else "base (mmdebstrap)", start)
         start = time.monotonic()
         podman("import", str(tarball), base_ref)
