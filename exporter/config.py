@@ -707,8 +707,9 @@ def _read_head(path: Path, limit: int, where: str, shown: str) -> bytes:
         os.close(descriptor)
 
 
-def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
-    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+def read_yaml_text(path: Path, what: str) -> tuple[str, object]:
+    """The text of a YAML file of at most MAX_CONFIG_BYTES of UTF-8, and its data, parsed with bounded
+    aliases and nesting (None for an empty document)."""
     raw = _read_head(path, MAX_CONFIG_BYTES, "", f"{what} {path}")
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
@@ -717,9 +718,14 @@ def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
     except UnicodeDecodeError as error:
         raise ConfigError("", f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
     try:
-        data = safe_load_bounded(text)
+        return text, safe_load_bounded(text)
     except YamlRefused as error:
         raise ConfigError("", f"{path}: {error}") from None
+
+
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
+    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+    _, data = read_yaml_text(path, what)
     if data is None and not allow_empty:
         raise ConfigError("", f"{path} is empty")
     return data

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from exporter.config import MAX_CONFIG_BYTES, ConfigError, Secret, _read_head, _Reader
-from exporter.safeyaml import YamlRefused, safe_load_bounded
+from exporter.config import ConfigError, Secret, _Reader, read_yaml_text
 
 logger = logging.getLogger("exporter.web")
 
@@ -291,17 +290,7 @@ def _duplicate_key(node: yaml.Node, where: str = "") -> str | None:
 
 def read_web_yaml(path: Path) -> object:
     """The file's YAML (bounded as the main configuration's), refusing a key written twice."""
-    raw = _read_head(path, MAX_CONFIG_BYTES, "", f"web config file {path}")
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError("", f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
-    try:
-        data = safe_load_bounded(text)
-    except YamlRefused as error:
-        raise ConfigError("", f"{path}: {error}") from None
+    text, data = read_yaml_text(path, "web config file")
     if data is not None:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         duplicate = _duplicate_key(node) if node is not None else None

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from exporter.simulator import Simulator
 from tests.conftest import ConfigFactory
+from tests.support.exporter_proc import running_exporter
 from tests.support.metrics import ScrapedMetrics
-from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
-from tests.support.procs import log_tail, running_server
+from tests.support.net import http_ok, wait_until
+from tests.support.procs import log_tail
 
 WF = "wf-1"
 
@@ -27,23 +26,8 @@ WF = "wf-1"
 def exporter(
     config: dict[str, object], workdir: Path, name: str, extra: Sequence[str] = ()
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    url = f"http://{LOOPBACK}:{free_port()}"
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(config_path),
-        "--web.listen-address",
-        url.removeprefix("http://"),
-        *extra,
-    ]
-    log_path = workdir / f"{name}.log"
-    with running_server(argv, log_path, f"{url}/-/ready", "the exporter") as proc:
-        yield proc, url, log_path
+    with running_exporter(config, workdir, extra, name=name) as running:
+        yield running.process, running.url, running.log_path
 
 
 def test_sighup_rereads_the_web_config_and_keeps_serving(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import yaml
 
 from tests.conftest import ConfigFactory
 from tests.support.certs import Authority, Issued, issue, make_ca
-from tests.support.exporter_proc import running_exporter
+from tests.support.exporter_proc import exporter_argv, running_exporter
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -95,17 +94,7 @@ def tls_exporter(
     config_path.write_text(yaml.safe_dump(config))
     web_path.write_text(yaml.safe_dump(web_config))
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(config_path),
-        "--web.config.file",
-        str(web_path),
-        "--web.listen-address",
-        f"{LOOPBACK}:{port}",
-    ]
+    argv = exporter_argv(config_path, f"{LOOPBACK}:{port}", "--web.config.file", str(web_path))
     log_path = tmp_path / "exporter.log"
     with running_process(argv, log_path) as proc:
         running = Running(f"https://{LOOPBACK}:{port}", port, web_path, log_path)

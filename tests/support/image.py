@@ -14,11 +14,13 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.procs import run_captured
 
 PODMAN = shutil.which("podman")
 MMDEBSTRAP = shutil.which("mmdebstrap")
@@ -38,20 +40,6 @@ BASE_DPKG_OPTIONS = tuple(f"path-exclude=/usr/share/{d}/*" for d in ("doc", "inf
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "captaindata-exporter"
-
-
-def run(
-    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def output(result: subprocess.CompletedProcess[str], tail: int = 6000) -> str:
@@ -146,7 +134,7 @@ def base_tarball(packages: Sequence[str] = BASE_PACKAGES) -> tuple[Path, bool]:
         *debian_sources(),
     ]
     try:
-        checked(run(argv, timeout=1200))
+        checked(run_captured(argv, timeout=1200))
         partial.replace(tarball)  # atomic: a concurrent run sees a whole tarball or none
     finally:
         partial.unlink(missing_ok=True)
@@ -181,11 +169,11 @@ class Podman:
         ]
 
     def __call__(self, *args: str, timeout: float = 300) -> str:
-        return checked(run(self.argv(*args), timeout=timeout)).stdout
+        return checked(run_captured(self.argv(*args), timeout=timeout)).stdout
 
     def logged(self, *args: str, timeout: float = 300) -> str:
         """stdout and stderr together (podman build writes the steps' output to both)."""
-        result = checked(run(self.argv(*args), timeout=timeout))
+        result = checked(run_captured(self.argv(*args), timeout=timeout))
         return result.stdout + result.stderr
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -238,7 +226,7 @@ class BuiltImage:
         return [CHROOT, f"--userspec={self.userspec()}", str(self.rootfs), *argv]
 
     def run(self, argv: Sequence[str], timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-        return run(self.chroot_argv(argv), timeout=timeout, env=self.env(**env))
+        return run_captured(self.chroot_argv(argv), timeout=timeout, env=self.env(**env))
 
 
 def copy_context(root: Path, context: Path) -> None:
@@ -253,7 +241,7 @@ def fill_wheels(context: Path) -> None:
     """What an air-gapped user does beforehand: every wheel the build needs, in ``wheels/``."""
     requires = tomllib.loads((context / "pyproject.toml").read_text())["build-system"]["requires"]
     argv = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(context / "wheels"), str(context)]
-    checked(run([*argv, *requires], timeout=900))
+    checked(run_captured([*argv, *requires], timeout=900))
 
 
 @contextmanager
