@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 from exporter.apistats import ENDPOINTS, V4_ENDPOINTS, ApiStats
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.model import DUPLICATE_UID, SKIP_REASONS, Parsed, Run, Workflow
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
@@ -55,7 +56,7 @@ class WorkflowState:
         self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
         self.last_status_time: dict[str, float] = {}
         self.last_success: float | None = None
-        self.last_attempt = _NEVER  # time.monotonic() of its last read attempt
+        self.last_attempt = _NEVER  # clock.monotonic() of its last read attempt
         self.last_error = ""
         self.read_at: float | None = None
         self.snapshot: WorkflowSnapshot | None = None
@@ -121,6 +122,7 @@ class WorkspaceState:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
+        self.clock: Clock = SYSTEM_CLOCK  # the poller sets its own
         if endpoints is None:
             endpoints = V4_ENDPOINTS if api_version == "v4" else ENDPOINTS
         self.api = ApiStats(tuple(endpoints))
@@ -182,7 +184,7 @@ class WorkspaceState:
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
     ) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         tracked = self.workflows.get(workflow.uid)
         if tracked is None:  # not listed (any more): nothing to keep
             return self._snapshot
@@ -222,7 +224,7 @@ class WorkspaceState:
         tracked.read_at = now
         tracked.last_success = now
         tracked.last_error = ""
-        tracked.last_attempt = time.monotonic()
+        tracked.last_attempt = self.clock.monotonic()
         tracked.snapshot = None
         self._read.add(tracked.uid)
         self._changed.add(tracked.uid)
@@ -238,7 +240,7 @@ class WorkspaceState:
         tracked = self.workflows.get(workflow.uid)
         if tracked is not None:
             tracked.last_error = f"{reason}: {message}"
-            tracked.last_attempt = time.monotonic()
+            tracked.last_attempt = self.clock.monotonic()
             tracked.snapshot = None
         self._failures.setdefault(reason, message)
         return self._build()
@@ -247,7 +249,7 @@ class WorkspaceState:
         """404 on its runs: deleted since it was listed. The next list drops it; this is no failure."""
         tracked = self.workflows.get(workflow.uid)
         if tracked is not None:
-            tracked.last_attempt = time.monotonic()
+            tracked.last_attempt = self.clock.monotonic()
             self._read.add(workflow.uid)
         return self._snapshot
 
@@ -260,7 +262,7 @@ class WorkspaceState:
         self._failures.setdefault(reason, message)
 
     def end_poll(self, duration: float, now: float | None = None) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         for reason in self._failures:
             self.poll_errors[reason] += 1
         failed = {reason: text for reason, text in self._failures.items() if reason != PAGE_CAP}
@@ -300,7 +302,7 @@ class WorkspaceState:
         return self._build()
 
     def _build(self, now: float | None = None) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         workflows = []
         for uid in sorted(self.workflows):
             tracked = self.workflows[uid]
