@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 
@@ -34,6 +35,8 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         with self._lock:
             deadline = self._now + max(0.0, seconds)
+            if seconds > 0:  # a sleep shorter than the float's resolution still moves the clock
+                deadline = max(deadline, math.nextafter(self._now, math.inf))
             self.slept.append(seconds)
         await asyncio.sleep(0)  # sleepers that start at the same moment all read the same "now"
         with self._lock:
