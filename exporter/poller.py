@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 from exporter.api import adapter
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import Config, WorkspaceConfig
 from exporter.families import INTERNAL, TIMEOUT
 from exporter.persist.saver import WorkspaceSaver
@@ -35,17 +35,20 @@ class Poller:
         state: WorkspaceState | None = None,
         checkpoint: Checkpoint | None = None,
         saver: WorkspaceSaver | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.workspace = workspace
         self.config = config
+        self.clock = clock
         if state is None and saver is not None:
             state = saver.restore()  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
             workspace.name, config.metrics.needs_action_limit, workspace.api_version
         )
+        self.state.clock = clock
         self.checkpoint = checkpoint
         self.saver = saver
-        self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None)
+        self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None, clock)
         api = adapter(workspace.api_version)
         self.transport = ApiTransport(
             workspace.base_url,
@@ -54,27 +57,28 @@ class Poller:
             self.state.api,
             self._progress,
             self.sink.executor,
+            clock,
         )
-        self.source = api.source(self.transport, workspace, config)
+        self.source = api.source(self.transport, workspace, config, clock.time)
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
         self._warned_interval = False
         # Health: when the loop last finished a poll attempt, and when the poll in progress last made
         # progress (a successful request, or the end of a 429 wait it is in).
-        self.last_attempt_end = time.monotonic()
+        self.last_attempt_end = self.clock.monotonic()
         self.last_progress = self.last_attempt_end
 
     def _progress(self, extra: float) -> None:
         """A request succeeded (extra 0) or a 429 wait of ``extra`` seconds starts: the poll is alive."""
-        self.last_progress = max(self.last_progress, time.monotonic() + extra)
+        self.last_progress = max(self.last_progress, self.clock.monotonic() + extra)
         if self._guard is not None:
             self._guard.reschedule(asyncio.get_running_loop().time() + self.config.poll.timeout + extra)
 
     async def poll_once(self) -> bool:
         """One poll attempt; True if it read the workflow list and every workflow. Never raises (but
         for cancellation): errors of our own code are logged with their traceback and counted."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         log = {"workspace": self.workspace.name}
         try:
             await self.sink.call(self.state.begin_poll)
@@ -99,9 +103,9 @@ class Poller:
             logger.exception("poll failed: internal error (a bug in the exporter)", extra=log)
         else:
             self._internal_streak = 0
-        snapshot = await self.sink.call(self.state.end_poll, time.monotonic() - started)
+        snapshot = await self.sink.call(self.state.end_poll, self.clock.monotonic() - started)
         self.sink.publish(snapshot, now=True)
-        self.last_attempt_end = time.monotonic()
+        self.last_attempt_end = self.clock.monotonic()
         return snapshot.up
 
     def _record_internal(self, error: BaseException) -> None:
@@ -131,16 +135,16 @@ class Poller:
                     extra={"workspace": self.workspace.name},
                 )
                 self._record_internal(error)
-                await asyncio.sleep(self._restarts.delay(restarts))
+                await self.clock.sleep(self._restarts.delay(restarts))
 
     async def _loop(self) -> None:
         interval = self.config.poll.interval
         while True:
             if self.checkpoint is not None:
                 self.checkpoint("loop")
-            started = time.monotonic()
+            started = self.clock.monotonic()
             await self.poll_once()
-            elapsed = time.monotonic() - started
+            elapsed = self.clock.monotonic() - started
             if elapsed > interval and not self._warned_interval:
                 self._warned_interval = True
                 logger.warning(
@@ -156,7 +160,7 @@ class Poller:
             pause = max(0.0, interval - elapsed)
             if self._internal_streak:
                 pause = max(pause, self._restarts.delay(self._internal_streak))
-            await asyncio.sleep(pause)
+            await self.clock.sleep(pause)
 
     def stalled_for(self) -> float:
         """Seconds past its allowance (<= 0: healthy). The allowance, max(3 x interval, poll.timeout),
@@ -165,7 +169,7 @@ class Poller:
         alive, a loop that neither finishes attempts nor reads is not."""
         poll = self.config.poll
         allowance = max(3 * poll.interval, poll.timeout)
-        return time.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
+        return self.clock.monotonic() - max(self.last_attempt_end, self.last_progress) - allowance
 
     async def aclose(self) -> None:
         if self.saver is not None:  # the API counters too, so a clean restart continues every counter
@@ -183,12 +187,13 @@ def build(
     config: Config,
     checkpoint: Checkpoint | None = None,
     savers: Mapping[str, WorkspaceSaver] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Published, list[Poller]]:
     """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
     published = Published([w.name for w in config.workspaces])
     savers = savers or {}
     pollers = [
-        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name))
+        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name), clock=clock)
         for w in config.workspaces
     ]
     for poller in pollers:

@@ -12,6 +12,8 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from exporter.clock import SYSTEM_CLOCK, Clock
+
 _EPOCH_THRESHOLD: Final = 1e9  # X-RateLimit-Reset values above this are epoch seconds, below it delta-seconds
 _EPOCH_MILLIS_THRESHOLD: Final = 1e12
 
@@ -19,23 +21,24 @@ _EPOCH_MILLIS_THRESHOLD: Final = 1e12
 class TokenBucket:
     """At most ``rate`` requests a second on average, with bursts of up to ``burst``."""
 
-    def __init__(self, rate: float, burst: int) -> None:
+    def __init__(self, rate: float, burst: int, clock: Clock = SYSTEM_CLOCK) -> None:
         self.rate = rate
         self.capacity = float(burst)
+        self._clock = clock
         self._tokens = float(burst)
-        self._updated = time.monotonic()
+        self._updated = clock.monotonic()
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
                 if self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+                await self._clock.sleep((1 - self._tokens) / self.rate)
 
 
 #: The longest wait a header may ask for; a longer (finite) hint is cut to this. The engine clamps

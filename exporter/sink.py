@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -37,8 +37,10 @@ class StateSink:
         publish: Callable[[WorkspaceSnapshot], None],
         checkpoint: Checkpoint | None = None,
         after_apply: Callable[[WorkspaceState], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.state = state
+        self._clock = clock
         self._after_apply = after_apply  # the state saver: runs under the lock, before publishing
         self._publish = publish
         self._checkpoint = checkpoint
@@ -46,8 +48,8 @@ class StateSink:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"workspace {state.name}")
         self._published = 0  # version of the newest snapshot handed over (or pending)
         self._pending: WorkspaceSnapshot | None = None
-        self._last_publish = float("-inf")  # time.monotonic()
-        self._timer: asyncio.TimerHandle | None = None
+        self._last_publish = float("-inf")  # clock.monotonic()
+        self._timer: asyncio.Task[None] | None = None
 
     def _locked(self, apply: Callable[..., T], *args: object) -> T:
         with self._mutex:
@@ -71,11 +73,16 @@ class StateSink:
             return
         self._published = snapshot.version
         self._pending = snapshot
-        wait = self._last_publish + PUBLISH_EVERY - time.monotonic()
+        wait = self._last_publish + PUBLISH_EVERY - self._clock.monotonic()
         if now or wait <= 0:
             self.flush()
         elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(wait, self.flush)
+            self._timer = asyncio.create_task(self._flush_after(wait))
+
+    async def _flush_after(self, wait: float) -> None:
+        await self._clock.sleep(wait)
+        self._timer = None  # flush() must not cancel the task it runs in
+        self.flush()
 
     def close(self) -> None:
         self.flush()
@@ -87,7 +94,7 @@ class StateSink:
             self._timer = None
         if self._pending is not None:
             snapshot, self._pending = self._pending, None
-            self._last_publish = time.monotonic()
+            self._last_publish = self._clock.monotonic()
             self._publish(snapshot)
 
     async def _apply(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:

@@ -5,12 +5,12 @@ every mutation returns a fresh immutable snapshot for the exposition and the pag
 from __future__ import annotations
 
 import math
-import time
 from collections import Counter
 from collections.abc import Sequence
 
 from exporter.api import adapter
 from exporter.apistats import ApiStats
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.families import DUPLICATE_UID, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
@@ -56,7 +56,7 @@ class WorkflowState:
         self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
         self.last_status_time: dict[str, float] = {}
         self.last_success: float | None = None
-        self.last_attempt = _NEVER  # time.monotonic() of its last read attempt
+        self.last_attempt = _NEVER  # clock.monotonic() of its last read attempt
         self.last_error = ""
         self.read_at: float | None = None
         self.snapshot: WorkflowSnapshot | None = None
@@ -126,6 +126,7 @@ class WorkspaceState:
         self.name = name
         self.needs_action_limit = needs_action_limit
         self.api_version = api_version
+        self.clock: Clock = SYSTEM_CLOCK  # the poller sets its own
         if endpoints is None:
             endpoints = adapter(api_version).endpoints
         self.api = ApiStats(tuple(endpoints))
@@ -188,7 +189,7 @@ class WorkspaceState:
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
     ) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         tracked = self.workflows.get(workflow.uid)
         if tracked is None:  # not listed (any more): nothing to keep
             return self._snapshot
@@ -228,7 +229,7 @@ class WorkspaceState:
         tracked.read_at = now
         tracked.last_success = now
         tracked.last_error = ""
-        tracked.last_attempt = time.monotonic()
+        tracked.last_attempt = self.clock.monotonic()
         tracked.snapshot = None
         self._read.add(tracked.uid)
         self.changed.add(tracked.uid)
@@ -244,7 +245,7 @@ class WorkspaceState:
         tracked = self.workflows.get(workflow.uid)
         if tracked is not None:
             tracked.last_error = f"{reason}: {message}"
-            tracked.last_attempt = time.monotonic()
+            tracked.last_attempt = self.clock.monotonic()
             tracked.snapshot = None
         self._failures.setdefault(reason, message)
         return self._build()
@@ -253,7 +254,7 @@ class WorkspaceState:
         """404 on its runs: deleted since it was listed. The next list drops it; this is no failure."""
         tracked = self.workflows.get(workflow.uid)
         if tracked is not None:
-            tracked.last_attempt = time.monotonic()
+            tracked.last_attempt = self.clock.monotonic()
             self._read.add(workflow.uid)
         return self._snapshot
 
@@ -266,7 +267,7 @@ class WorkspaceState:
         self._failures.setdefault(reason, message)
 
     def end_poll(self, duration: float, now: float | None = None) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         for reason in self._failures:
             self.poll_errors[reason] += 1
         failed = {reason: text for reason, text in self._failures.items() if reason != PAGE_CAP}
@@ -306,7 +307,7 @@ class WorkspaceState:
         return self._build(now)
 
     def _build(self, now: float | None = None) -> WorkspaceSnapshot:
-        now = time.time() if now is None else now
+        now = self.clock.time() if now is None else now
         workflows = []
         for uid in sorted(self.workflows):
             tracked = self.workflows[uid]

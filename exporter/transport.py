@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TypeVar
@@ -14,6 +13,7 @@ from typing import TypeVar
 import httpx
 
 from exporter.apistats import ApiStats
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ApiConfig
 from exporter.errorbody import ERROR_BODY_MAX, summarize_error_body
 from exporter.families import BAD_RESPONSE, NETWORK, RATE_LIMITED, SERVER_ERROR, TIMEOUT, UNAUTHORIZED
@@ -52,24 +52,25 @@ class _Undecodable(Exception):
 class RateLimitWindow:
     """The workspace's one 429 window: while it is open, no request of the workspace is sent."""
 
-    def __init__(self, max_wait: float) -> None:
+    def __init__(self, max_wait: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.max_wait = max_wait
-        self.until = 0.0  # time.monotonic() when the window closes
+        self._clock = clock
+        self.until = 0.0  # clock.monotonic() when the window closes
 
     def open(self, seconds: float) -> float:
         """Open (or extend) the window by ``seconds`` from now, clamped to ``max_wait``; returns the
         wait the exporter will actually do."""
         wait = min(max(0.0, seconds), self.max_wait)
-        self.until = max(self.until, time.monotonic() + wait)
+        self.until = max(self.until, self._clock.monotonic() + wait)
         return wait
 
     async def wait(self) -> None:
         """Sleep until the window is closed."""
         while True:  # the window may be extended while we sleep
-            left = self.until - time.monotonic()
+            left = self.until - self._clock.monotonic()
             if left <= 0:
                 return
-            await asyncio.sleep(left)
+            await self._clock.sleep(left)
 
 
 class ApiTransport:
@@ -84,14 +85,16 @@ class ApiTransport:
         stats: ApiStats,
         on_progress: Callable[[float], None] | None = None,
         executor: Executor | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.api = api
+        self.clock = clock
         self.executor = executor  # where bodies are parsed (None: the loop's default executor)
         self.stats = stats
         self.on_progress = on_progress
-        self.bucket = TokenBucket(api.requests_per_second, api.burst)
+        self.bucket = TokenBucket(api.requests_per_second, api.burst, clock)
         self.backoff = Backoff(api.retry_backoff, api.retry_backoff_max)
-        self.window = RateLimitWindow(api.max_retry_after)
+        self.window = RateLimitWindow(api.max_retry_after, clock)
         # Header values that carry the key (and the key alone): never repeated from an error body.
         self._secrets = [
             part
@@ -154,20 +157,20 @@ class ApiTransport:
             await self.window.wait()
             await self.bucket.acquire()
             await self.window.wait()  # a 429 may have opened it while we queued for a token
-            started = time.monotonic()
+            started = self.clock.monotonic()
             try:
                 code, headers, body = await self._fetch(path, params)
             except (TimeoutError, httpx.TimeoutException):
                 self.stats.record_failure(endpoint, TIMEOUT)
                 reason, why = TIMEOUT, f"GET {path} timed out after {self.api.request_timeout:g}s"
             except _BodyTooLarge:
-                self.stats.record_response(endpoint, 200, time.monotonic() - started)
+                self.stats.record_response(endpoint, 200, self.clock.monotonic() - started)
                 raise RequestFailed(
                     BAD_RESPONSE,
                     f"GET {path} answered more than api.max_response_bytes ({self.api.max_response_bytes})",
                 ) from None
             except _Undecodable:
-                self.stats.record_response(endpoint, 200, time.monotonic() - started)
+                self.stats.record_response(endpoint, 200, self.clock.monotonic() - started)
                 raise RequestFailed(
                     BAD_RESPONSE, f"GET {path} answered a body its Content-Encoding cannot decode"
                 ) from None
@@ -175,7 +178,7 @@ class ApiTransport:
                 self.stats.record_failure(endpoint, NETWORK)
                 reason, why = NETWORK, f"GET {path} failed: {type(error).__name__}"
             else:
-                self.stats.record_response(endpoint, code, time.monotonic() - started)
+                self.stats.record_response(endpoint, code, self.clock.monotonic() - started)
                 if code == 200:
                     self._progress(0.0)
                     try:
@@ -191,7 +194,7 @@ class ApiTransport:
                         raise RequestFailed(
                             RATE_LIMITED, f"GET {path} was rate limited {rate_limited} times in a row"
                         )
-                    hinted = retry_after_seconds(headers, time.time())
+                    hinted = retry_after_seconds(headers, self.clock.time())
                     asked = hinted if hinted is not None else self.backoff.delay(rate_limited)
                     wait = self.window.open(asked)
                     self.stats.retry_after = wait
@@ -226,4 +229,4 @@ class ApiTransport:
             logger.debug(
                 "retrying", extra={"endpoint": endpoint, "reason": reason, "delay_seconds": round(delay, 3)}
             )
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import Config, parse_config
 from exporter.poller import Poller, build
 from exporter.published import Published
 from exporter.simulator import Simulator
+from exporter.simulator.clock import ManualClock
 from tests.support.exporter_proc import fast_config, workspace_config
 from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
@@ -74,12 +77,21 @@ class Harness:
 
 
 @pytest.fixture
+def clock(sim: Simulator) -> ManualClock:
+    """Time for the simulator and for each harness made with ``harness_for(clock=clock)``: it moves only
+    when the exporter sleeps (a 429 window, a backoff, the poll interval) or the test advances it."""
+    manual = ManualClock(time.time())
+    sim.clock = manual
+    return manual
+
+
+@pytest.fixture
 async def harness_for(config_dict: ConfigFactory) -> Any:
     made: list[Harness] = []
 
-    def make(checkpoint: Any = None, **sections: dict[str, Any]) -> Harness:
+    def make(checkpoint: Any = None, clock: Clock = SYSTEM_CLOCK, **sections: dict[str, Any]) -> Harness:
         config = parse_config(config_dict(**sections))
-        published, pollers = build(config, checkpoint=checkpoint)
+        published, pollers = build(config, checkpoint=checkpoint, clock=clock)
         harness = Harness(config, published, pollers)
         made.append(harness)
         return harness

@@ -19,6 +19,7 @@ from aiohttp import web
 from exporter.poller import Poller, unhealthy
 from exporter.server import create_app
 from exporter.simulator import Simulator
+from exporter.simulator.clock import ManualClock
 from tests.support.metrics import ScrapedMetrics
 
 RUNS = "/v3/workflows/{workflow_uid}/jobs"
@@ -59,19 +60,24 @@ class Events:
 
 
 async def test_a_slow_budget_still_completes_the_first_poll_and_refreshes_every_workflow(
-    sim: Simulator, harness_for: Any, caplog: pytest.LogCaptureFixture
+    sim: Simulator, clock: ManualClock, harness_for: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The 60 workflows at 2 requests/s with a 30 s interval, scaled 20x faster: 121 requests
-    # need about 3 s at 40 requests/s, twice the 1.5 s interval.
+    # The 60 workflows with a 30 s interval, at 1 request/s: a poll's 61 requests (the list, then
+    # one page per workflow) need a minute, twice the interval (on the test's clock: the exporter's
+    # waits move it).
     for i in range(60):
         uid = f"wf-{i:02d}"
         sim.add_workflow(uid, f"Workflow {i}")
         sim.add_run(uid, "finished")
     events = Events()
     harness = harness_for(
-        checkpoint=events, poll={"interval": "1500ms"}, api={"requests_per_second": 40, "burst": 1}
+        checkpoint=events,
+        clock=clock,
+        poll={"interval": "30s", "timeout": "5m"},
+        api={"requests_per_second": 1, "burst": 1},
     )
     (poller,) = harness.pollers
+    started = clock.monotonic()
     with caplog.at_level(logging.WARNING, logger="exporter.poller"):
         task = asyncio.create_task(poller.run_forever())
         try:
@@ -80,6 +86,7 @@ async def test_a_slow_budget_still_completes_the_first_poll_and_refreshes_every_
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     exposition = await harness.exposition()
+    assert clock.monotonic() - started >= 2 * 60  # two polls of 61 requests at 1 a second
     assert exposition.value("captaindata_up") == 1
     assert exposition.value("captaindata_workflows") == 60
     assert exposition.total("captaindata_poll_errors_total") == 0
@@ -92,14 +99,15 @@ async def test_a_slow_budget_still_completes_the_first_poll_and_refreshes_every_
 
 
 async def test_a_retry_after_longer_than_the_interval_is_waited_not_failed(
-    sim: Simulator, harness_for: Any
+    sim: Simulator, clock: ManualClock, harness_for: Any
 ) -> None:
     sim.add_workflow("wf-a", "A")
     sim.add_run("wf-a", "finished")
     # One request per 1 s window, asked as an HTTP date (1-2 s ahead): waits past the 300 ms interval.
     sim.set_rate_limit(1, window_seconds=1.0, style="http-date")
-    exposition = await harness_for(poll={"interval": "300ms"}).poll()
+    exposition = await harness_for(clock=clock, poll={"interval": "300ms"}).poll()
     assert 429 in statuses(sim)
+    assert max(clock.slept) > 0.3
     assert exposition.value("captaindata_up") == 1
     assert runs(exposition, "wf-a") == 1
     assert exposition.value("captaindata_poll_errors_total", reason="rate_limited") == 0
@@ -112,6 +120,7 @@ async def test_one_429_window_pauses_every_request_of_the_workspace(sim: Simulat
         sim.add_run(f"wf-{i}", "finished")
     # 3 requests per 500 ms window; a 429 asks to wait 1 s (the simulator rounds up to seconds).
     sim.set_rate_limit(3, window_seconds=0.5, style="seconds")
+    # Real time: the requests in flight while a 429 comes back take real time, not the test clock's.
     harness = harness_for(api={"concurrency": 4, "requests_per_second": 20, "burst": 1})
     exposition = await harness.poll()
     assert exposition.value("captaindata_up") == 1

@@ -11,6 +11,7 @@ import pytest
 from exporter.apistats import ApiStats
 from exporter.config import ApiConfig
 from exporter.simulator import Simulator
+from exporter.simulator.clock import ManualClock
 from exporter.transport import ApiTransport, RequestFailed
 from tests.conftest import WORKSPACE_UID
 
@@ -30,15 +31,15 @@ def api_requests(sim: Simulator) -> list[int]:
 
 @pytest.mark.parametrize("style", ["seconds", "http-date", "reset"])
 async def test_429_is_counted_waited_and_the_poll_continues(
-    sim: Simulator, harness_for: Any, style: str
+    sim: Simulator, clock: ManualClock, harness_for: Any, style: str
 ) -> None:
     seed_runs(sim)
     # Two requests per second; the poll needs three (workflows, page 0, page 1).
     sim.set_rate_limit(2, window_seconds=1.0, style=style)
-    harness = harness_for(poll={"timeout": "10s"})
-    started = time.monotonic()
+    harness = harness_for(clock=clock, poll={"timeout": "10s"})
+    started = clock.monotonic()
     exposition = await harness.poll()
-    waited = time.monotonic() - started
+    waited = clock.monotonic() - started
     assert exposition.value("captaindata_up") == 1
     assert exposition.value("captaindata_runs", status="finished") == 2
     assert exposition.total("captaindata_api_rate_limited_total", endpoint=RUNS) >= 1
@@ -55,11 +56,14 @@ async def test_429_is_counted_waited_and_the_poll_continues(
     assert exposition.value("captaindata_api_retry_after_seconds") == 0
 
 
-async def test_retry_after_is_clamped_to_the_wait_the_exporter_does(sim: Simulator, harness_for: Any) -> None:
+async def test_retry_after_is_clamped_to_the_wait_the_exporter_does(
+    sim: Simulator, clock: ManualClock, harness_for: Any
+) -> None:
     seed_runs(sim)
     sim.set_rate_limit(0, window_seconds=120, style="seconds")  # asks for about 120 s
-    harness = harness_for(api={"max_retry_after": "300ms", "max_rate_limit_retries": 2})
+    harness = harness_for(clock=clock, api={"max_retry_after": "300ms", "max_rate_limit_retries": 2})
     exposition = await harness.poll()
+    assert clock.slept == [pytest.approx(0.3)] * 2  # two 429 waits, each clamped; the third 429 gives up
     # Each 429 wait is clamped to api.max_retry_after; only repeated 429s give up.
     assert api_requests(sim) == [429, 429, 429]
     assert exposition.value("captaindata_up") == 0
@@ -68,10 +72,12 @@ async def test_retry_after_is_clamped_to_the_wait_the_exporter_does(sim: Simulat
     assert exposition.total("captaindata_api_rate_limited_total", endpoint="/v3/workflows") == 3
 
 
-async def test_429_without_hints_backs_off_then_gives_up(sim: Simulator, harness_for: Any) -> None:
+async def test_429_without_hints_backs_off_then_gives_up(
+    sim: Simulator, clock: ManualClock, harness_for: Any
+) -> None:
     seed_runs(sim)
     sim.set_rate_limit(0, window_seconds=600, style="none")
-    exposition = await harness_for(api={"max_rate_limit_retries": 2}).poll()
+    exposition = await harness_for(clock=clock, api={"max_rate_limit_retries": 2}).poll()
     assert api_requests(sim) == [429, 429, 429]
     assert exposition.value("captaindata_poll_errors_total", reason="rate_limited") == 1
     assert (

@@ -19,6 +19,7 @@ from exporter.landing import render_landing_page
 from exporter.published import Published
 from exporter.server import BOARD_INLINE_MAX_WORKFLOWS, create_app
 from exporter.simulator import Simulator, build_demo_simulator
+from exporter.simulator.clock import ManualClock
 from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
 from exporter.status_view import NEEDS_ACTION_CAP, RUNBOOKS_URL, WORKFLOWS_CAP, build_status
 from tests.conftest import API_KEY, WORKSPACE_UID
@@ -149,13 +150,15 @@ def test_an_empty_board_says_nothing_needs_action() -> None:
     assert 'id="needs-action"' not in page
 
 
-async def test_the_demo_gets_429s_and_its_polls_still_succeed(harness_for: Any, sim: Simulator) -> None:
+async def test_the_demo_gets_429s_and_its_polls_still_succeed(
+    harness_for: Any, sim: Simulator, clock: ManualClock
+) -> None:
     """--demo's request budget: back-to-back polls (faster than the demo's) hit it; the API answers 429
     with Retry-After and X-RateLimit-* headers, and every poll still succeeds after waiting."""
     demo = build_demo_simulator(seed=1, api_key=API_KEY, workspace_uid=WORKSPACE_UID)
     sim.workflows, sim.runs = demo.workflows, demo.runs  # the demo's data, served by the test's simulator
     sim.set_rate_limit(DEMO_REQUEST_BUDGET[0], window_seconds=3.0, style="seconds")  # a shorter window
-    harness = harness_for()
+    harness = harness_for(clock=clock)  # the waits move the clock the simulator's window follows
     rate_limited = 0.0
     for _ in range(4):
         exposition = await harness.poll()
@@ -166,6 +169,7 @@ async def test_the_demo_gets_429s_and_its_polls_still_succeed(harness_for: Any, 
     assert rate_limited > 0
     answered = [entry for entry in sim.request_log if entry.get("status") == 429]
     assert answered
+    assert clock.slept, "the exporter waited for the window"
 
 
 async def test_a_big_board_is_served_off_the_loop() -> None:

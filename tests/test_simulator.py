@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from exporter.simulator import Simulator, build_demo_simulator
+from exporter.simulator.clock import ManualClock
 from tests.conftest import API_KEY, WORKSPACE_UID
 
 
@@ -47,8 +48,8 @@ def test_auth_is_required(sim: Simulator, sim_url: str) -> None:
 
 
 def test_runs_follow_their_timeline(sim: Simulator, sim_url: str) -> None:
-    now = [1_750_000_000.0]  # the simulator's clock: the test moves it instead of sleeping
-    sim.clock = lambda: now[0]
+    clock = ManualClock(1_750_000_000.0)  # the simulator's clock: the test moves it instead of sleeping
+    sim.clock = clock
     workflow = sim.add_workflow(name="Timed")
     run = sim.launch(workflow, [(0, "pending"), (1.0, "running"), (2.0, "shutdown")])
 
@@ -57,12 +58,12 @@ def test_runs_follow_their_timeline(sim: Simulator, sim_url: str) -> None:
         return item["status"], item["start_time"], item["finish_time"]
 
     assert status() == ("pending", None, None)
-    now[0] += 1.4
+    clock.advance(1.4)
     running = status()
     assert running[0] == "running"
     assert running[1] is not None
     assert running[2] is None
-    now[0] += 1.0
+    clock.advance(1.0)
     assert status()[0] == "shutdown"
     assert status()[2] is not None
 

@@ -79,6 +79,8 @@ def _rate_limited(limit: RateLimit, now: float, v4: bool = False) -> web.Respons
     )
 
 
+# The delays of "slow" and "dribble" stand for a slow network: real time, whatever the simulator's clock,
+# since they exist to trip the exporter's request timeout, which runs on the event loop's time.
 async def _apply_fault(fault: Fault, request: web.Request) -> web.StreamResponse | None:
     if fault.kind == "slow":
         await asyncio.sleep(fault.delay)
@@ -129,7 +131,7 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     limit = sim.take_rate_limit()
     if limit is not None:
         entry["status"] = 429
-        return _rate_limited(limit, sim.clock(), v4=is_v4(request))
+        return _rate_limited(limit, sim.clock.time(), v4=is_v4(request))
     workspace = authenticate_v4(sim, request) if is_v4(request) else _authenticate(sim, request)
     if isinstance(workspace, web.Response):
         entry["status"] = workspace.status
@@ -182,7 +184,7 @@ async def list_runs(request: web.Request) -> web.Response:
         return _error(400, "page must be an integer.")
     if page < 0:
         return _error(400, "page must be at least 0.")
-    now = sim.clock()
+    now = sim.clock.time()
     runs = sim.visible_runs(uid)[page * sim.page_size : (page + 1) * sim.page_size]
     return web.json_response([run.to_json(now, name, sim.time_format) for run in runs])
 
@@ -194,7 +196,7 @@ async def get_run(request: web.Request) -> web.Response:
         workflow = sim.workflows.get(run.workflow_uid) if run else None
         if run is None or workflow is None or workflow.workspace_uid != request[WORKSPACE_KEY].uid:
             return _error(404, "Job not found.")
-        return web.json_response(run.to_json(sim.clock(), workflow.name, sim.time_format))
+        return web.json_response(run.to_json(sim.clock.time(), workflow.name, sim.time_format))
 
 
 async def get_workspace(request: web.Request) -> web.Response:

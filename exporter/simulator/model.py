@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from exporter.clock import SYSTEM_CLOCK, Clock
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
@@ -147,7 +148,7 @@ class Simulator:
         self,
         seed: int = 0,
         page_size: int = 20,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         time_format: str = "naive",
         history_window: float = HISTORY_WINDOW,
     ) -> None:
@@ -203,7 +204,7 @@ class Simulator:
                 workflow_uid,
                 name if name is not None else f"Workflow {workflow_uid[:8]}",
                 self._default_workspace(workspace_uid),
-                self.clock(),
+                self.clock.time(),
             )
             return workflow_uid
 
@@ -238,7 +239,7 @@ class Simulator:
                 raise KeyError(f"no workflow {workflow_uid}")
             if time_format is not None and time_format not in TIME_FORMATS:
                 raise ValueError(f"time_format must be one of {TIME_FORMATS}")
-            now = self.clock()
+            now = self.clock.time()
             created = (
                 created_at if created_at is not None else (start_time if start_time is not None else now)
             )
@@ -262,7 +263,7 @@ class Simulator:
     def launch(self, workflow_uid: str, timeline: Sequence[Sequence[Any]], name: str | None = None) -> str:
         """A run whose status follows ``timeline``: [(seconds from now, status), ...]."""
         with self.lock:
-            now = self.clock()
+            now = self.clock.time()
             steps = [(now + float(offset), str(status)) for offset, status in timeline]
             run_uid = self._uid()
             self.runs[run_uid] = SimRun(
@@ -289,7 +290,7 @@ class Simulator:
         with self.lock:
             run = self.runs[uid]
             if status is not None:
-                now = self.clock()
+                now = self.clock.time()
                 run.timeline = [step for step in run.timeline if step[0] <= now] + [(now, status)]
                 run.error_message = run.error_message or _default_error(status)
                 if status.lower() not in TERMINAL_WIRE_STATUSES and finish_time is None:
@@ -314,7 +315,9 @@ class Simulator:
             if style not in RATE_LIMIT_STYLES:
                 raise ValueError(f"style must be one of {RATE_LIMIT_STYLES}")
             self.rate_limit = (
-                None if max_requests is None else RateLimit(max_requests, window_seconds, style, self.clock())
+                None
+                if max_requests is None
+                else RateLimit(max_requests, window_seconds, style, self.clock.time())
             )
 
     def add_fault(
@@ -338,7 +341,7 @@ class Simulator:
 
     def start_autopilot(self, interval: float, retention: float, plan: Callable[..., Any]) -> None:
         with self.lock:
-            self.autopilot = Autopilot(interval, retention, self.clock(), plan)
+            self.autopilot = Autopilot(interval, retention, self.clock.time(), plan)
 
     # Used by the HTTP app.
 
@@ -357,7 +360,7 @@ class Simulator:
             limit = self.rate_limit
             if limit is None:
                 return None
-            now = self.clock()
+            now = self.clock.time()
             if now - limit.window_started >= limit.window_seconds:
                 limit.window_started = now
                 limit.used = 0
@@ -372,7 +375,7 @@ class Simulator:
             pilot = self.autopilot
             if pilot is None:
                 return
-            now = self.clock()
+            now = self.clock.time()
             workflows = sorted(self.workflows)
             while pilot.next_launch <= now and workflows:
                 workflow_uid = self.random.choice(workflows)
@@ -394,7 +397,7 @@ class Simulator:
     def visible_runs(self, workflow_uid: str) -> list[SimRun]:
         """The workflow's runs the API lists now: created, within the history window, newest first."""
         with self.lock:
-            now = self.clock()
+            now = self.clock.time()
             runs = [
                 run
                 for run in self.runs.values()

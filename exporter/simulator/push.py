@@ -144,7 +144,7 @@ class PushSender:
         v4.advance()
         pushes: list[Push] = []
         with self.sim.lock:
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             baseline = not self._baseline_taken
             self._baseline_taken = True
             for run in list(self.sim.runs.values()):

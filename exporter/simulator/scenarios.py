@@ -41,7 +41,7 @@ def demo_plan(rng: random.Random, moment: float) -> tuple[str, list[tuple[float,
 def populate_demo(sim: Simulator, workspace_uid: str) -> None:
     """Workflows with runs in all seven statuses, two runs stuck in Running for hours, and an autopilot
     that launches a short run every two seconds (and forgets it after ten minutes)."""
-    now = sim.clock()
+    now = sim.clock.time()
     rng = sim.random
     workflows = [sim.add_workflow(name=name, workspace_uid=workspace_uid) for name in DEMO_WORKFLOWS]
     history = [

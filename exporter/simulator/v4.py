@@ -217,7 +217,7 @@ class V4Api:
     ) -> str:
         """A run that is in ``status`` (sent as given) since ``updated_at`` (default: now)."""
         with self.sim.lock:
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             moment = updated_at if updated_at is not None else now
             created = created_at if created_at is not None else min(moment, started_at or moment)
             run = self._new_run(
@@ -246,7 +246,7 @@ class V4Api:
     ) -> str:
         """A run created now whose status follows ``timeline``: [(seconds from now, STATUS), ...]."""
         with self.sim.lock:
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             steps = sorted((now + float(offset), str(status)) for offset, status in timeline)
             uid = self._new_run(action_name, workspace_uid, now, timeline=steps, last_error=last_error).uid
             self.sim.changed()
@@ -263,7 +263,7 @@ class V4Api:
         """Move a run to ``status`` now (its future timeline is dropped); ``updated_at`` moves."""
         with self.sim.lock:
             run = self.runs[uid]
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             if status is not None:
                 run.timeline = [step for step in run.timeline if step[0] <= now] + [(now, status)]
                 run.updated_at = None
@@ -280,7 +280,7 @@ class V4Api:
     def touch_run(self, uid: str) -> None:
         """A change that is not a status change: only ``updated_at`` (and ``synced_at``) move."""
         with self.sim.lock:
-            self.runs[uid].touched = self.sim.clock()
+            self.runs[uid].touched = self.sim.clock.time()
 
     def remove_run(self, uid: str) -> None:
         with self.sim.lock:
@@ -297,7 +297,7 @@ class V4Api:
         SUCCEEDED. ``None`` when the run is in another status."""
         with self.sim.lock:
             run = self.runs[uid]
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             if run.status_at(now) not in V4_RESUMABLE:
                 return None
             run.timeline = [step for step in run.timeline if step[0] <= now] + [
@@ -325,7 +325,7 @@ class V4Api:
             self.autopilot = V4Autopilot(
                 interval,
                 retention,
-                self.sim.clock(),
+                self.sim.clock.time(),
                 tuple(actions),
                 self.sim._default_workspace(workspace_uid),
                 plan,
@@ -337,7 +337,7 @@ class V4Api:
             pilot = self.autopilot
             if pilot is None:
                 return
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             while pilot.next_launch <= now:
                 moment = pilot.next_launch
                 steps = [(moment + offset, status) for offset, status in pilot.plan(self.sim.random)]
@@ -358,7 +358,7 @@ class V4Api:
         """The workspace's runs the API lists now (created, within the history window), filtered and
         sorted (``sort``: field names, ``-`` for descending, ties broken by ``id``)."""
         with self.sim.lock:
-            now = self.sim.clock()
+            now = self.sim.clock.time()
             window = now - self.sim.history_window
             runs = [
                 run

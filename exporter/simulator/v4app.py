@@ -98,7 +98,7 @@ async def clock(request: web.Request, sim: Simulator) -> web.Response:
     """GET /_sim/clock: the simulator's time; POST {"advance": seconds} or {"set": unix_time} moves a
     simulator built with a :class:`ManualClock`."""
     if request.method == "GET":
-        return web.json_response({"now": sim.clock()})
+        return web.json_response({"now": sim.clock.time()})
     if not isinstance(sim.clock, ManualClock):
         return web.json_response({"message": "this simulator runs on the real clock"}, status=400)
     try:
@@ -142,7 +142,7 @@ def add_v4_routes(
         )
         start = 0 if request[ignore_page_key] else offset
         with sim.lock:
-            now = sim.clock()
+            now = sim.clock.time()
             return web.json_response(
                 [run.to_json(now, api.time_format) for run in runs[start : start + limit]]
             )
@@ -157,7 +157,7 @@ def add_v4_routes(
                 resumed = api.resume(uid)
                 if resumed is None:
                     return v4_error(400, "Only a BLOCKED or STOPPED run can be resumed.", "RUN_NOT_RESUMABLE")
-            return web.json_response(run.to_json(sim.clock(), api.time_format))
+            return web.json_response(run.to_json(sim.clock.time(), api.time_format))
 
     async def get_run(request: web.Request) -> web.Response:
         return one_run(request, request.match_info["run_uid"], resume=False)

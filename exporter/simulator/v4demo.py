@@ -63,7 +63,7 @@ def populate_demo_v4(sim: Simulator, workspace_uid: str) -> None:
     """Two days of history in every status, one run RUNNING for 7 hours, one BLOCKED on a limit, and
     an autopilot launching a run every 3 seconds (forgotten after 10 minutes)."""
     api = V4Api.of(sim)
-    now = sim.clock()
+    now = sim.clock.time()
     rng = sim.random
     history = (
         ("SUCCEEDED", 12),

@@ -74,7 +74,7 @@ E2E_KNOBS = {
     "exporter-down-for": "2s",
 }
 DELIVERY_TIMEOUT = 90.0
-QUIET_PERIOD = 6.0  # after the expected alerts arrived: time for an unexpected one to show up too
+QUIET_PERIOD = 6.0  # after the expected alerts arrived, at most this long for the alerts to settle
 HOUR = 3600.0
 DAY = 86400.0
 
@@ -420,7 +420,7 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
         # nothing to compare with.
         baseline = 'captaindata_run_status_changes_total{workspace="runs", status="stopped"} == 0'
         prometheus.wait_for(baseline, 30)
-        time.sleep(2.5)
+        prometheus.wait_for(f"count_over_time(({baseline})[1m:1s]) >= 3", 30)  # three evaluations of it
         script_situations(sims)
 
         def everything_delivered() -> bool:
@@ -439,7 +439,20 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
 
         with suppress(TimeoutError):  # the tests below say which alert is missing
             wait_until(everything_delivered, DELIVERY_TIMEOUT, "every expected alert", interval=0.5)
-        time.sleep(QUIET_PERIOD)
+
+        def settled() -> bool:
+            """Nothing about to fire (no pending alert) and every firing alert delivered: an unexpected
+            alert would be in the receiver by now."""
+            delivered = {frozenset(alert["labels"].items()) for alert in receiver.firing()}
+            alerts = prometheus.alerts()
+            return not any(alert["state"] == "pending" for alert in alerts) and all(
+                frozenset(alert["labels"].items()) in delivered
+                for alert in alerts
+                if alert["state"] == "firing"
+            )
+
+        with suppress(TimeoutError):  # an alert still pending: the tests below see what arrived
+            wait_until(settled, QUIET_PERIOD, "the alerts to settle", interval=0.5)
         logs = "\n".join(
             f"--- {name}\n{log_tail(path, 30)}"
             for name, path in (

@@ -24,6 +24,11 @@ def running_simulator(sim: Simulator, host: str = "127.0.0.1") -> Iterator[str]:
         box["stop"] = stop
         started.set()
         await stop.wait()
+        # A request held by a "slow" fault would keep cleanup() (and the test's teardown) waiting for
+        # the rest of its delay: the client that sent it is gone or done, so end it now.
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
         await runner.cleanup()
 
     def main() -> None:
