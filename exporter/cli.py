@@ -260,7 +260,7 @@ def _summary(
 
 
 async def _text(published: Published) -> str:
-    return (await published.exposition(openmetrics=False, gzip=False)).decode()
+    return published.render_now(openmetrics=False).decode()
 
 
 async def _poll_once_and_print(config: Config) -> int:

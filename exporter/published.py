@@ -100,6 +100,13 @@ class Published:
     def ready(self) -> bool:
         return all(snapshot.attempted for snapshot in self._snapshots.values())
 
+    def render_now(self, openmetrics: bool) -> bytes:
+        """The exposition of what is published now, never an earlier body (--once prints it: a scrape
+        of a big body may get the previous one, see the module's docstring)."""
+        with self._lock:
+            chunks = self._chunks(self.workspaces())
+        return assemble(chunks, openmetrics, self._shard_info)
+
     async def exposition(self, openmetrics: bool, gzip: bool) -> bytes:
         key = (openmetrics, gzip)
         loop = asyncio.get_running_loop()
