@@ -4,6 +4,7 @@ series for series and value for value; their API requests together must be its r
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from exporter.cli import main
 from exporter.config import ConfigError, ShardingConfig, parse_config
 from exporter.sharding import Part, Sharding, ordinal, owner
 from exporter.simulator import Simulator
+from exporter.state import WorkspaceState
 from tests.support.exporter_proc import ExporterProcess, fast_config, running_exporter, workspace_config
 from tests.support.metrics import ScrapedMetrics
 from tests.support.net import wait_until
@@ -543,3 +545,41 @@ def _rules_agree(before: tuple[str, list[str]], after: tuple[str, list[str]], tm
             answered += [name] if sides["A:"] else []
     print(f"rules with the same series over the union and over one exporter: {', '.join(answered)}")
     assert len(answered) >= 8  # not an empty comparison: the recording rules, and alerts that fire
+
+
+# ------------------------------------------------------------------------------ the state of each shard
+
+
+def test_a_workspace_that_moved_away_leaves_no_stale_state_behind(tmp_path: Path) -> None:
+    """A shard sets aside the journal of a workspace another shard polls now, and a split workspace's
+    journal is its part's: a new split is a fresh baseline."""
+    from exporter.persist.saver import open_state
+
+    workspaces: list[dict[str, Any]] = [{"name": n, "workspace_uid": "w", "api_key": KEY} for n in CLIENTS]
+    workspaces.append({"name": BIG, "workspace_uid": "b", "api_key": KEY, "sharding": {"by": "workflow"}})
+    state = tmp_path / "state"
+
+    def opened(shard: int, total: int) -> dict[str, Any]:
+        config = parse_config({"workspaces": workspaces, "state": {"path": str(state)}})
+        config = dataclasses.replace(config, sharding=ShardingConfig(shard, total))
+        directory, savers = open_state(config)
+        assert directory is not None
+        assert savers is not None
+        for name, saver in savers.items():
+            if saver.restore() is None:  # a fresh start: save one, as the poller would
+                saver.save(WorkspaceState(name), force=True)
+        directory.close()
+        return savers
+
+    assert set(opened(1, 3)) == {"client-5", "client-7", BIG}  # client-5 and -7 hash to 1 of 3
+    assert len(list(state.glob("*.journal"))) == 3
+    # 4 shards: client-5 and -7 go to shard 3. Shard 1 sets them aside; big's part of shard 1 changed.
+    assert set(opened(1, 4)) == {BIG}
+    assert sorted(p.name.rsplit(".", 1)[-1] for p in state.iterdir() if p.name != "LOCK") == [
+        "journal",
+        "mismatch",
+        "moved",
+        "moved",
+    ]
+    savers = opened(1, 4)  # the same shards again: its part of big continues
+    assert savers[BIG].restore() is not None
