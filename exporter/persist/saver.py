@@ -151,8 +151,9 @@ class WorkspaceSaver:
 
 
 def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:
-    """The locked state directory and one saver per configured workspace, or (None, None) when
-    ``state.path`` is unset. Journals of workspaces no longer configured are left alone.
+    """The locked state directory and one saver per workspace this shard polls, or (None, None) when
+    ``state.path`` is unset. Journals of workspaces no longer configured are left alone; those of
+    workspaces another shard polls now are set aside (exporter/sharding.py).
     Raises StateDirectoryError."""
     if config.state.path is None:
         return None, None
