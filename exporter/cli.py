@@ -355,6 +355,7 @@ async def _serve(
         )
         await _close(pollers, state_directory, runner)
         return EXIT_CANNOT_LISTEN
+    sharding = config.sharding.current
     logger.info(
         "serving metrics",
         extra={
@@ -362,6 +363,7 @@ async def _serve(
             "workspaces": len(pollers),
             "version": __version__,
             "tls": web_source is not None and web_source.tls,
+            **({"shard": sharding.shard, "total_shards": sharding.total} if sharding.sharded else {}),
         },
     )
     if banner is not None:  # only now: the address is really ours

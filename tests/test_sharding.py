@@ -387,18 +387,17 @@ def test_serving_3_shards_and_one_exporter_agree_as_runs_change(
     every process has seen the changes, the union equals the exporter, counters of changes included."""
     sim, runs, config = sim_and_config
     with ExitStack() as stack:
-        alone = stack.enter_context(running_exporter(config, tmp_path / "alone"))
-        shards = [
-            stack.enter_context(
-                running_exporter(
-                    config,
-                    tmp_path / f"shard-{shard}",
-                    ["--shard", "auto", "--total-shards", str(SHARDS)],
-                    env={"HOSTNAME": f"captaindata-exporter-{shard}"},
-                )
+        starting = [running_exporter(config, tmp_path / "alone")] + [
+            running_exporter(
+                config,
+                tmp_path / f"shard-{shard}",
+                ["--shard", "auto", "--total-shards", str(SHARDS)],
+                env={"HOSTNAME": f"captaindata-exporter-{shard}"},
             )
             for shard in range(SHARDS)
         ]
+        with ThreadPoolExecutor(len(starting)) as pool:  # started side by side, each waited for
+            alone, *shards = pool.map(stack.enter_context, starting)
         before = (alone.metrics(), [shard.metrics() for shard in shards])
         # Change one run of every workflow of three workspaces, big included: each change is counted.
         changed = [uid for name in ("client-1", "client-5", BIG) for uid in runs if uid.startswith(name)]
