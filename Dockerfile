@@ -43,14 +43,17 @@ ENV CAPTAINDATA_EXPORTER_STATE_PATH=/var/lib/captaindata-exporter
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# Install from the wheels of stage 1 only (no index) into a virtualenv, then drop pip and friends, the
-# venv's and the base image's: nothing is built or installed at run time.
+# Install from the wheels of stage 1 only (no index) into a virtualenv, then drop pip and friends from
+# it, and check they are gone: nothing is built or installed at run time. The base's own Python is left
+# alone: a Debian one with python3-pip is "externally managed" (PEP 668) and refuses pip uninstall, and
+# its pip is not on the exporter's path (the venv comes first and has none).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv /opt/captaindata-exporter \
     && /opt/captaindata-exporter/bin/pip install --no-cache-dir --no-index --find-links=/wheels \
        captaindata-exporter \
     && /opt/captaindata-exporter/bin/pip uninstall --yes pip setuptools wheel \
-    && if python3 -m pip --version >/dev/null 2>&1; then python3 -m pip uninstall --yes pip setuptools wheel; fi \
+    && if /opt/captaindata-exporter/bin/python -c "import pip" 2>/dev/null; then \
+           echo "pip is still in the venv" >&2; exit 1; fi \
     && groupadd --system --gid 10001 exporter \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin exporter \

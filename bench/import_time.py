@@ -10,6 +10,7 @@ everything, with the heavy modules each command imported. Serving still imports 
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
 import subprocess
@@ -28,11 +29,11 @@ workspaces:
 """
 
 
-def measure(args: list[str]) -> tuple[float, float, set[str]]:
+def measure(args: list[str], runs: int = RUNS) -> tuple[float, float, set[str]]:
     """Median cumulative import time (ms) of exporter.cli and of all modules, and the heavy ones seen."""
     cli_times, all_times, heavy = [], [], set()
     command = args if args[:1] == ["-c"] else ["-m", "exporter", *args]
-    for _ in range(RUNS):
+    for _ in range(runs):
         result = subprocess.run(
             [sys.executable, "-X", "importtime", *command],
             capture_output=True,
@@ -55,6 +56,11 @@ def measure(args: list[str]) -> tuple[float, float, set[str]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
+    )
+    runs = 1 if parser.parse_args().tiny else RUNS
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
         config.write_text(CONFIG)
@@ -70,7 +76,7 @@ def main() -> None:
         }
         print(f"{'command':<26} {'exporter.cli':>13} {'all imports':>12}  heavy modules imported")
         for name, args in commands.items():
-            cli_ms, all_ms, heavy = measure(args)
+            cli_ms, all_ms, heavy = measure(args, runs)
             print(f"{name:<26} {cli_ms:>10.1f} ms {all_ms:>9.1f} ms  {', '.join(sorted(heavy)) or '-'}")
 
 

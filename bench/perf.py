@@ -15,6 +15,7 @@ Every loop is bounded; the whole run takes about two minutes on two cores.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -210,24 +211,26 @@ def after_a_poll(sim: dict[str, Any], workspace: str) -> tuple[int, float, float
         return running.rss_bytes(), cpu, wall
 
 
-def hundred_k(sim: dict[str, Any]) -> None:
-    runs = {name: sum(w["runs"] for w in sim["workspaces"][name]["workflows"]) for name in ("10k", "100k")}
+def hundred_k(
+    sim: dict[str, Any], small: str = "10k", big: str = "100k", idle_scrapes: int = IDLE_SCRAPES
+) -> None:
+    runs = {name: sum(w["runs"] for w in sim["workspaces"][name]["workflows"]) for name in (small, big)}
     empty_rss = after_a_poll(sim, "empty")[0]
-    rss_10k = after_a_poll(sim, "10k")[0]
-    with exporter(sim, "100k", "1h") as running:
+    rss_small = after_a_poll(sim, small)[0]
+    with exporter(sim, big, "1h") as running:
         cpu, started = running.cpu_seconds(), time.monotonic()
         running.wait("/-/ready", MAX_POLL_SECONDS)
         cpu, wall = running.cpu_seconds() - cpu, time.monotonic() - started
         cold = scrape(running)[0]  # the first render of the 100k-run body, not counted as idle
         idle: dict[str, list[float]] = {"/metrics": [], "/-/ready": []}
-        for _ in range(IDLE_SCRAPES):
+        for _ in range(idle_scrapes):
             for path, found in idle.items():
                 found.append(scrape(running, path)[0])
             time.sleep(IDLE_SPACING)
-        rss_100k = running.rss_bytes()
+        rss_big = running.rss_bytes()
         series = len(running.metrics())
     during: dict[str, list[float]] = {"/metrics": [], "/-/ready": []}
-    with exporter(sim, "100k", "1h") as running:
+    with exporter(sim, big, "1h") as running:
         for _ in range(int(MAX_POLL_SECONDS / SCRAPE_SPACING)):
             during["/metrics"].append(scrape(running)[0])
             seconds, status = scrape(running, "/-/ready")
@@ -237,7 +240,7 @@ def hundred_k(sim: dict[str, Any]) -> None:
             time.sleep(SCRAPE_SPACING)
     ms = 1000
     print(
-        f"\n2. Latency of /metrics (OpenMetrics+gzip, {series} series at {runs['100k']} runs, page size "
+        f"\n2. Latency of /metrics (OpenMetrics+gzip, {series} series at {runs[big]} runs, page size "
         f"{sim['page_size']}) and, for reference, of /-/ready (the event loop alone): idle, then during a "
         f"poll with a request every {SCRAPE_SPACING * 1000:.0f} ms"
     )
@@ -256,20 +259,26 @@ def hundred_k(sim: dict[str, Any]) -> None:
         f"(goal <= 3)  max {poll_max / idle_max:.1f}x; max during {'<=' if poll_max <= 0.25 else '>'} 250 ms"
     )
     print("\n3. RSS per tracked run (over an exporter polling an empty workspace)")
-    for name, rss in (("10k", rss_10k), ("100k", rss_100k)):
+    for name, rss in ((small, rss_small), (big, rss_big)):
         per_run = (rss - empty_rss) / runs[name]
         print(f"   {runs[name]:>6} runs: {rss / 2**20:6.1f} MiB, {per_run:6.0f} B per run (goal <= 1024)")
     print(f"   empty: {empty_rss / 2**20:6.1f} MiB")
-    print(f"\n4. CPU per 100k-run poll: {cpu:.2f} CPU seconds over {wall:.1f} s of wall time (first poll,")
-    print("   no scrape during it)")
+    print(f"\n4. CPU per {runs[big]}-run poll: {cpu:.2f} CPU seconds over {wall:.1f} s of wall time")
+    print("   (first poll, no scrape during it)")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
+    )
+    tiny = parser.parse_args().tiny
+    small, big = ("tiny-small", "tiny-big") if tiny else ("10k", "100k")
     started = time.monotonic()
     with simulator("ratio") as sim:
         request_ratios(sim)
-    with simulator("--page-size", str(BIG_PAGE_SIZE), "empty", "10k", "100k") as sim:
-        hundred_k(sim)
+    with simulator("--page-size", str(BIG_PAGE_SIZE), "empty", small, big) as sim:
+        hundred_k(sim, small, big, idle_scrapes=10 if tiny else IDLE_SCRAPES)
     print(f"\n(bench ran in {time.monotonic() - started:.0f} s)")
 
 

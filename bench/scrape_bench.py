@@ -101,7 +101,12 @@ async def main() -> None:
     )
     parser.add_argument("--workflows", type=int, default=200)
     parser.add_argument("--scrapes", type=int, default=40)
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.workflows, args.scrapes = 5, 4
 
     snapshots = [big_workspace("bench", args.workflows)]
     published = Published(["bench"])

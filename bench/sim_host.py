@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import time
 
-from exporter.simulator import Simulator, start_simulator
+from exporter.simulator import Simulator, serve_until_stopped
 from exporter.simulator.model import SimRun
 
 #: name -> runs of each of its workflows. "ratio": one workflow per size the issue asks about.
@@ -25,6 +24,9 @@ WORKSPACES: dict[str, list[int]] = {
     "empty": [],
     "10k": [200] * 50,
     "100k": [200] * 500,
+    # bench.perf --tiny (the test suite's smoke run)
+    "tiny-small": [20] * 5,
+    "tiny-big": [20] * 20,
 }
 STATUSES = ("finished", "finished", "finished", "warning", "running", "pending", "shutdown", "stopped")
 
@@ -69,14 +71,11 @@ def build(
 
 async def serve(names: list[str], page_size: int) -> None:
     sim, described = build(names, page_size)
-    runner, url = await start_simulator(sim, "127.0.0.1", 0)
-    print(json.dumps({"url": url, "page_size": sim.page_size, "workspaces": described}), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+
+    def announce(url: str) -> None:
+        print(json.dumps({"url": url, "page_size": sim.page_size, "workspaces": described}), flush=True)
+
+    await serve_until_stopped(sim, "127.0.0.1", 0, announce)
 
 
 def main() -> int:

@@ -72,7 +72,12 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=200)
     parser.add_argument("--changed", type=int, default=2, help="workflows changed per poll")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.workflows, args.runs, args.polls = 4, 20, 20
 
     base = Path(tempfile.mkdtemp(prefix="state-bench-", dir=args.dir))
     try:

@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web.config.file",
         dest="web_config_file",
-        type=Path,
+        type=lambda text: Path(text) if text else None,  # empty: no web config, as exporter-toolkit
         metavar="FILE",
         help="exporter-toolkit web configuration (TLS, client certificates, basic auth); re-read on change",
     )
@@ -302,8 +302,10 @@ async def _serve(
 ) -> int:
     from aiohttp import web
 
-    from exporter.listener import start_site
+    from exporter.listener import ProtocolErrorLog, bounded_writes, start_site
 
+    stop = asyncio.Event()
+    _handle_signals(stop, web_source)  # first: a signal during start-up must not kill it either
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
     gc.set_threshold(*GC_THRESHOLDS)
@@ -321,12 +323,15 @@ async def _serve(
     published, pollers = build(config, savers=savers)
     host, port = parse_listen_address(config.web.listen_address)
     app = create_app(published, lambda: unhealthy(pollers))
+    app.middlewares.insert(0, bounded_writes(config.web.idle_timeout))
     if web_source is not None:
         install_web_guard(app, web_source)
+        web_source.on_reload = published.invalidate
     runner = web.AppRunner(
         app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access"),
+        logger=ProtocolErrorLog(logging.getLogger("aiohttp.server")),
         shutdown_timeout=5.0,
         # aiohttp starts this timer when a connection opens and after each response, and partial
         # request bytes do not reset it: idle and half-sent requests both close in idle_timeout.
@@ -368,10 +373,6 @@ async def _serve(
     )
     if banner is not None:  # only now: the address is really ours
         banner()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     tasks = [
         asyncio.create_task(poller.run_forever(), name=f"poll {poller.workspace.name}") for poller in pollers
     ]
@@ -382,6 +383,38 @@ async def _serve(
     await asyncio.gather(*tasks, return_exceptions=True)
     await _close(pollers, state_directory, runner)
     return 0
+
+
+#: Signals that end the exporter as SIGTERM does: the state is saved, then the process exits 0.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+#: Signals that would kill the process at once by default, and mean nothing to the exporter.
+IGNORED_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _handle_signals(stop: asyncio.Event, web_source: WebConfigSource | None) -> None:
+    """SIGTERM, SIGINT and SIGQUIT stop gracefully; SIGHUP re-reads the web config (the exporter
+    configuration needs a restart) and keeps serving; SIGUSR1 and SIGUSR2 are logged and ignored."""
+    loop = asyncio.get_running_loop()
+
+    def stopping(signum: signal.Signals) -> None:
+        logger.info("signal received: stopping", extra={"signal": signum.name})
+        stop.set()
+
+    def reload() -> None:
+        if web_source is None:
+            logger.info("SIGHUP received: no --web.config.file to reload; still serving")
+            return
+        logger.info("SIGHUP received: checking the web config file", extra={"file": str(web_source.path)})
+        web_source.current()  # reloads when a file changed; a bad one is logged and the old one kept
+
+    def ignored(signum: signal.Signals) -> None:
+        logger.info("signal ignored", extra={"signal": signum.name})
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stopping, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for signum in IGNORED_SIGNALS:
+        loop.add_signal_handler(signum, ignored, signum)
 
 
 async def _close(
@@ -480,13 +513,14 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     web_source = None
     if args.web_config_file is not None:
+        from exporter.render import WEB_CONFIG_RELOAD_COUNTS
         from exporter.webconfig import WebConfigSource, load_web_config
 
         try:
             if args.check_config:
                 load_web_config(args.web_config_file)
             else:
-                web_source = WebConfigSource(args.web_config_file)
+                web_source = WebConfigSource(args.web_config_file, WEB_CONFIG_RELOAD_COUNTS)
         except ConfigError as error:
             return _web_config_error(args.web_config_file, error)
         if args.check_config and args.config is None:

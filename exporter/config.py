@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import os
@@ -10,13 +11,21 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
+
+import idna
+import re2  # type: ignore[import-untyped]
 
 from exporter.api import API_VERSIONS, DEFAULT_API_VERSION, adapter
 from exporter.durations import parse_duration
 from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
 from exporter.sharding import AUTO, MAX_TOTAL_SHARDS, SHARD_BY, WHOLE, Part, ShardBy, Sharding, ordinal
+
+if TYPE_CHECKING:
+    from exporter.push.config import PushConfig
+
+PUSH_WORKSPACE_KEYS = ("push_token", "push_token_file")  # read by exporter/push/config.py
 
 DEFAULT_LISTEN_ADDRESS = ":10237"
 SUPPORTED_API_VERSIONS = API_VERSIONS
@@ -35,6 +44,8 @@ MAX_PATTERN_NESTING = 50
 MAX_WORKSPACES = 1000
 MAX_IDLE_TIMEOUT = 60.0
 MAX_SHOWN = 60  # characters of a bad value quoted in an error message
+MIN_API_KEY_LENGTH = 8  # no real key is shorter; a shorter one would redact common words in the logs
+MAX_PATTERN_MEMORY = 8 << 20  # bytes RE2 may use for one compiled filter pattern
 
 T = TypeVar("T")
 
@@ -72,16 +83,25 @@ class Secret:
         return hash(self._value)
 
 
+class Pattern(Protocol):
+    """A compiled filter pattern (an RE2 regex: matching takes time linear in the text)."""
+
+    @property
+    def pattern(self) -> str: ...
+
+    def fullmatch(self, text: str) -> object: ...
+
+
 @dataclass(frozen=True)
 class WorkflowFilter:
     """Which workflows to track: a workflow is kept when its name or uid matches an ``include`` pattern
-    (or there are none) and matches no ``exclude`` pattern. Patterns are anchored regexes."""
+    (or there are none) and matches no ``exclude`` pattern. Patterns are anchored RE2 regexes."""
 
-    include: tuple[re.Pattern[str], ...] = ()
-    exclude: tuple[re.Pattern[str], ...] = ()
+    include: tuple[Pattern, ...] = ()
+    exclude: tuple[Pattern, ...] = ()
 
     def keeps(self, uid: str, name: str) -> bool:
-        def matches(patterns: tuple[re.Pattern[str], ...]) -> bool:
+        def matches(patterns: tuple[Pattern, ...]) -> bool:
             return any(p.fullmatch(uid) or p.fullmatch(name) for p in patterns)
 
         return (not self.include or matches(self.include)) and not matches(self.exclude)
@@ -184,10 +204,12 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    push: PushConfig | None = None  # exporter/push/config.py; None: off
     sharding: ShardingConfig = field(default_factory=ShardingConfig)
 
     def secrets(self) -> list[str]:
-        return [workspace.api_key.reveal() for workspace in self.workspaces]
+        tokens = self.push.secrets() if self.push is not None else []
+        return [workspace.api_key.reveal() for workspace in self.workspaces] + tokens
 
     def parts(self) -> dict[str, Part]:
         """This shard's part of each workspace it polls, by name (every workspace when unsharded)."""
@@ -346,7 +368,7 @@ class _Reader:
             raise ConfigError(_join(path, key), f"{shown} is not one of {', '.join(choices)}")
         return value
 
-    def patterns(self, section: dict[str, Any], key: str, path: str) -> tuple[re.Pattern[str], ...]:
+    def patterns(self, section: dict[str, Any], key: str, path: str) -> tuple[Pattern, ...]:
         return tuple(
             _compile_pattern(pattern, at)
             for at, pattern in self.string_items(section, key, path, "regular expressions")
@@ -374,7 +396,12 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
+def _compile_pattern(pattern: str, where: str) -> Pattern:
+    """The pattern compiled by RE2, whose matching time is linear in the text: a backtracking engine
+    (``re``) can spend minutes on one name with a pattern such as ``(a|aa)*c``, blocking the event loop.
+    Python's ``re`` checks the syntax first (RE2 reads some mistakes as literals, e.g. ``a{4294967296}``,
+    and Python's messages are clearer); what RE2 cannot run (backreferences, lookaround, possessive
+    repeats) is then refused here rather than silently matching something else."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise ConfigError(where, f"is longer than {MAX_PATTERN_LENGTH} characters")
     depth = deepest = 0
@@ -384,23 +411,63 @@ def _compile_pattern(pattern: str, where: str) -> re.Pattern[str]:
     if deepest > MAX_PATTERN_NESTING:
         raise ConfigError(where, f"nests groups deeper than {MAX_PATTERN_NESTING} levels")
     try:
-        return re.compile(pattern)
+        re.compile(pattern)
     except re.error as error:
         reason = one_line(error.msg)
         raise ConfigError(where, f"{_show(pattern)} is not a valid regular expression: {reason}") from None
     except (OverflowError, RecursionError, ValueError, MemoryError):
         raise ConfigError(where, f"{_show(pattern)} is too large a regular expression") from None
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own line on stderr
+    options.max_mem = MAX_PATTERN_MEMORY
+    try:
+        compiled: Pattern = re2.compile(pattern, options)
+    except re2.error as error:
+        detail = error.args[0] if error.args else ""
+        reason = one_line(detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail))
+        raise ConfigError(
+            where,
+            f"{_show(pattern)} is not supported: filters use RE2 syntax, which matches in linear time "
+            f"(no backreferences, lookaround or possessive repeats): {reason}",
+        ) from None
+    return compiled
 
 
 def _api_key(value: str, where: str) -> Secret:
-    """One token of printable ASCII; the error never shows the value."""
+    """One token of printable ASCII, at least MIN_API_KEY_LENGTH long; the error never shows the value."""
     if not all(33 <= ord(char) <= 126 for char in value):
         raise ConfigError(
             where,
             "must be a single token of printable ASCII "
             "(no spaces, line breaks, control or invisible characters)",
         )
+    if len(value) < MIN_API_KEY_LENGTH:
+        raise ConfigError(where, f"is shorter than {MIN_API_KEY_LENGTH} characters: not an API key")
     return Secret(value)
+
+
+def _check_host(host: str, where: str, shown: str) -> None:
+    """An IP address, or a name that IDNA 2008 (UTS 46) can encode and decode back: what the HTTP client
+    and the resolver will accept at run time (``⒈.com`` or ``xn--a.com`` would fail on every poll)."""
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    if host.isascii() and not any(label.startswith("xn--") for label in host.lower().split(".")):
+        valid = all(
+            label and len(label) <= 63 and re.fullmatch(r"[A-Za-z0-9_-]+", label)
+            for label in host.rstrip(".").split(".")
+        )
+        if not valid or len(host) > 253:
+            raise ConfigError(where, f"{shown}: the host is not a valid host name")
+        return
+    try:
+        encoded = idna.encode(host.rstrip("."), uts46=True)
+        idna.decode(encoded)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        # No reason given: it would quote the host as expanded from a ${VAR}.
+        raise ConfigError(where, f"{shown}: the host is not a valid host name (IDNA 2008)") from None
 
 
 def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str) -> str:
@@ -420,6 +487,7 @@ def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str)
         raise ConfigError(where, f"{shown} is not a valid URL{reason}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(where, f"{shown} is not an http(s) URL")
+    _check_host(parts.hostname, where, shown)
     if port is not None and not 1 <= port <= 65535:
         raise ConfigError(where, f"{shown}: the port must be between 1 and 65535")
     if parts.username is not None or parts.password is not None:
@@ -430,28 +498,38 @@ def _base_url(reader: _Reader, section: dict[str, Any], path: str, default: str)
 
 
 def _read_api_key(reader: _Reader, section: dict[str, Any], path: str) -> Secret:
-    has_key = section.get("api_key") is not None
-    has_file = section.get("api_key_file") is not None
-    if has_key and has_file:
-        raise ConfigError(_join(path, "api_key"), "set either api_key or api_key_file, not both")
-    if not has_key and not has_file:
+    secret = read_secret(reader, section, path, "api_key")
+    if secret is None:
         raise ConfigError(_join(path, "api_key"), "is required (or set api_key_file)")
+    return secret
+
+
+def read_secret(reader: _Reader, section: dict[str, Any], path: str, key: str) -> Secret | None:
+    """``key`` or ``key_file`` of ``section`` (None when neither is set): a value (``${VAR}`` expands)
+    or a file of at most MAX_KEY_FILE_BYTES. An error names the key, never the value or the file."""
+    key_file = f"{key}_file"
+    has_key = section.get(key) is not None
+    has_file = section.get(key_file) is not None
+    if has_key and has_file:
+        raise ConfigError(_join(path, key), f"set either {key} or {key_file}, not both")
     if has_key:
-        where = _join(path, "api_key")
-        return _api_key(reader.string(section, "api_key", path, secret=True).strip(), where)
-    where = _join(path, "api_key_file")
+        where = _join(path, key)
+        return _api_key(reader.string(section, key, path, secret=True).strip(), where)
+    if not has_file:
+        return None
+    where = _join(path, key_file)
     # The path is not echoed either: a key pasted here by mistake must not end up in the error.
     shown = "the file"
-    file_path = Path(reader.string(section, "api_key_file", path, secret=True))
+    file_path = Path(reader.string(section, key_file, path, secret=True))
     if not file_path.is_absolute():
         file_path = reader.base_dir / file_path
-    raw = _read_head(file_path, MAX_KEY_FILE_BYTES, where, shown, regular_only=True)
+    raw = _read_head(file_path, MAX_KEY_FILE_BYTES, where, shown)
     if len(raw) > MAX_KEY_FILE_BYTES:
         raise ConfigError(where, f"{shown} is larger than {MAX_KEY_FILE_BYTES} bytes")
-    key = raw.decode("latin-1").rstrip(" \t\r\n")
-    if not key:
+    value = raw.decode("latin-1").rstrip(" \t\r\n")
+    if not value:
         raise ConfigError(where, f"{shown} is empty")
-    return _api_key(key, where)
+    return _api_key(value, where)
 
 
 def _read_workflow_filter(reader: _Reader, value: object, path: str) -> WorkflowFilter:
@@ -494,6 +572,7 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "workflows",
             "sharding",
             *_SETTINGS_KEYS.values(),
+            *PUSH_WORKSPACE_KEYS,
         ),
     )
     if not section:
@@ -566,8 +645,10 @@ def parse_config(
 ) -> Config:
     """Validate parsed YAML into a :class:`Config`; raise :class:`ConfigError` on the first problem."""
     reader = _Reader(os.environ if environ is None else environ, base_dir or Path.cwd())
+    from exporter.push.config import read_push  # lazily: that module builds on this one
+
     top = reader.mapping(
-        data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state", "sharding")
+        data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state", "push", "sharding")
     )
 
     raw_workspaces = top.get("workspaces")
@@ -665,6 +746,7 @@ def parse_config(
         web=web,
         log=log,
         state=StateConfig(state_path),
+        push=read_push(reader, top.get("push"), raw_workspaces, workspaces),
         sharding=_read_sharding(reader, top.get("sharding")),
     )
 
@@ -678,21 +760,36 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
     return parse_config(data, environ, base_dir=path.resolve().parent)
 
 
-def _read_head(path: Path, limit: int, where: str, shown: str, regular_only: bool = False) -> bytes:
-    """At most ``limit + 1`` bytes of ``path`` (one more than allowed tells a file that is too large);
-    a ConfigError at ``where`` naming the file as ``shown`` when it cannot be read."""
+def _read_head(path: Path, limit: int, where: str, shown: str) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file ``path`` (one more than allowed tells a file that
+    is too large); a ConfigError at ``where`` naming the file as ``shown`` when it cannot be read.
+
+    Opened without blocking (a FIFO's open waits for a writer) and checked to be a regular file before
+    any read (a FIFO, a terminal or a device would block it, or never end)."""
     try:
-        with path.open("rb") as handle:
-            if regular_only and not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError(where, f"{shown} is not a regular file")
-            return handle.read(limit + 1)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise ConfigError(where, f"{shown} is not a regular file")
+        chunks = []
+        size = 0
+        while size <= limit and (chunk := os.read(descriptor, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(where, f"cannot read {shown}: {reason}") from None
+    finally:
+        os.close(descriptor)
 
 
-def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
-    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+def read_yaml_text(path: Path, what: str) -> tuple[str, object]:
+    """The text of a YAML file of at most MAX_CONFIG_BYTES of UTF-8, and its data, parsed with bounded
+    aliases and nesting (None for an empty document)."""
     raw = _read_head(path, MAX_CONFIG_BYTES, "", f"{what} {path}")
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError("", f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB")
@@ -701,20 +798,38 @@ def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
     except UnicodeDecodeError as error:
         raise ConfigError("", f"{path}: not UTF-8 text (invalid byte at offset {error.start})") from None
     try:
-        data = safe_load_bounded(text)
+        return text, safe_load_bounded(text)
     except YamlRefused as error:
         raise ConfigError("", f"{path}: {error}") from None
+
+
+def read_yaml_file(path: Path, what: str, allow_empty: bool = False) -> object:
+    """Parse a YAML file of at most MAX_CONFIG_BYTES of UTF-8, with bounded aliases and nesting."""
+    _, data = read_yaml_text(path, what)
     if data is None and not allow_empty:
         raise ConfigError("", f"{path} is empty")
     return data
 
 
 def parse_listen_address(address: str) -> tuple[str | None, int]:
-    """``host:port``, ``:port`` or ``[v6]:port`` → (host or None for every interface, port)."""
+    """``host:port``, ``:port`` or ``[v6]:port`` → (host or None for every interface, port).
+
+    As Go's net.SplitHostPort: an IPv6 host needs brackets, and brackets hold an IPv6 address."""
+    wrong = ValueError(f'"{address}" is not a listen address (expected host:port, :port or [v6]:port)')
     host, sep, port_text = address.rpartition(":")
     if not sep or not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
-        raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
+        raise wrong
     if not 0 <= int(port_text) <= 65535 or not host.isprintable():
-        raise ValueError(f'"{address}" is not a listen address (expected host:port or :port)')
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        raise wrong
+    if host.startswith("[") or host.endswith("]"):
+        inner = host[1:-1]
+        if not (host.startswith("[") and host.endswith("]")) or "[" in inner or "]" in inner:
+            raise wrong
+        try:
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise wrong from None
+        return (inner, int(port_text))
+    if any(char in host for char in "[]:"):
+        raise wrong
     return (host or None, int(port_text))

@@ -234,6 +234,14 @@ WORKFLOWS: Final = Family(
     help="Workflows tracked in the workspace.",
     labels=WORKSPACE,
 )
+WEB_CONFIG_RELOADS: Final = Family(
+    name="captaindata_web_config_reloads",
+    type="counter",
+    help="Re-reads of --web.config.file after a change, by result (failure: the previous one is kept).",
+    labels=("result",),
+    vocab={"result": ("success", "failure")},
+    stability="experimental",
+)
 BUILD_INFO: Final = Family(
     name="captaindata_exporter_build_info",
     type="gauge",
@@ -292,5 +300,6 @@ FAMILIES: Final[tuple[Family, ...]] = (
     RUNS_SKIPPED,
     WORKFLOWS,
     BUILD_INFO,
+    WEB_CONFIG_RELOADS,
     SHARD_INFO,
 )

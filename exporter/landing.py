@@ -19,6 +19,7 @@ from exporter.guide import GUIDE
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.status_view import build_status
 from exporter.statuses import STATUS_LABEL_VALUES
+from exporter.text import INVISIBLE, invisible_escape
 
 REFRESH_SECONDS = 30
 
@@ -29,9 +30,20 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}.n{text-align:right}
 .up{color:#176d2c}.down{color:#a4161a;font-weight:bold}.err{color:#a4161a}
 .s-warning{background:#fff1e0}.s-shutdown{background:#fde4e4}.s-paused{background:#fff9d6}
 .s-running_too_long{background:#e6f0ff}code{background:#f3f3f3;padding:0 .2rem;word-break:break-all}
-.muted{color:#666}
+.muted{color:#666}.inv{color:#a4161a;background:#fde4e4;font-family:monospace}
 """
 _STATUS_TITLES = {**{s: GUIDE[s].title for s in STATUS_LABEL_VALUES}, "running_too_long": "Running too long"}
+
+
+def _h(value: str) -> str:
+    """``value`` escaped for HTML, each invisible or reordering character (bidi overrides, zero-width
+    spaces; exporter.text.INVISIBLE) shown as a marked escape such as ``\\u202e``."""
+    if value.isascii():
+        return escape(value)
+    return INVISIBLE.sub(
+        lambda match: f'<span class="inv">{invisible_escape(match.group())}</span>',
+        escape(value),  # escape() leaves these characters alone, and adds none
+    )
 
 
 def _ago(moment: float | None, now: float) -> str:
@@ -66,30 +78,28 @@ def _more(shown: int, total: int, what: str) -> str:
 def _workflow_cell(row: dict[str, Any]) -> str:
     """The workflow's name, and its uid below when they differ (a v4 action's name is its uid)."""
     if row["workflow"] == row["workflow_uid"]:
-        return escape(row["workflow"])
-    return f"{escape(row['workflow'])}<br><code>{escape(row['workflow_uid'])}</code>"
+        return _h(row["workflow"])
+    return f"{_h(row['workflow'])}<br><code>{_h(row['workflow_uid'])}</code>"
 
 
 def _run_cell(row: dict[str, Any]) -> str:
     """The run's name and uid (a v4 run has no name); a Running-too-long row names no run."""
     if not row["run_uid"]:
         return '<span class="muted">oldest Running run</span>'
-    uid = f"<code>{escape(row['run_uid'])}</code>"
-    return f"{escape(row['run_name'])}<br>{uid}" if row["run_name"] else uid
+    uid = f"<code>{_h(row['run_uid'])}</code>"
+    return f"{_h(row['run_name'])}<br>{uid}" if row["run_name"] else uid
 
 
 def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
         run = _run_cell(row)
-        call = (
-            f"<code>{escape(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
-        )
+        call = f"<code>{_h(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
         rows.append(
             f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
-            f"<td>{escape(row['workspace'])}</td>"
+            f"<td>{_h(row['workspace'])}</td>"
             f"<td>{_workflow_cell(row)}</td>"
-            f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{escape(row['action'])}</td>"
+            f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{_h(row['action'])}</td>"
             f'<td>{call}</td><td><a href="{escape(row["runbook"])}">runbook</a></td></tr>'
         )
     if not rows:
@@ -111,9 +121,9 @@ def _workflows(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["workflows"]:
         counts = "".join(f"<td class=n>{row['runs_by_status'][s]}</td>" for s in STATUS_LABEL_VALUES)
-        error = f'<span class="err">{escape(row["last_error"])}</span>' if row["last_error"] else ""
+        error = f'<span class="err">{_h(row["last_error"])}</span>' if row["last_error"] else ""
         rows.append(
-            f"<tr><td>{escape(row['workspace'])}</td>"
+            f"<tr><td>{_h(row['workspace'])}</td>"
             f"<td>{_workflow_cell(row)}</td>{counts}"
             f"<td>{_when(row['last_success'], now)}</td><td>{error}</td></tr>"
         )
@@ -135,9 +145,9 @@ def _workspaces(status: dict[str, Any], now: float) -> str:
             health = '<span class="up">up</span>'
         else:
             health = '<span class="down">down</span>'
-        error = f'<span class="err">{escape(ws["last_error"])}</span>' if ws["last_error"] else ""
+        error = f'<span class="err">{_h(ws["last_error"])}</span>' if ws["last_error"] else ""
         rows.append(
-            f"<tr><td>{escape(ws['name'])}</td><td>{escape(ws['api_version'])}</td><td>{health}</td>"
+            f"<tr><td>{_h(ws['name'])}</td><td>{escape(ws['api_version'])}</td><td>{health}</td>"
             f"<td class=n>{ws['workflows']}</td><td>{_when(ws['last_success'], now)}</td>"
             f"<td>{error}</td></tr>"
         )

@@ -14,12 +14,16 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 from aiohttp.web_runner import BaseSite
 
 logger = logging.getLogger("exporter.web")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # File descriptors kept for everything but clients: API connections, the state file, logs.
 RESERVED_DESCRIPTORS = 128
@@ -224,3 +228,60 @@ async def start_site(
     site = HardenedSite(runner, host, port, ConnectionGate(cap, on_accept), ssl_context, handshake_timeout)
     await site.start()
     return site
+
+
+#: Bodies at least this big are written in chunks of this size, each awaiting the client.
+WRITE_CHUNK = 64 * 1024
+MALFORMED_LOG_INTERVAL = 60.0
+
+
+def bounded_writes(write_timeout: float) -> Middleware:
+    """Writes big response bodies a chunk at a time, each chunk waiting for the client to read the
+    previous ones, so a client that does not read holds at most about two chunks of unsent bytes (not a
+    copy of the whole body); a client that reads nothing for ``write_timeout`` is disconnected."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        body = response.body if isinstance(response, web.Response) else None
+        if not isinstance(body, bytes) or len(body) <= WRITE_CHUNK:
+            return response
+        stream = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
+        stream.content_length = len(body)
+        view = memoryview(body)
+        try:
+            async with asyncio.timeout(write_timeout):
+                await stream.prepare(request)
+            for start in range(0, len(body), WRITE_CHUNK):
+                async with asyncio.timeout(write_timeout):
+                    await stream.write(view[start : start + WRITE_CHUNK])
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()  # close() would keep the unsent bytes until they are read
+            logger.debug("client stopped reading its response: disconnected")
+        return stream
+
+    return middleware
+
+
+class ProtocolErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server logger, except that a malformed request (which aiohttp answers 400) is one
+    WARNING line a minute at most, with a count, instead of a traceback at ERROR per request."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self._unlogged = 0
+        self._last_log = float("-inf")
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, **kwargs: Any) -> None:
+        if not isinstance(exc_info, HttpProcessingError):
+            self.logger.exception(msg, *args, exc_info=exc_info, **kwargs)
+            return
+        self._unlogged += 1
+        now = time.monotonic()
+        if now - self._last_log >= MALFORMED_LOG_INTERVAL:
+            logger.warning(
+                "malformed HTTP requests refused",
+                extra={"refused": self._unlogged, "last": type(exc_info).__name__},
+            )
+            self._last_log, self._unlogged = now, 0

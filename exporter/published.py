@@ -93,6 +93,12 @@ class Published:
         for key in list(self._asked):
             self._refresh_later(key)
 
+    def invalidate(self) -> None:
+        """Something /metrics shows besides the snapshots changed (the web config reload count)."""
+        self._generation += 1
+        for key in list(self._asked):
+            self._refresh_later(key)
+
     def workspaces(self) -> tuple[WorkspaceSnapshot, ...]:
         return tuple(self._snapshots.values())
 

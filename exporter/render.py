@@ -52,6 +52,7 @@ from exporter.families import (
     SHARD_INFO,
     STATUS_CHANGES,
     UP,
+    WEB_CONFIG_RELOADS,
     WORKFLOW,
     WORKFLOW_LAST_SUCCESS,
     WORKFLOWS,
@@ -61,6 +62,9 @@ from exporter.families import (
 from exporter.needs_action import newest_first
 from exporter.sharding import WHOLE, Part, Sharding
 from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnapshot
+
+#: captaindata_web_config_reloads_total by result, process-wide; the web config source counts into it.
+WEB_CONFIG_RELOAD_COUNTS: dict[str, int] = dict.fromkeys(WEB_CONFIG_RELOADS.vocab["result"], 0)
 
 Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILIES order
 EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILIES)
@@ -363,6 +367,12 @@ _BUILD_INFO.gauge(BUILD_INFO, "", 1, (__version__, platform.python_version()))
 BUILD_INFO_LINE = _BUILD_INFO.chunks()[_SHAPES[BUILD_INFO.name].index]
 
 
+def _web_config_reload_lines() -> bytes:
+    lines = _Lines()
+    lines.counters(WEB_CONFIG_RELOADS, "", dict(sorted(WEB_CONFIG_RELOAD_COUNTS.items())))
+    return lines.chunks()[_SHAPES[WEB_CONFIG_RELOADS.name].index]
+
+
 def shard_info_line(sharding: Sharding) -> bytes:
     """The ``captaindata_exporter_shard_info`` sample of this process."""
     lines = _Lines()
@@ -378,7 +388,11 @@ def assemble(
 ) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
-    process = {_SHAPES[BUILD_INFO.name].index: BUILD_INFO_LINE, _SHAPES[SHARD_INFO.name].index: shard_info}
+    process = {
+        _SHAPES[BUILD_INFO.name].index: BUILD_INFO_LINE,
+        _SHAPES[WEB_CONFIG_RELOADS.name].index: _web_config_reload_lines(),
+        _SHAPES[SHARD_INFO.name].index: shard_info,
+    }
     body: list[bytes] = []
     for family, header in enumerate(headers):
         line = process.get(family)

@@ -14,6 +14,16 @@ ELLIPSIS: Final = "\u2026"
 
 # Lone surrogates (valid JSON escapes, not encodable as UTF-8) and C0/DEL/C1 control characters.
 _UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Characters that draw nothing or reorder what follows: every format character (Unicode category Cf:
+#: bidi overrides and isolates, zero-width spaces and joiners, the BOM, tag characters), the line and
+#: paragraph separators, the combining grapheme joiner and the Hangul fillers. Labels keep them (they are
+#: the API's bytes); a page shows each as an escape, so ``evil\u202egnp.exe`` cannot pass for another name.
+INVISIBLE: Final = re.compile(
+    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f]"
+)
 
 
 def clean_text(value: str, limit: int = NAME_MAX_CHARS) -> str:
@@ -43,3 +53,9 @@ def clean_identifier(value: object) -> str | None:
     if value.isspace() or _UNSAFE.search(value):
         return None
     return value
+
+
+def invisible_escape(char: str) -> str:
+    """How a page shows an invisible character: ``\\u202e`` (``\\U000e0041`` past the BMP)."""
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

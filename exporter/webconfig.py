@@ -8,33 +8,38 @@ import os
 import re
 import ssl
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from exporter.config import ConfigError, Secret, _Reader, read_yaml_file
+import yaml
+
+from exporter.config import ConfigError, Secret, _Reader, read_yaml_text
 
 logger = logging.getLogger("exporter.web")
 
-# exporter-toolkit's client_auth_type values (Go's tls.ClientAuthType). Python's TLS cannot accept a
-# client certificate without verifying it, so "RequireAnyClientCert" verifies it against client_ca
-# (stricter than Go), and "RequestClientCert" asks for none (the exporter never uses an unverified one).
+# exporter-toolkit's client_auth_type values (Go's tls.ClientAuthType) that Python's ssl honours exactly.
+# "RequestClientCert" asks Go's client for a certificate it then never verifies nor uses: the exporter
+# uses none either, so not asking serves the same requests. Without client_ca, certificates are verified
+# against the system's roots, as Go does.
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
     "RequestClientCert": ssl.CERT_NONE,
-    "RequireAnyClientCert": ssl.CERT_REQUIRED,
     "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
     "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
 }
+# Go accepts any client certificate here, unverified; Python's ssl always verifies one. Refused rather
+# than verified (another policy) or ignored (fail open).
+UNHONOURABLE_CLIENT_AUTH = ("RequireAnyClientCert", "RequireClientCert")
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
     "TLS12": ssl.TLSVersion.TLSv1_2,
     "TLS13": ssl.TLSVersion.TLSv1_3,
 }
-# Go's names of the TLS 1.2 suites it supports → OpenSSL's names (TLS 1.3 suites are not configurable).
+# Go's names of the TLS 1.2 suites it supports → OpenSSL's names.
 GO_CIPHER_SUITES = {
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
@@ -48,11 +53,22 @@ GO_CIPHER_SUITES = {
     "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
     "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
     "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA": "AES128-SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA": "AES256-SHA",
     "TLS_RSA_WITH_AES_128_GCM_SHA256": "AES128-GCM-SHA256",
     "TLS_RSA_WITH_AES_256_GCM_SHA384": "AES256-GCM-SHA384",
 }
-# Accepted for compatibility; OpenSSL's own curve preferences are used.
-GO_CURVES = ("CurveP256", "CurveP384", "CurveP521", "X25519", "X25519MLKEM768")
+# TLS 1.3 suites: Go accepts their names and, as TLS 1.3 suites are not configurable, ignores them.
+GO_TLS13_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
+# exporter-toolkit's curve names → the OpenSSL curve ssl.SSLContext.set_ecdh_curve takes (None: Python's
+# ssl cannot restrict the key exchange to it). set_ecdh_curve restricts the handshake to exactly one
+# curve, so only a single NIST curve can be enforced; anything else is refused, never ignored.
+GO_CURVES: dict[str, str | None] = {
+    "CurveP256": "prime256v1",
+    "CurveP384": "secp384r1",
+    "CurveP521": "secp521r1",
+    "X25519": None,
+}
 # The only headers exporter-toolkit lets the file set, with their accepted values (None: any).
 RESPONSE_HEADERS: dict[str, tuple[str, ...] | None] = {
     "Content-Security-Policy": None,
@@ -63,6 +79,8 @@ RESPONSE_HEADERS: dict[str, tuple[str, ...] | None] = {
 }
 _BCRYPT_HASH = re.compile(r"\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}")
 MAX_USERS = 1000
+# bcrypt's own bounds (4..31) would let one request cost hours of CPU: 18 is about 15 s already.
+MIN_COST, MAX_COST = 4, 18
 
 
 @dataclass(frozen=True)
@@ -100,22 +118,49 @@ class WebFileConfig:
         return f"WebFileConfig(tls={self.tls is not None}, users={len(self.users)})"
 
 
+def _set(section: dict[str, Any], key: str) -> bool:
+    """As in exporter-toolkit (Go's zero value): an empty string is the same as no value."""
+    return section.get(key) not in (None, "")
+
+
 def _path(reader: _Reader, section: dict[str, Any], key: str, path: str) -> Path | None:
-    if section.get(key) is None:
+    if not _set(section, key):
         return None
     value = Path(reader.string(section, key, path))
     return value if value.is_absolute() else reader.base_dir / value
 
 
 def _pem(reader: _Reader, section: dict[str, Any], key: str, path: str) -> str | None:
-    if section.get(key) is None:
+    if not _set(section, key):
         return None
     return reader.string(section, key, path, secret=True)
+
+
+TLS_KEYS = ("cert_file", "cert", "key_file", "key", "client_ca_file", "client_ca", "client_auth_type")
 
 
 def _read_tls(reader: _Reader, value: object) -> TlsServerConfig | None:
     path = "tls_server_config"
     section = reader.mapping(value, path, tuple(TlsServerConfig.__dataclass_fields__))
+    # exporter-toolkit's TLSConfig.IsEnabled: any of these asks for TLS, so a client CA or policy
+    # without a certificate is an error (never plain HTTP).
+    if not any(_set(section, key) for key in TLS_KEYS):
+        return None
+    for a, b in (("cert", "cert_file"), ("key", "key_file"), ("client_ca", "client_ca_file")):
+        if _set(section, a) and _set(section, b):
+            raise ConfigError(f"{path}.{a}", f"set either {a} or {b}, not both")
+    if not _set(section, "cert") and not _set(section, "cert_file"):
+        raise ConfigError(f"{path}.cert_file", "missing one of cert or cert_file")
+    if not _set(section, "key") and not _set(section, "key_file"):
+        raise ConfigError(f"{path}.key_file", "missing one of key or key_file")
+    auth = section.get("client_auth_type") or "NoClientCert"
+    if auth in UNHONOURABLE_CLIENT_AUTH:
+        raise ConfigError(
+            f"{path}.client_auth_type",
+            f"{auth} (accept any client certificate without verifying it) cannot be honoured by "
+            "Python's ssl, which verifies every certificate; use RequireAndVerifyClientCert with "
+            "client_ca_file",
+        )
     config = TlsServerConfig(
         cert_file=_path(reader, section, "cert_file", path),
         key_file=_path(reader, section, "key_file", path),
@@ -124,7 +169,7 @@ def _read_tls(reader: _Reader, value: object) -> TlsServerConfig | None:
         client_ca_file=_path(reader, section, "client_ca_file", path),
         client_ca=_pem(reader, section, "client_ca", path),
         client_auth_type=reader.choice(
-            section, "client_auth_type", path, "NoClientCert", tuple(CLIENT_AUTH_TYPES)
+            {"client_auth_type": auth}, "client_auth_type", path, "NoClientCert", tuple(CLIENT_AUTH_TYPES)
         ),
         client_allowed_sans=reader.strings(section, "client_allowed_sans", path),
         min_version=reader.choice(section, "min_version", path, "TLS12", tuple(TLS_VERSIONS)),
@@ -133,38 +178,44 @@ def _read_tls(reader: _Reader, value: object) -> TlsServerConfig | None:
         prefer_server_cipher_suites=reader.boolean(section, "prefer_server_cipher_suites", path, True),
         curve_preferences=reader.strings(section, "curve_preferences", path),
     )
-    has_cert = config.cert_file is not None or config.cert is not None
-    has_key = config.key_file is not None or config.key is not None
-    if not has_cert and not has_key:
-        return None  # as in exporter-toolkit: no certificate, no TLS
-    for a, b in (("cert", "cert_file"), ("key", "key_file"), ("client_ca", "client_ca_file")):
-        if section.get(a) is not None and section.get(b) is not None:
-            raise ConfigError(f"{path}.{a}", f"set either {a} or {b}, not both")
-    if not has_cert:
-        raise ConfigError(f"{path}.cert_file", "is required when a key is set")
-    if not has_key:
-        raise ConfigError(f"{path}.key_file", "is required when a certificate is set")
     if TLS_VERSIONS[config.min_version] > TLS_VERSIONS[config.max_version]:
         raise ConfigError(f"{path}.min_version", "is higher than max_version")
-    verifies = CLIENT_AUTH_TYPES[config.client_auth_type] != ssl.CERT_NONE
     has_ca = config.client_ca_file is not None or config.client_ca is not None
-    if verifies and not has_ca:
+    if has_ca and config.client_auth_type == "NoClientCert":
         raise ConfigError(
-            f"{path}.client_ca_file", f"is required with client_auth_type {config.client_auth_type}"
+            f"{path}.client_ca_file",
+            "client CA's have been configured without a Client Auth Policy (set client_auth_type, "
+            "e.g. RequireAndVerifyClientCert)",
         )
     if config.client_allowed_sans and CLIENT_AUTH_TYPES[config.client_auth_type] != ssl.CERT_REQUIRED:
+        raise ConfigError(f"{path}.client_allowed_sans", "needs client_auth_type RequireAndVerifyClientCert")
+    for index, name in enumerate(config.cipher_suites):
+        if name not in GO_CIPHER_SUITES and name not in GO_TLS13_SUITES:
+            raise ConfigError(f"{path}.cipher_suites[{index}]", f'unknown cipher: "{name}"')
+    if config.cipher_suites and not _tls12_suites(config) and config.max_version != "TLS13":
+        raise ConfigError(f"{path}.cipher_suites", "has no TLS 1.2 cipher suite and max_version is not TLS13")
+    for index, name in enumerate(config.curve_preferences):
+        if name not in GO_CURVES:
+            raise ConfigError(f"{path}.curve_preferences[{index}]", f'unknown curve: "{name}"')
+    if config.curve_preferences and _curve(config) is None:
         raise ConfigError(
-            f"{path}.client_allowed_sans",
-            "needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert)",
+            f"{path}.curve_preferences",
+            f"[{', '.join(config.curve_preferences)}] cannot be enforced by Python's ssl, which can "
+            "restrict the key exchange to one NIST curve only (CurveP256, CurveP384 or CurveP521); "
+            "remove curve_preferences or list exactly one of those",
         )
-    for key, names, known, what in (
-        ("cipher_suites", config.cipher_suites, GO_CIPHER_SUITES, "a supported cipher suite"),
-        ("curve_preferences", config.curve_preferences, GO_CURVES, "a known curve"),
-    ):
-        for index, name in enumerate(names):
-            if name not in known:
-                raise ConfigError(f"{path}.{key}[{index}]", f'"{name}" is not {what}')
     return config
+
+
+def _tls12_suites(tls: TlsServerConfig) -> list[str]:
+    return [GO_CIPHER_SUITES[name] for name in tls.cipher_suites if name in GO_CIPHER_SUITES]
+
+
+def _curve(tls: TlsServerConfig) -> str | None:
+    """The one OpenSSL curve to restrict handshakes to; None when none can express the setting."""
+    if len(tls.curve_preferences) != 1:
+        return None
+    return GO_CURVES[tls.curve_preferences[0]]
 
 
 def _read_headers(reader: _Reader, value: object) -> tuple[tuple[str, str], ...]:
@@ -172,9 +223,12 @@ def _read_headers(reader: _Reader, value: object) -> tuple[tuple[str, str], ...]
     section = reader.mapping(value, path, tuple(RESPONSE_HEADERS))
     headers = []
     for name, accepted in RESPONSE_HEADERS.items():
-        if section.get(name) in (None, ""):
+        raw = section.get(name)
+        if raw in (None, ""):
             continue
-        text = reader.string(section, name, path)
+        if isinstance(raw, bool):  # Go's YAML reads any scalar into a string header value
+            raw = "true" if raw else "false"
+        text = str(raw) if isinstance(raw, int | float) else reader.string(section, name, path)
         if not text.isprintable() or len(text) > 4096:
             raise ConfigError(f"{path}.{name}", "must be printable text of at most 4096 characters")
         if accepted is not None and text.lower() not in accepted:
@@ -202,8 +256,48 @@ def _read_users(reader: _Reader, value: object) -> dict[str, bytes]:
         where = f"{path}.{user}"
         if not isinstance(hashed, str) or not _BCRYPT_HASH.fullmatch(hashed):
             raise ConfigError(where, "must be a bcrypt hash ($2y$10$... as made by htpasswd -nBC 10)")
+        if not MIN_COST <= bcrypt_cost(hashed.encode("ascii")) <= MAX_COST:
+            raise ConfigError(where, f"bcrypt cost must be between {MIN_COST} and {MAX_COST}")
         users[user] = hashed.encode("ascii")
     return users
+
+
+def bcrypt_cost(hashed: bytes) -> int:
+    return int(hashed.split(b"$")[2])
+
+
+def _duplicate_key(node: yaml.Node, where: str = "") -> str | None:
+    """The path of the first key written twice in one mapping (PyYAML keeps the last silently; Go's
+    YAML refuses). A user listed twice would otherwise have one of their two hashes ignored."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key, child in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            at = f"{where}.{name}" if where else str(name)
+            if name is not None and name in seen:
+                return at
+            seen.add(name)
+            found = _duplicate_key(child, at)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            found = _duplicate_key(child, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def read_web_yaml(path: Path) -> object:
+    """The file's YAML (bounded as the main configuration's), refusing a key written twice."""
+    text, data = read_yaml_text(path, "web config file")
+    if data is not None:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        duplicate = _duplicate_key(node) if node is not None else None
+        if duplicate is not None:
+            what = "user listed twice" if duplicate.startswith("basic_auth_users.") else "key written twice"
+            raise ConfigError(duplicate, what)
+    return data
 
 
 def parse_web_config(data: object, base_dir: Path) -> WebFileConfig:
@@ -229,9 +323,7 @@ def parse_web_config(data: object, base_dir: Path) -> WebFileConfig:
 
 def load_web_config(path: Path) -> WebFileConfig:
     """Read, validate and try out ``path``: certificates are loaded, so a bad one fails here."""
-    config = parse_web_config(
-        read_yaml_file(path, "web config file", allow_empty=True), path.resolve().parent
-    )
+    config = parse_web_config(read_web_yaml(path), path.resolve().parent)
     if config.tls is not None:
         build_ssl_context(config.tls)
     return config
@@ -257,7 +349,11 @@ def apply_handshake_settings(context: ssl.SSLContext, tls: TlsServerConfig) -> N
     context.minimum_version = TLS_VERSIONS[tls.min_version]
     context.maximum_version = TLS_VERSIONS[tls.max_version]
     if tls.cipher_suites:
-        context.set_ciphers(":".join(GO_CIPHER_SUITES[name] for name in tls.cipher_suites))
+        suites = _tls12_suites(tls)
+        if suites:
+            context.set_ciphers(":".join(suites))
+        else:  # only TLS 1.3 names: Go then has no suite left for TLS 1.2 and below
+            context.minimum_version = ssl.TLSVersion.TLSv1_3
     if tls.prefer_server_cipher_suites:
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     else:
@@ -271,6 +367,9 @@ def build_ssl_context(tls: TlsServerConfig) -> ssl.SSLContext:
     where = "tls_server_config"
     try:
         apply_handshake_settings(context, tls)
+        curve = _curve(tls)
+        if curve is not None:  # never changed in place on reload: set_ecdh_curve cannot be undone
+            context.set_ecdh_curve(curve)
     except (ssl.SSLError, ValueError) as error:
         raise ConfigError(where, f"unusable settings ({type(error).__name__})") from None
     try:
@@ -291,6 +390,8 @@ def build_ssl_context(tls: TlsServerConfig) -> ssl.SSLContext:
             context.load_verify_locations(cadata=tls.client_ca)
         elif tls.client_ca_file is not None:
             context.load_verify_locations(cafile=str(tls.client_ca_file))
+        elif CLIENT_AUTH_TYPES[tls.client_auth_type] != ssl.CERT_NONE:
+            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)  # Go: the system's roots
     except (OSError, ssl.SSLError, ValueError) as error:
         raise ConfigError(
             f"{where}.client_ca_file", f"cannot load the CA certificates: {_reason(error)}"
@@ -330,26 +431,63 @@ class Loaded:
     ssl_context: ssl.SSLContext | None
 
 
+def _client_auth_level(config: WebFileConfig) -> tuple[bool, int, bool]:
+    """(basic auth on, client-certificate verification, allowed names on): what a reload may not lower."""
+    tls = config.tls
+    mode = CLIENT_AUTH_TYPES[tls.client_auth_type] if tls is not None else ssl.CERT_NONE
+    return bool(config.users), int(mode), bool(tls is not None and tls.client_allowed_sans)
+
+
+def reload_refusal(old: WebFileConfig, new: WebFileConfig) -> str | None:
+    """Why ``new`` may not replace ``old`` at run time (None: it may). Reloads fail closed: a truncated
+    or half-written file must never switch TLS or authentication off."""
+    if (old.tls is None) != (new.tls is None):
+        return "turning TLS on or off needs a restart"
+    if any(
+        after < before for before, after in zip(_client_auth_level(old), _client_auth_level(new), strict=True)
+    ):
+        return (
+            "lowering authentication (basic_auth_users, client_auth_type, client_allowed_sans) "
+            "needs a restart"
+        )
+    if old.tls is not None and new.tls is not None and old.tls.curve_preferences != new.tls.curve_preferences:
+        return "changing curve_preferences needs a restart"
+    return None
+
+
+RELOAD_RESULTS = ("success", "failure")
+
+
 class WebConfigSource:
     """The web config file and the files it names, re-read when any of them changes (checked on
-    each new connection and each request: a few stat() calls). A file that stops being valid is
-    logged once and the last good configuration stays in force."""
+    each new connection and each request: a few stat() calls). A file that stops being valid (empty,
+    unreadable, invalid, or lowering security: see :func:`reload_refusal`) is logged once, counted in
+    ``reloads["failure"]``, and the last good configuration stays in force. An empty file means "no
+    TLS, no auth" only at start."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        reloads: dict[str, int] | None = None,
+        on_reload: Callable[[], object] | None = None,
+    ) -> None:
         self.path = path
-        self._loaded = self._load(self._watched(None))
+        self._loaded = self._load(self._watched(None), at_start=True)
         self._rejected: Stamp | None = None
         self._listener_context: ssl.SSLContext | None = None
+        self.reloads = reloads if reloads is not None else dict.fromkeys(RELOAD_RESULTS, 0)
+        self.on_reload = on_reload  # told after each counted reload (the /metrics cache)
 
     def _watched(self, config: WebFileConfig | None) -> tuple[Path, ...]:
         files = config.tls.files() if config is not None and config.tls is not None else ()
         return (self.path, *files)
 
-    def _load(self, before: tuple[Path, ...]) -> Loaded:
+    def _load(self, before: tuple[Path, ...], at_start: bool = False) -> Loaded:
         stamp_before = _stamp(before)
-        config = parse_web_config(
-            read_yaml_file(self.path, "web config file", allow_empty=True), self.path.resolve().parent
-        )
+        data = read_web_yaml(self.path)
+        if data is None and not at_start:
+            raise ConfigError("", "the file is empty (an empty file means no TLS and no auth only at start)")
+        config = parse_web_config(data, self.path.resolve().parent)
         context = build_ssl_context(config.tls) if config.tls is not None else None
         watched = self._watched(config)
         stamp = stamp_before if watched == before else _stamp(watched)
@@ -366,10 +504,12 @@ class WebConfigSource:
             return self._loaded
         try:
             loaded = self._load(watched)
-            if (loaded.config.tls is None) != (self._loaded.config.tls is None):
-                raise ConfigError("tls_server_config", "turning TLS on or off needs a restart")
+            refusal = reload_refusal(self._loaded.config, loaded.config)
+            if refusal is not None:
+                raise ConfigError("", refusal)
         except ConfigError as error:
             self._rejected = stamp
+            self._count("failure")
             logger.warning(
                 "web config not reloaded, keeping the previous one",
                 extra={"file": str(self.path), "error": str(error)},
@@ -378,8 +518,14 @@ class WebConfigSource:
         self._loaded, self._rejected = loaded, None
         if self._listener_context is not None and loaded.config.tls is not None:
             apply_handshake_settings(self._listener_context, loaded.config.tls)
+        self._count("success")
         logger.info("web config reloaded", extra={"file": str(self.path)})
         return loaded
+
+    def _count(self, result: str) -> None:
+        self.reloads[result] += 1
+        if self.on_reload is not None:
+            self.on_reload()
 
     def listener_context(self) -> ssl.SSLContext | None:
         """The context the listener is built with. Settings a connection copies when it starts are

@@ -117,22 +117,10 @@ def test_the_api_key_never_leaks(sim: Simulator, config_dict: ConfigFactory, tmp
 
 def test_sigterm_shuts_down_gracefully(sim: Simulator, config_dict: ConfigFactory, tmp_path: Path) -> None:
     sim.add_workflow(WF, "A")
-    config = write_config(tmp_path, config_dict())
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(config),
-        "--web.listen-address",
-        f"{LOOPBACK}:{port}",
-    ]
-    with running_process(argv, tmp_path / "exporter.log") as proc:
-        wait_until(lambda: http_ok(f"http://{LOOPBACK}:{port}/-/ready"), 30, "the exporter to be ready")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0, log_tail(tmp_path / "exporter.log")
-    assert "shutting down" in (tmp_path / "exporter.log").read_text()
+    with running_exporter(config_dict(), tmp_path, name="exporter") as exporter:
+        exporter.process.send_signal(signal.SIGTERM)
+        assert exporter.process.wait(timeout=15) == 0, log_tail(exporter.log_path)
+    assert "shutting down" in exporter.log_path.read_text()
 
 
 def test_listen_address_in_use_fails_clearly(

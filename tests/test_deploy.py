@@ -33,7 +33,7 @@ from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]
 
 import exporter
 from tests.support.net import LOOPBACK, free_port, http_ok, wait_until
-from tests.support.procs import log_tail, running_process, running_server
+from tests.support.procs import log_tail, run_captured, running_process, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -112,20 +112,6 @@ def rule_groups() -> list[dict[str, Any]]:
     return groups
 
 
-def run(
-    argv: Sequence[str], timeout: float = 60.0, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-
-
 def output(result: subprocess.CompletedProcess[str]) -> str:
     return f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
 
@@ -140,7 +126,7 @@ def exporter_entrypoint() -> str:
 
 
 def exporter_cli_available() -> None:
-    result = run([sys.executable, "-m", "exporter", "--version"], timeout=30)
+    result = run_captured([sys.executable, "-m", "exporter", "--version"], timeout=30)
     if result.returncode != 0:
         pytest.fail(f"`python -m exporter --version` does not work:\n{output(result)}")
 
@@ -406,7 +392,7 @@ def test_the_build_context_builds_a_complete_wheel(tmp_path: Path) -> None:
         (context / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, context / name)
     wheels = tmp_path / "wheels"
-    result = run(
+    result = run_captured(
         [
             sys.executable,
             "-m",
@@ -635,7 +621,7 @@ def test_promtool_checks_the_plain_prometheus_config() -> None:
     for rule_file in config.get("rule_files", []):
         require_generated(PROM_DIR / rule_file)
     assert PROMTOOL
-    result = run([PROMTOOL, "check", "config", str(PROM_DIR / "prometheus.yml")])
+    result = run_captured([PROMTOOL, "check", "config", str(PROM_DIR / "prometheus.yml")])
     assert result.returncode == 0, output(result)
     assert "SUCCESS" in result.stdout + result.stderr
 
@@ -667,7 +653,7 @@ def write_host_prometheus_config(tmp_path: Path, replace_targets: dict[str, str]
 def test_promtool_checks_the_compose_prometheus_config(tmp_path: Path) -> None:
     assert PROMTOOL
     path = write_host_prometheus_config(tmp_path)
-    result = run([PROMTOOL, "check", "config", str(path)])
+    result = run_captured([PROMTOOL, "check", "config", str(path)])
     assert result.returncode == 0, output(result)
     rule_count = len(load_yaml(path)["rule_files"])
     assert result.stdout.count("SUCCESS") >= 1 + rule_count, output(result)
@@ -718,14 +704,14 @@ ROUTES = {
 @pytest.mark.parametrize("path", list(ROUTES), ids=lambda p: rel(p))
 def test_amtool_checks_and_routes_by_severity(path: Path) -> None:
     assert AMTOOL
-    result = run([AMTOOL, "check-config", str(path)])
+    result = run_captured([AMTOOL, "check-config", str(path)])
     assert result.returncode == 0, output(result)
     assert "SUCCESS" in result.stdout, output(result)
     for severity, receiver in ROUTES[path].items():
         labels = ["alertname=CaptainDataTest", "workspace=main", "workflow=w"]
         if severity:
             labels.append(f"severity={severity}")
-        routed = run([AMTOOL, "config", "routes", "test", f"--config.file={path}", *labels])
+        routed = run_captured([AMTOOL, "config", "routes", "test", f"--config.file={path}", *labels])
         assert routed.stdout.split() == [receiver], f"{severity}: {output(routed)}"
 
 
@@ -824,7 +810,7 @@ def test_kustomize_renders_valid_manifests(tmp_path: Path) -> None:
     data["resources"] = [r for r in data["resources"] if r not in missing]
     (copy / "kustomization.yaml").write_text(yaml.safe_dump(data))
     assert KUBECTL
-    result = run([KUBECTL, "kustomize", str(copy)])
+    result = run_captured([KUBECTL, "kustomize", str(copy)])
     assert result.returncode == 0, output(result)
     rendered = [d for d in yaml.safe_load_all(result.stdout) if d]
     kinds = sorted(d["kind"] for d in rendered)
@@ -887,10 +873,10 @@ def test_configmap_config_is_accepted_by_the_exporter(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(configmap["data"]["config.yaml"])
     env = {**os.environ, "CAPTAINDATA_API_KEY": "0" * 64}
-    result = run([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
+    result = run_captured([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
     assert result.returncode == 0, output(result)
     env.pop("CAPTAINDATA_API_KEY")
-    result = run([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
+    result = run_captured([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
     assert result.returncode != 0, output(result)
     assert "CAPTAINDATA_API_KEY" in result.stdout + result.stderr, output(result)
 
@@ -1038,10 +1024,10 @@ def test_systemd_readme_config_is_accepted_by_the_exporter(tmp_path: Path) -> No
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     env = {**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)}
-    result = run([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
+    result = run_captured([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
     assert result.returncode != 0, f"accepted a config whose key file does not exist:\n{output(result)}"
     (credentials / credential).write_text("0" * 64 + "\n")
-    result = run([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
+    result = run_captured([exporter_entrypoint(), "--config", str(config), "--check-config"], env=env)
     assert result.returncode == 0, output(result)
 
 
@@ -1054,11 +1040,11 @@ def test_systemd_analyze_verify_and_security(tmp_path: Path) -> None:
     installed = shutil.which(PurePosixPath(exec_start[0]).name)
     assert installed, "the exporter's console script is not installed"
     unit.write_text(SYSTEMD_UNIT.read_text().replace(exec_start[0], installed))
-    result = run([SYSTEMD_ANALYZE, "verify", str(unit)])
+    result = run_captured([SYSTEMD_ANALYZE, "verify", str(unit)])
     assert result.returncode == 0, output(result)
     assert not (result.stdout + result.stderr).strip(), output(result)
     # The hardening, as systemd itself scores it (0 = best, 10 = worst; 2 and below is "OK").
-    result = run([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(unit)])
+    result = run_captured([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(unit)])
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, output(result)
     assert float(match.group(1)) <= 2.0, f"exposure {match.group(1)}:\n{result.stdout[-3000:]}"
@@ -1119,7 +1105,7 @@ def test_healthcheck_command_passes_and_fails(demo_exporter: RunningExporter) ->
     def healthcheck(port: int) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable if command[0] == "python" else command[0]]
         argv += [arg.replace(default, f"{LOOPBACK}:{port}") for arg in command[1:]]
-        return run(argv, timeout=30)
+        return run_captured(argv, timeout=30)
 
     result = healthcheck(demo_exporter.port)
     assert result.returncode == 0, output(result)

@@ -128,3 +128,32 @@ def test_connection_cap_refuses_cheaply(tmp_path: Path, config_dict: ConfigFacto
         log = exporter.log()
     assert log.count("connection limit reached") == 1, log
     assert "Traceback" not in log
+
+
+MALFORMED = (
+    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: exporter\r\n\r\n",  # over-long URL
+    b"GET /metrics HTTP/1.1\r\nHost: exporter\r\n"
+    + b"".join(b"X-%d: 1\r\n" % i for i in range(200))
+    + b"\r\n",
+    b"POST /metrics HTTP/1.1\r\nHost: exporter\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\n",  # request smuggling
+)
+
+
+def answer_status(exporter: ExporterProcess, request: bytes) -> bytes:
+    host, port = exporter.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        return sock.recv(4096).split(b" ", 2)[1]  # aiohttp answers these in HTTP/1.0
+
+
+def test_malformed_requests_are_refused_and_logged_once(tmp_path: Path, config_dict: ConfigFactory) -> None:
+    with running_exporter(config_dict(), tmp_path) as exporter:
+        before = len(exporter.log())
+        statuses = {answer_status(exporter, MALFORMED[index % 3]) for index in range(300)}
+        assert statuses <= {b"400", b"431"}, statuses
+        assert httpx.get(f"{exporter.url}/metrics", timeout=5.0).status_code == 200
+        log = exporter.log()
+    assert "Traceback" not in log
+    assert log.count("malformed HTTP requests refused") == 1, log[-2000:]
+    assert len(log) - before < 2_000, log[before:][-2000:]

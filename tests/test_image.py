@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import exporter
-from tests.support.image import CHROOT, MMDEBSTRAP, PODMAN, BuiltImage, built_image
+from tests.support.image import CHROOT, MMDEBSTRAP, PIP_BASE_PACKAGES, PODMAN, BuiltImage, built_image
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -52,6 +52,14 @@ BUILD_PACKAGE = re.compile(
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
     with built_image(ROOT, tmp_path_factory.mktemp("image"), tag=exporter.__version__) as built:
+        yield built
+
+
+@pytest.fixture(scope="module")
+def pip_base_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltImage]:
+    """The same Dockerfile on a Debian base whose python3 carries pip (python3-pip, PEP 668)."""
+    workdir = tmp_path_factory.mktemp("image-pip-base")
+    with built_image(ROOT, workdir, f"{exporter.__version__}-pip-base", PIP_BASE_PACKAGES) as built:
         yield built
 
 
@@ -212,3 +220,24 @@ def test_healthcheck_inside_the_image(image: BuiltImage, demo: Demo) -> None:
     nobody = {HEALTH_URL_ENV: default.replace(f":{DEFAULT_PORT}/", f":{free_port()}/")}
     result = image.run(argv, timeout=timeout, **nobody)
     assert result.returncode != 0, "the HEALTHCHECK passes with nothing listening"
+
+
+def test_image_builds_on_a_base_whose_python_has_pip(
+    pip_base_image: BuiltImage, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The venv is what must be free of pip; the base's system Python (externally managed) is left alone."""
+    image = pip_base_image
+    with capsys.disabled():
+        print(f"\n[image on a python3-pip base] {image.size / 1e6:.0f} MB; seconds: {image.timings}")
+    venv = image.rootfs / "opt" / "captaindata-exporter"
+    assert not [p.name for p in (venv / "bin").iterdir() if BUILD_TOOL.fullmatch(p.name)]
+    assert not list(venv.glob("lib/python3*/site-packages/pip"))
+    found = image.run(
+        ["python", "-c", "import importlib.util as u, sys; print(sys.prefix, u.find_spec('pip'))"]
+    )
+    assert found.stdout.split() == ["/opt/captaindata-exporter", "None"], found.stdout + found.stderr
+    system = image.run(["/usr/bin/python3", "-m", "pip", "--version"])
+    assert system.returncode == 0, f"the base's pip was touched: {system.stdout}{system.stderr}"
+    version = image.run([*image.config["Entrypoint"], "--version"])
+    assert version.returncode == 0, version.stderr
+    assert exporter.__version__ in version.stdout

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,16 +17,16 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from exporter.persist.journal import CORRUPT_SUFFIX, JOURNAL_SUFFIX, MISMATCH_SUFFIX, WorkspaceJournal
 from exporter.persist.saver import WorkspaceSaver, identity
 from exporter.poller import Poller
 from exporter.simulator import Simulator
 from tests.conftest import API_KEY, ConfigFactory
+from tests.support.exporter_proc import exporter_argv, running_exporter
 from tests.support.metrics import ScrapedMetrics
 from tests.support.net import LOOPBACK, free_port, wait_until
-from tests.support.procs import log_tail, running_server
+from tests.support.procs import log_tail
 
 CHANGES = "captaindata_run_status_changes_total"
 A, B, C = "wf-a", "wf-b", "wf-c"
@@ -37,13 +36,8 @@ A, B, C = "wf-a", "wf-b", "wf-c"
 def exporter(
     config: dict[str, Any], workdir: Path, name: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    config_path = workdir / f"{name}.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    address = f"{LOOPBACK}:{free_port()}"
-    argv = [sys.executable, "-m", "exporter", "--config", str(config_path), "--web.listen-address", address]
-    url = f"http://{address}"
-    with running_server(argv, workdir / f"{name}.log", f"{url}/-/ready", "the exporter") as proc:
-        yield proc, url
+    with running_exporter(config, workdir, name=name) as running:
+        yield running.process, running.url
 
 
 def scrape(url: str) -> ScrapedMetrics:
@@ -76,6 +70,15 @@ def counters(exposition: ScrapedMetrics) -> dict[tuple[str, frozenset[tuple[str,
 def journal(state: Path) -> Path:
     (found,) = [path for path in state.iterdir() if path.name.endswith(JOURNAL_SUFFIX)]
     return found
+
+
+def count_a_warning_then_stop(sim: Simulator, config: dict[str, Any], tmp_path: Path) -> None:
+    """A first exporter (``first``) sees A's run turn to warning, counts it, and stops (SIGTERM)."""
+    sim.add_workflow(A, "A")
+    run = sim.add_run(A, "running", start_time=time.time() - 60)
+    with exporter(config, tmp_path, "first") as (_, url):
+        sim.update_run(run, "warning", finish_time=time.time())
+        wait_until(lambda: changes(url, A, "warning") == 1, 30, "the warning to be counted")
 
 
 @pytest.fixture
@@ -159,11 +162,7 @@ def test_kill_9_during_a_poll_counts_nothing_twice(
 def test_a_truncated_or_garbage_file_is_kept_aside_and_a_fresh_baseline_taken(
     sim: Simulator, with_state: dict[str, Any], tmp_path: Path
 ) -> None:
-    sim.add_workflow(A, "A")
-    run = sim.add_run(A, "running", start_time=time.time() - 60)
-    with exporter(with_state, tmp_path, "first") as (_, url):
-        sim.update_run(run, "warning", finish_time=time.time())
-        wait_until(lambda: changes(url, A, "warning") == 1, 30, "the warning to be counted")
+    count_a_warning_then_stop(sim, with_state, tmp_path)
     path = journal(tmp_path / "state")
     damaged = path.read_bytes()[:30]  # cut inside the header
     path.write_bytes(damaged)
@@ -181,11 +180,7 @@ def test_a_truncated_or_garbage_file_is_kept_aside_and_a_fresh_baseline_taken(
 def test_a_file_of_another_workspace_is_ignored(
     sim: Simulator, config_dict: ConfigFactory, with_state: dict[str, Any], tmp_path: Path
 ) -> None:
-    sim.add_workflow(A, "A")
-    run = sim.add_run(A, "running", start_time=time.time() - 60)
-    with exporter(with_state, tmp_path, "first") as (_, url):
-        sim.update_run(run, "warning", finish_time=time.time())
-        wait_until(lambda: changes(url, A, "warning") == 1, 30, "the warning to be counted")
+    count_a_warning_then_stop(sim, with_state, tmp_path)
 
     other_uid = "0e0e0e0e-0000-4000-8000-000000000002"
     sim.add_workspace(other_uid, API_KEY + "2")
@@ -220,24 +215,12 @@ def test_the_image_default_is_used_and_a_second_process_is_refused(
     sim.add_run(A, "running")
     state = tmp_path / "from-env"
     plain = config_dict()  # no state.path: the environment's default applies
-    config_path = tmp_path / "plain.yaml"
-    config_path.write_text(yaml.safe_dump(plain))
-    env = {**os.environ, "CAPTAINDATA_EXPORTER_STATE_PATH": str(state)}
-    address = f"{LOOPBACK}:{free_port()}"
-    argv = [sys.executable, "-m", "exporter", "--config", str(config_path), "--web.listen-address", address]
-    with running_server(argv, tmp_path / "env.log", f"http://{address}/-/ready", "the exporter", env=env):
+    env = {"CAPTAINDATA_EXPORTER_STATE_PATH": str(state)}
+    with running_exporter(plain, tmp_path, env=env, name="env") as first:
         assert journal(state).exists()
         second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "exporter",
-                "--config",
-                str(config_path),
-                "--web.listen-address",
-                f"{LOOPBACK}:{free_port()}",
-            ],
-            env=env,
+            exporter_argv(first.config_path, f"{LOOPBACK}:{free_port()}"),
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
             timeout=60,

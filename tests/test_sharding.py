@@ -21,6 +21,7 @@ import yaml
 
 from exporter.cli import main
 from exporter.config import ConfigError, ShardingConfig, parse_config
+from exporter.families import FAMILIES
 from exporter.sharding import Part, Sharding, ordinal, owner
 from exporter.simulator import Simulator
 from exporter.state import WorkspaceState
@@ -195,7 +196,12 @@ WALL_CLOCK = {
     "captaindata_api_request_duration_seconds_bucket",
     "captaindata_api_request_duration_seconds_sum",
 }
-PROCESS = {"captaindata_exporter_build_info", "captaindata_exporter_shard_info"}
+#: The series of the process, not of a workspace (build_info, shard_info...): every shard has its own.
+PROCESS = {
+    f"{family.name}_total" if family.type == "counter" else family.name
+    for family in FAMILIES
+    if "workspace" not in family.labels
+}
 #: How one exporter's value of a per-shard series (families.PER_SHARD) follows from the shards'.
 MIN = {"captaindata_up", "captaindata_last_poll_success_timestamp_seconds"}
 MAX = {"captaindata_poll_duration_seconds", "captaindata_api_retry_after_seconds"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import yaml
 
 from tests.conftest import ConfigFactory
 from tests.support.certs import Authority, Issued, issue, make_ca
-from tests.support.exporter_proc import running_exporter
+from tests.support.exporter_proc import exporter_argv, running_exporter
 from tests.support.net import LOOPBACK, free_port, wait_until
 from tests.support.procs import log_tail, running_process
 
@@ -95,17 +94,7 @@ def tls_exporter(
     config_path.write_text(yaml.safe_dump(config))
     web_path.write_text(yaml.safe_dump(web_config))
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(config_path),
-        "--web.config.file",
-        str(web_path),
-        "--web.listen-address",
-        f"{LOOPBACK}:{port}",
-    ]
+    argv = exporter_argv(config_path, f"{LOOPBACK}:{port}", "--web.config.file", str(web_path))
     log_path = tmp_path / "exporter.log"
     with running_process(argv, log_path) as proc:
         running = Running(f"https://{LOOPBACK}:{port}", port, web_path, log_path)
@@ -239,11 +228,17 @@ def test_client_certificates_required_checked_and_rotated(
         with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
             running.get("/metrics", ca, pki.client)
 
-        # And client certificates can be turned off without a restart.
+        # Turning client certificates off at run time is refused (reloads fail closed: a file cut
+        # short after key_file must not switch mutual TLS off); it takes a restart.
         web_config["tls_server_config"] = server_tls(pki)
         running.write(web_config)
-        assert running.get("/metrics", ca).status_code == 200
-        assert "Traceback" not in running.log()
+        with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+            running.get("/metrics", ca)
+        text = running.get("/metrics", ca, pki.stranger).text
+        assert 'captaindata_web_config_reloads_total{result="failure"} 1' in text
+        log = running.log()
+        assert "lowering authentication" in log
+        assert "Traceback" not in log
 
 
 def test_plain_http_with_basic_auth_and_rate_limit(tmp_path: Path, config_dict: ConfigFactory) -> None:
@@ -264,3 +259,35 @@ def test_plain_http_with_basic_auth_and_rate_limit(tmp_path: Path, config_dict: 
         # The probes are outside the limit, as they are outside basic auth.
         for _ in range(5):
             assert httpx.get(f"{exporter.url}/-/healthy", timeout=5).status_code == 200
+
+
+def reloads(text: str) -> dict[str, float]:
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("captaindata_web_config_reloads_total{"):
+            labels, value = line.rsplit(" ", 1)
+            values[labels.split('"')[1]] = float(value)
+    return values
+
+
+def test_truncated_web_config_keeps_auth_and_counts_the_failed_reload(
+    tmp_path: Path, config_dict: ConfigFactory
+) -> None:
+    """The issue's fail-open case: plain HTTP with basic auth, then `: > web.yml` at run time."""
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": bcrypt_hash(PASSWORD)}}))
+    auth = ("prometheus", PASSWORD)
+    with running_exporter(config_dict(), tmp_path, ["--web.config.file", str(web)]) as exporter:
+        url = f"{exporter.url}/metrics"
+        assert reloads(httpx.get(url, auth=auth, timeout=5).text) == {"failure": 0, "success": 0}
+        web.write_text("")
+        for path in ("/metrics", "/api/v1/status"):
+            assert httpx.get(f"{exporter.url}{path}", timeout=5).status_code == 401
+        assert reloads(httpx.get(url, auth=auth, timeout=5).text) == {"failure": 1, "success": 0}
+        web.write_text("basic_auth_users:\n  prometheus: $2")  # half written, after the empty one
+        assert httpx.get(url, timeout=5).status_code == 401
+        web.write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": bcrypt_hash(NEW_PASSWORD)}}))
+        text = httpx.get(url, auth=("prometheus", NEW_PASSWORD), timeout=5).text
+        assert reloads(text) == {"failure": 2, "success": 1}
+        log = exporter.log()
+    assert log.count("web config not reloaded, keeping the previous one") == 2, log

@@ -62,7 +62,7 @@ def test_valid_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], certs: 
         max_version="TLS13",
         cipher_suites=["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"],
         prefer_server_cipher_suites=False,
-        curve_preferences=["X25519"],
+        curve_preferences=["CurveP384"],
     )
     full["http_server_config"] = {"http2": False, "headers": {"X-Content-Type-Options": "nosniff"}}
     full["basic_auth_users"] = {"alice": HASH}
@@ -82,14 +82,39 @@ def test_valid_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], certs: 
     [
         (lambda w, c: w.update(colour=1), "colour: unknown key"),
         (lambda w, c: w["tls_server_config"].update(cert_file="/nope"), "cert_file: cannot load"),
-        (lambda w, c: w["tls_server_config"].pop("key_file"), "key_file: is required when a certificate"),
+        (lambda w, c: w["tls_server_config"].pop("key_file"), "key_file: missing one of key or key_file"),
         (
             lambda w, c: w["tls_server_config"].update(key_file=str(c["other"].key)),
             "cert_file: cannot load the certificate and key: key values mismatch",
         ),
         (
-            lambda w, c: w["tls_server_config"].update(client_auth_type="RequireAndVerifyClientCert"),
-            "client_ca_file: is required with client_auth_type RequireAndVerifyClientCert",
+            lambda w, c: w["tls_server_config"].update(client_ca_file=str(c["ca"])),
+            "client_ca_file: client CA's have been configured without a Client Auth Policy",
+        ),
+        (
+            lambda w, c: w["tls_server_config"].update(client_auth_type="RequireAnyClientCert"),
+            "client_auth_type: RequireAnyClientCert (accept any client certificate without verifying it) "
+            "cannot be honoured",
+        ),
+        (
+            lambda w, c: w["tls_server_config"].update(curve_preferences=["CurveP256", "CurveP384"]),
+            "curve_preferences: [CurveP256, CurveP384] cannot be enforced by Python's ssl",
+        ),
+        (
+            lambda w, c: w["tls_server_config"].update(curve_preferences=["X25519"]),
+            "curve_preferences: [X25519] cannot be enforced",
+        ),
+        (
+            lambda w, c: w["tls_server_config"].update(curve_preferences=["CurveP257"]),
+            'curve_preferences[0]: unknown curve: "CurveP257"',
+        ),
+        (
+            lambda w, c: w.update(tls_server_config={"client_auth_type": "RequireAndVerifyClientCert"}),
+            "cert_file: missing one of cert or cert_file",
+        ),
+        (
+            lambda w, c: w.update(tls_server_config={"client_ca_file": str(c["ca"])}),
+            "cert_file: missing one of cert or cert_file",
         ),
         (
             lambda w, c: w["tls_server_config"].update(client_auth_type="Always"),
@@ -107,7 +132,10 @@ def test_valid_files(tmp_path: Path, capsys: pytest.CaptureFixture[str], certs: 
             lambda w, c: w["tls_server_config"].update(min_version="TLS13", max_version="TLS12"),
             "min_version: is higher than max_version",
         ),
-        (lambda w, c: w["tls_server_config"].update(cipher_suites=["RC4"]), 'cipher_suites[0]: "RC4" is not'),
+        (
+            lambda w, c: w["tls_server_config"].update(cipher_suites=["RC4"]),
+            'cipher_suites[0]: unknown cipher: "RC4"',
+        ),
         (lambda w, c: w["tls_server_config"].update(curve_preferences="x"), "must be a list of strings"),
         (
             lambda w, c: w["tls_server_config"].update(cert="-----BEGIN", cert_file="x"),
@@ -146,6 +174,32 @@ def test_errors(
     assert expected in line, line
     assert "plaintext-pw" not in line
     assert HASH not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "basic_auth_users:\n  alice: {h}\n  bob: {h}\n  alice: {h}\n",
+            "basic_auth_users.alice: user listed twice",
+        ),
+        ("rate_limit:\n  burst: 1\n  burst: 2\n", "rate_limit.burst: key written twice"),
+        ("basic_auth_users:\n  alice: $2y$19$" + "a" * 53 + "\n", "bcrypt cost must be between 4 and 18"),
+    ],
+)
+def test_duplicate_users_and_keys_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, expected: str
+) -> None:
+    line = check(tmp_path, capsys, text.replace("{h}", HASH), raw=True)
+    assert expected in line, line
+    assert HASH not in line
+
+
+def test_empty_web_config_flag_means_none(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--web.config.file", "", "--check-config"])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert "--config FILE is required" in err, out + err  # read as "no web config"
 
 
 def test_inline_key_never_echoed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 from pathlib import Path
 
 from exporter.config import parse_listen_address
-from exporter.simulator import Simulator, build_demo_simulator, start_simulator
+from exporter.simulator import Simulator, build_demo_simulator, serve_until_stopped
 from exporter.simulator.scenarios import SCENARIOS
-
-
-async def _serve(sim: Simulator, host: str, port: int) -> None:
-    runner, url = await start_simulator(sim, host, port)
-    workspace = next(iter(sim.workspaces.values()))
-    print(f"simulated Captain Data API on {url} (workspace_uid {workspace.uid})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     if api_key is None:
         print(f"accepted API key: {next(iter(sim.workspaces.values())).api_key}", flush=True)
     host, port = parse_listen_address(args.listen)
-    asyncio.run(_serve(sim, host or "127.0.0.1", port))
+    workspace = next(iter(sim.workspaces.values()))
+
+    def announce(url: str) -> None:
+        print(f"simulated Captain Data API on {url} (workspace_uid {workspace.uid})", flush=True)
+
+    asyncio.run(serve_until_stopped(sim, host or "127.0.0.1", port, announce))
     return 0
 
 

@@ -164,6 +164,11 @@ class Simulator:
         self.rate_limit: RateLimit | None = None
         self.autopilot: Autopilot | None = None
         self.request_log: list[dict[str, Any]] = []
+        self.on_change: list[Callable[[], None]] = []  # told of scripted changes (exporter/simulator/push.py)
+
+    def changed(self) -> None:
+        for listener in self.on_change:
+            listener()
 
     def _uid(self) -> str:
         return str(uuid.UUID(int=self.random.getrandbits(128), version=4))
@@ -251,6 +256,7 @@ class Simulator:
                 time_format=time_format,
                 extra=dict(extra or {}),
             )
+            self.changed()
             return run_uid
 
     def launch(self, workflow_uid: str, timeline: Sequence[Sequence[Any]], name: str | None = None) -> str:
@@ -267,6 +273,7 @@ class Simulator:
                 timeline=sorted(steps),
                 error_message=_default_error(steps[-1][1]),
             )
+            self.changed()
             return run_uid
 
     def update_run(
@@ -293,6 +300,7 @@ class Simulator:
                 run.finish_time = finish_time
             if name is not None:
                 run.name = name
+            self.changed()
 
     def remove_run(self, uid: str) -> None:
         with self.lock:

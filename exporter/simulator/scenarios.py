@@ -68,6 +68,7 @@ def populate_demo(sim: Simulator, workspace_uid: str) -> None:
     for status, name in (("warning", "Import March leads"), ("shutdown", "Nightly CRM sync")):
         sim.add_run(workflows[0], status, name=name, start_time=now - 900, finish_time=now - 600)
     sim.add_run(workflows[2], "paused", name="Follow-up messages", start_time=now - 600)
+    # Past the exporter's 6 h RunningTooLong threshold: a "Running too long" row from the first poll.
     sim.add_run(workflows[1], "running", name="Campaign connect with Leads", start_time=now - 8 * _HOUR)
     sim.add_run(workflows[3], "running", name="Weekly account enrichment", start_time=now - 3 * _HOUR)
     sim.start_autopilot(interval=2.0, retention=600.0, plan=demo_plan)

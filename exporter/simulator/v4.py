@@ -233,6 +233,7 @@ class V4Api:
                 execution_mode=execution_mode,
                 extra=dict(extra or {}),
             )
+            self.sim.changed()
             return run.uid
 
     def launch(
@@ -247,7 +248,9 @@ class V4Api:
         with self.sim.lock:
             now = self.sim.clock()
             steps = sorted((now + float(offset), str(status)) for offset, status in timeline)
-            return self._new_run(action_name, workspace_uid, now, timeline=steps, last_error=last_error).uid
+            uid = self._new_run(action_name, workspace_uid, now, timeline=steps, last_error=last_error).uid
+            self.sim.changed()
+            return uid
 
     def update_run(
         self,
@@ -272,6 +275,7 @@ class V4Api:
                 run.last_error = last_error
             if postponed_until is not None:
                 run.postponed_until = postponed_until
+            self.sim.changed()
 
     def touch_run(self, uid: str) -> None:
         """A change that is not a status change: only ``updated_at`` (and ``synced_at``) move."""
@@ -306,6 +310,7 @@ class V4Api:
             run.postponed_until = None
             run.last_error = None
             run.retry_count += 1
+            self.sim.changed()
             return run
 
     def start_autopilot(

@@ -14,6 +14,9 @@ DEMO_ACTIONS = (
     "find_work_email",
 )
 _HOUR = 3600.0
+#: How long the demo's stuck run has been RUNNING: past the exporter's 6 h RunningTooLong threshold, so
+#: the first poll of this workspace alone shows a "Running too long" row (5 h did not).
+STUCK_RUNNING = 7 * _HOUR
 # What an autopilot run ends as, with its weight.
 _OUTCOMES = (
     ("SUCCEEDED", 55),
@@ -57,7 +60,7 @@ def v4_plan(rng: random.Random) -> list[tuple[float, str]]:
 
 
 def populate_demo_v4(sim: Simulator, workspace_uid: str) -> None:
-    """Two days of history in every status, one run RUNNING for 5 hours, one BLOCKED on a limit, and
+    """Two days of history in every status, one run RUNNING for 7 hours, one BLOCKED on a limit, and
     an autopilot launching a run every 3 seconds (forgotten after 10 minutes)."""
     api = V4Api.of(sim)
     now = sim.clock()
@@ -92,9 +95,9 @@ def populate_demo_v4(sim: Simulator, workspace_uid: str) -> None:
         DEMO_ACTIONS[1],
         "RUNNING",
         workspace_uid=workspace_uid,
-        created_at=now - 5 * _HOUR,
-        started_at=now - 5 * _HOUR,
-        updated_at=now - 5 * _HOUR,
+        created_at=now - STUCK_RUNNING,
+        started_at=now - STUCK_RUNNING,
+        updated_at=now - STUCK_RUNNING,
     )
     api.add_run(
         DEMO_ACTIONS[0],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ class ExporterProcess:
     url: str
     address: str
     log_path: Path
+    config_path: Path
+    process: subprocess.Popen[bytes]
 
     def metrics(self) -> str:
         response = httpx.get(f"{self.url}/metrics", timeout=10.0)
@@ -30,6 +33,20 @@ class ExporterProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def exporter_argv(config_path: Path, address: str, *extra: str) -> list[str]:
+    """``python -m exporter --config <config_path> --web.listen-address <address> <extra...>``."""
+    return [
+        sys.executable,
+        "-m",
+        "exporter",
+        "--config",
+        str(config_path),
+        "--web.listen-address",
+        address,
+        *extra,
+    ]
 
 
 def workspace_config(name: str, base_url: str, workspace_uid: str, api_key: str) -> dict[str, Any]:
@@ -64,25 +81,22 @@ def running_exporter(
     extra_args: Sequence[str] = (),
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> Iterator[ExporterProcess]:
-    """``python -m exporter --config ... --web.listen-address 127.0.0.1:<free>`` until the block ends."""
+    """``python -m exporter --config ... --web.listen-address 127.0.0.1:<free>`` until the block ends.
+
+    The config is written to ``workdir/<name>.yaml`` and the output to ``workdir/<name>.log`` (a name of
+    its own when ``name`` is None); ``env`` is added to this process's environment."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / f"exporter-{os.getpid()}-{free_port()}.yaml"
+    stem = name if name is not None else f"exporter-{os.getpid()}-{free_port()}"
+    config_path = workdir / f"{stem}.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    address = f"{LOOPBACK}:{port}"
-    argv = [
-        sys.executable,
-        "-m",
-        "exporter",
-        "--config",
-        str(config_path),
-        "--web.listen-address",
-        address,
-        *extra_args,
-    ]
+    address = f"{LOOPBACK}:{free_port()}"
+    argv = exporter_argv(config_path, address, *extra_args)
     log_path = config_path.with_suffix(".log")
     url = f"http://{address}"
     ready_url = f"{url}/-/ready" if wait_ready else f"{url}/-/healthy"
-    with running_server(argv, log_path, ready_url, "the exporter", env={**os.environ, **(env or {})}):
-        yield ExporterProcess(url=url, address=address, log_path=log_path)
+    with running_server(
+        argv, log_path, ready_url, "the exporter", env={**os.environ, **(env or {})}
+    ) as process:
+        yield ExporterProcess(url, address, log_path, config_path, process)

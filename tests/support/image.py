@@ -14,11 +14,13 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support.procs import run_captured
 
 PODMAN = shutil.which("podman")
 MMDEBSTRAP = shutil.which("mmdebstrap")
@@ -27,27 +29,17 @@ CHROOT = shutil.which("chroot")
 #: The base: what both stages of the Dockerfile need from a Debian system, and nothing to build with.
 BASE_SUITE = "bookworm"
 BASE_VARIANT = "essential"  # Essential: yes packages only (no apt), plus the includes
-BASE_PACKAGES = ("ca-certificates", "passwd", "python3", "python3-venv")
+#: libstdc++6: google-re2's wheel links it (the upstream python:slim images have it already).
+BASE_PACKAGES = ("ca-certificates", "passwd", "python3", "python3-venv", "libstdc++6")
+#: The same with python3-pip, whose system Python is "externally managed" (PEP 668): the Dockerfile must
+#: leave it alone and still build.
+PIP_BASE_PACKAGES = (*BASE_PACKAGES, "python3-pip")
 BASE_DPKG_OPTIONS = tuple(f"path-exclude=/usr/share/{d}/*" for d in ("doc", "info", "locale", "man"))
 
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "captaindata-exporter"
-
-
-def run(
-    argv: Sequence[str], timeout: float, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        list(argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=None if env is None else dict(env),
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
 
 
 def output(result: subprocess.CompletedProcess[str], tail: int = 6000) -> str:
@@ -110,23 +102,23 @@ def debian_sources(paths: Sequence[Path] | None = None) -> list[str]:
     return lines
 
 
-def base_key() -> str:
+def base_key(packages: Sequence[str] = BASE_PACKAGES) -> str:
     """What the base tarball is made of; a change to it bootstraps a new one."""
     recipe = {
         "suite": BASE_SUITE,
         "variant": BASE_VARIANT,
-        "packages": sorted(BASE_PACKAGES),
+        "packages": sorted(packages),
         "dpkg": list(BASE_DPKG_OPTIONS),
         "arch": os.uname().machine,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def base_tarball() -> tuple[Path, bool]:
+def base_tarball(packages: Sequence[str] = BASE_PACKAGES) -> tuple[Path, bool]:
     """The base root filesystem as a tarball, and whether it came from the cache."""
     assert MMDEBSTRAP
     directory = cache_dir()
-    tarball = directory / f"debian-base-{BASE_SUITE}-{base_key()}.tar"
+    tarball = directory / f"debian-base-{BASE_SUITE}-{base_key(packages)}.tar"
     if tarball.is_file():
         return tarball, True
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,14 +127,14 @@ def base_tarball() -> tuple[Path, bool]:
         MMDEBSTRAP,
         "--format=tar",
         f"--variant={BASE_VARIANT}",
-        f"--include={','.join(BASE_PACKAGES)}",
+        f"--include={','.join(packages)}",
         *(f"--dpkgopt={option}" for option in BASE_DPKG_OPTIONS),
         BASE_SUITE,
         str(partial),
         *debian_sources(),
     ]
     try:
-        checked(run(argv, timeout=1200))
+        checked(run_captured(argv, timeout=1200))
         partial.replace(tarball)  # atomic: a concurrent run sees a whole tarball or none
     finally:
         partial.unlink(missing_ok=True)
@@ -177,11 +169,11 @@ class Podman:
         ]
 
     def __call__(self, *args: str, timeout: float = 300) -> str:
-        return checked(run(self.argv(*args), timeout=timeout)).stdout
+        return checked(run_captured(self.argv(*args), timeout=timeout)).stdout
 
     def logged(self, *args: str, timeout: float = 300) -> str:
         """stdout and stderr together (podman build writes the steps' output to both)."""
-        result = checked(run(self.argv(*args), timeout=timeout))
+        result = checked(run_captured(self.argv(*args), timeout=timeout))
         return result.stdout + result.stderr
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -234,7 +226,7 @@ class BuiltImage:
         return [CHROOT, f"--userspec={self.userspec()}", str(self.rootfs), *argv]
 
     def run(self, argv: Sequence[str], timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-        return run(self.chroot_argv(argv), timeout=timeout, env=self.env(**env))
+        return run_captured(self.chroot_argv(argv), timeout=timeout, env=self.env(**env))
 
 
 def copy_context(root: Path, context: Path) -> None:
@@ -249,12 +241,15 @@ def fill_wheels(context: Path) -> None:
     """What an air-gapped user does beforehand: every wheel the build needs, in ``wheels/``."""
     requires = tomllib.loads((context / "pyproject.toml").read_text())["build-system"]["requires"]
     argv = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(context / "wheels"), str(context)]
-    checked(run([*argv, *requires], timeout=900))
+    checked(run_captured([*argv, *requires], timeout=900))
 
 
 @contextmanager
-def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
-    """The Dockerfile of ``root`` built on the Debian base from its wheels/ (no index), mounted."""
+def built_image(
+    root: Path, workdir: Path, tag: str, base_packages: Sequence[str] = BASE_PACKAGES
+) -> Iterator[BuiltImage]:
+    """The Dockerfile of ``root`` built on a Debian base of ``base_packages`` from its wheels/ (no
+    index), mounted."""
     # Not under workdir: podman refuses a runroot path longer than 50 characters.
     podman = Podman(Path(tempfile.mkdtemp(prefix="cde-podman-")))
     for sub in ("root", "runroot", "tmp"):
@@ -264,12 +259,12 @@ def built_image(root: Path, workdir: Path, tag: str) -> Iterator[BuiltImage]:
     def timed(name: str, start: float) -> None:
         timings[name] = round(time.monotonic() - start, 1)
 
-    base_ref = f"localhost/captaindata-exporter-base:{base_key()}"
+    base_ref = f"localhost/captaindata-exporter-base:{base_key(base_packages)}"
     ref = f"localhost/captaindata-exporter:{tag}"
     mounted = False
     try:
         start = time.monotonic()
-        tarball, cached = base_tarball()
+        tarball, cached = base_tarball(base_packages)
         timed("base (cached)" if cached else "base (mmdebstrap)", start)
         start = time.monotonic()
         podman("import", str(tarball), base_ref)

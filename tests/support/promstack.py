@@ -114,6 +114,37 @@ def prometheus_config(
 
 
 @contextmanager
+def _running_daemon(
+    binary: str,
+    name: str,
+    what: str,
+    workdir: Path,
+    config: dict[str, Any],
+    storage_flag: str,
+    extra_flags: Sequence[str],
+    timeout: float,
+) -> Iterator[tuple[str, Path]]:
+    """``binary`` with ``config`` and its storage in a new directory under ``workdir``, on a free loopback
+    port, until the block ends; yields its address (``host:port``) once ready, and its log."""
+    home = workdir / f"{name}-{time.monotonic_ns()}"
+    home.mkdir(parents=True)
+    config_path = home / f"{name}.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    address = f"{LOOPBACK}:{free_port()}"
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"{storage_flag}={home / 'data'}",
+        f"--web.listen-address={address}",
+        *extra_flags,
+        "--log.level=info",
+    ]
+    log_path = home / f"{name}.log"
+    with running_server(argv, log_path, f"http://{address}/-/ready", what, timeout):
+        yield address, log_path
+
+
+@contextmanager
 def running_prometheus(
     workdir: Path,
     targets: Sequence[str],
@@ -125,23 +156,11 @@ def running_prometheus(
     timeout: float = 30.0,
 ) -> Iterator[Prometheus]:
     """Run Prometheus on a free loopback port scraping ``targets`` (``host:port``)."""
-    home = workdir / f"prometheus-{time.monotonic_ns()}"
-    home.mkdir(parents=True)
-    config_path = home / "prometheus.yml"
     config = prometheus_config(targets, rule_files, alertmanager, scrape_interval, evaluation_interval, job)
-    config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    argv = [
-        PROMETHEUS,
-        f"--config.file={config_path}",
-        f"--storage.tsdb.path={home / 'data'}",
-        f"--web.listen-address={LOOPBACK}:{port}",
-        "--log.level=info",
-    ]
-    log_path = home / "prometheus.log"
-    url = f"http://{LOOPBACK}:{port}"
-    with running_server(argv, log_path, f"{url}/-/ready", "Prometheus", timeout):
-        yield Prometheus(url=url, log_path=log_path)
+    with _running_daemon(
+        PROMETHEUS, "prometheus", "Prometheus", workdir, config, "--storage.tsdb.path", (), timeout
+    ) as (address, log_path):
+        yield Prometheus(url=f"http://{address}", log_path=log_path)
 
 
 @contextmanager
@@ -172,20 +191,14 @@ def running_alertmanager(
     workdir: Path, config: dict[str, Any], timeout: float = 30.0
 ) -> Iterator[Alertmanager]:
     """Run Alertmanager on a free loopback port with clustering off."""
-    home = workdir / f"alertmanager-{time.monotonic_ns()}"
-    home.mkdir(parents=True)
-    config_path = home / "alertmanager.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    port = free_port()
-    argv = [
+    with _running_daemon(
         ALERTMANAGER,
-        f"--config.file={config_path}",
-        f"--storage.path={home / 'data'}",
-        f"--web.listen-address={LOOPBACK}:{port}",
-        "--cluster.listen-address=",
-        "--log.level=info",
-    ]
-    log_path = home / "alertmanager.log"
-    url = f"http://{LOOPBACK}:{port}"
-    with running_server(argv, log_path, f"{url}/-/ready", "Alertmanager", timeout):
-        yield Alertmanager(url=url, address=f"{LOOPBACK}:{port}", log_path=log_path)
+        "alertmanager",
+        "Alertmanager",
+        workdir,
+        config,
+        "--storage.path",
+        ("--cluster.listen-address=",),
+        timeout,
+    ) as (address, log_path):
+        yield Alertmanager(url=f"http://{address}", address=address, log_path=log_path)
