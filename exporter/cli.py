@@ -15,6 +15,7 @@ import logging
 import os
 import platform
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -32,6 +33,7 @@ from exporter.config import (
     ConfigError,
     PollConfig,
     Secret,
+    ShardingConfig,
     StateConfig,
     WebConfig,
     WorkspaceConfig,
@@ -39,6 +41,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import setup_logging
+from exporter.sharding import AUTO, MAX_TOTAL_SHARDS, owner
 
 if TYPE_CHECKING:
     from aiohttp.web import BaseRunner
@@ -66,7 +69,8 @@ The API key: put it in the configuration (api_key: "${{CAPTAINDATA_API_KEY}}" re
 variable CAPTAINDATA_API_KEY; or api_key_file: FILE). It never appears in logs, metrics or pages.
 
 Flags override the configuration file: --web.listen-address over web.listen_address, --log.level over
-log.level, --log.format over log.format.
+log.level, --log.format over log.format, --shard and --total-shards over sharding.shard and
+sharding.total_shards.
 
 Exit codes: 0 success; {EXIT_POLL_FAILED} --once and a poll failed; {EXIT_USAGE} a wrong command line or
 configuration; {EXIT_CANNOT_LISTEN} the listen address cannot be bound.
@@ -79,6 +83,8 @@ CONFLICTS: tuple[tuple[str, str, str], ...] = (
     ("demo", "config", "--demo polls its built-in simulator and reads no configuration file"),
     ("demo", "check_config", "--demo has no configuration file to check"),
     ("once", "check_config", "--check-config only validates the configuration; it never polls"),
+    ("demo", "shard", "--demo polls its one built-in simulator; shard a real configuration"),
+    ("demo", "total_shards", "--demo polls its one built-in simulator; shard a real configuration"),
 )
 
 
@@ -124,6 +130,20 @@ def _parser() -> argparse.ArgumentParser:
         dest="log_format",
         choices=LOG_FORMATS,
         help="overrides the config's log.format (default logfmt)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="N|auto",
+        help="this exporter's shard, 0 to M-1 (default 0); auto: the StatefulSet ordinal at the end of "
+        "$HOSTNAME (pod name-N). Overrides the config's sharding.shard",
+    )
+    parser.add_argument(
+        "--total-shards",
+        dest="total_shards",
+        type=int,
+        metavar="M",
+        help="the number of shards the workspaces are spread over (default 1: no sharding); overrides "
+        "the config's sharding.total_shards",
     )
     parser.add_argument(
         "--demo", action="store_true", help="no account needed: start the built-in API simulator and poll it"
@@ -240,7 +260,7 @@ def _summary(
 
 
 async def _text(published: Published) -> str:
-    return (await published.exposition(openmetrics=False, gzip=False)).decode()
+    return published.render_now(openmetrics=False).decode()
 
 
 async def _poll_once_and_print(config: Config) -> int:
@@ -340,6 +360,7 @@ async def _serve(
         )
         await _close(pollers, state_directory, runner)
         return EXIT_CANNOT_LISTEN
+    sharding = config.sharding.current
     logger.info(
         "serving metrics",
         extra={
@@ -347,6 +368,7 @@ async def _serve(
             "workspaces": len(pollers),
             "version": __version__,
             "tls": web_source is not None and web_source.tls,
+            **({"shard": sharding.shard, "total_shards": sharding.total} if sharding.sharded else {}),
         },
     )
     if banner is not None:  # only now: the address is really ours
@@ -424,6 +446,55 @@ async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: W
         return await _serve(config, web_source, banner)
 
 
+def _sharded(config: Config, shard: str | None, total_shards: int | None) -> Config:
+    """The configuration with its shard resolved: flags over the file, ``auto`` from $HOSTNAME."""
+    written = config.sharding
+    if shard not in (None, AUTO) and not (shard.isascii() and shard.isdigit() and len(shard) <= 6):
+        raise ValueError(f"--shard must be a number or auto, got {shard[:20]!r}")
+    chosen = ShardingConfig(
+        shard=written.shard if shard is None else (shard if shard == AUTO else int(shard)),
+        total_shards=written.total_shards if total_shards is None else total_shards,
+    )
+    if chosen.total_shards is not None and not 1 <= chosen.total_shards <= MAX_TOTAL_SHARDS:
+        raise ValueError(f"--total-shards must be between 1 and {MAX_TOTAL_SHARDS}")
+    hostname = os.environ.get("HOSTNAME") or socket.gethostname()
+    resolved = chosen.resolve(hostname)
+    return dataclasses.replace(config, sharding=ShardingConfig(resolved.shard, resolved.total))
+
+
+def _shard_report(config: Config) -> str:
+    """What --check-config says about sharding: what this shard polls, and which shard has the rest.
+    The workflows of a workspace split by workflow need the API to list; the rule that picks them is
+    given instead (--check-config never talks to the API)."""
+    sharding = config.sharding.current
+    parts = config.parts()
+    lines = [
+        f"shard {sharding.shard} of {sharding.total} (0 to {sharding.total - 1}); workspaces go to shards "
+        "by rendezvous hashing of their name:"
+    ]
+    others = []
+    for workspace in config.workspaces:
+        part = parts.get(workspace.name)
+        if part is None:
+            others.append(f"{workspace.name} (shard {owner(workspace.name, sharding.total)})")
+        elif not part.split:
+            lines.append(f"  polls {workspace.name} ({workspace.api_version}, whole)")
+        else:
+            rate, burst = part.budget(config.api.requests_per_second, config.api.burst)
+            exporter = "this shard" if part.owner else f"shard {owner(workspace.name, sharding.total)}"
+            lines.append(
+                f"  polls part of {workspace.name} ({workspace.api_version}, sharding.by: workflow): the "
+                f"workflows whose workflow_uid hashes to shard {sharding.shard} (the same rendezvous "
+                f"hashing; listing them needs the API), at {rate:g} requests/s, burst {burst}; "
+                f"{exporter} exports its captaindata_workflows"
+            )
+    if not parts:
+        lines.append("  polls no workspace")
+    if others:
+        lines.append(f"  leaves to other shards: {', '.join(others)}")
+    return "\n".join(lines)
+
+
 def _web_config_error(path: Path, error: ConfigError) -> int:
     print(f"captaindata-exporter: configuration error: {path}: {error}", file=sys.stderr)
     return EXIT_CONFIG_ERROR
@@ -465,8 +536,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"captaindata-exporter: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
+    try:
+        config = _sharded(config, args.shard, args.total_shards)
+    except ValueError as error:
+        print(f"captaindata-exporter: sharding: {error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.check_config:
         print(f"{args.config}: OK ({len(config.workspaces)} workspace(s))")
+        if config.sharding.current.sharded:
+            print(_shard_report(config))
         return 0
     if args.listen_address:
         config = dataclasses.replace(

@@ -20,6 +20,7 @@ import re2  # type: ignore[import-untyped]
 from exporter.api import API_VERSIONS, DEFAULT_API_VERSION, adapter
 from exporter.durations import parse_duration
 from exporter.safeyaml import YamlRefused, one_line, safe_load_bounded
+from exporter.sharding import AUTO, MAX_TOTAL_SHARDS, SHARD_BY, WHOLE, Part, ShardBy, Sharding, ordinal
 
 if TYPE_CHECKING:
     from exporter.push.config import PushConfig
@@ -116,6 +117,10 @@ class WorkspaceConfig:
     workflows: WorkflowFilter = field(default_factory=WorkflowFilter)
     #: The API version's own block (``v4:``), as its adapter reads it; None when it has none.
     settings: object = None
+    #: ``sharding.by``: a v3 workspace may be split by workflow across shards (exporter/sharding.py).
+    shard_by: ShardBy = "workspace"
+    #: This shard's part of the workspace, set when the pollers are built (exporter/poller.py).
+    part: Part = WHOLE
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,34 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class ShardingConfig:
+    """``sharding``: this process's shard, as written (``auto``: the StatefulSet ordinal of the host
+    name), and the number of shards (None: not set, one shard)."""
+
+    shard: int | str = 0
+    total_shards: int | None = None
+
+    def resolve(self, hostname: str) -> Sharding:
+        """The shard this process is; ValueError when ``auto`` finds no ordinal, when ``auto`` has no
+        total, or when the shard is not below the total."""
+        total = 1 if self.total_shards is None else self.total_shards
+        if self.shard == AUTO:
+            if self.total_shards is None:
+                raise ValueError("--shard auto needs the number of shards: --total-shards M")
+            shard = ordinal(hostname)
+        else:
+            shard = int(self.shard)
+        if not 0 <= shard < total:
+            raise ValueError(f"shard {shard} does not exist among {total} shard(s) (0 to {total - 1})")
+        return Sharding(shard, total)
+
+    @property
+    def current(self) -> Sharding:
+        """The shard once resolved (the command line resolves ``auto`` before anything polls)."""
+        return self.resolve("")
+
+
+@dataclass(frozen=True)
 class Config:
     workspaces: tuple[WorkspaceConfig, ...]
     poll: PollConfig = field(default_factory=PollConfig)
@@ -172,10 +205,17 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     state: StateConfig = field(default_factory=StateConfig)
     push: PushConfig | None = None  # exporter/push/config.py; None: off
+    sharding: ShardingConfig = field(default_factory=ShardingConfig)
 
     def secrets(self) -> list[str]:
         tokens = self.push.secrets() if self.push is not None else []
         return [workspace.api_key.reveal() for workspace in self.workspaces] + tokens
+
+    def parts(self) -> dict[str, Part]:
+        """This shard's part of each workspace it polls, by name (every workspace when unsharded)."""
+        sharding = self.sharding.current
+        planned = {w.name: sharding.plan(w.name, w.shard_by) for w in self.workspaces}
+        return {name: part for name, part in planned.items() if part is not None}
 
 
 def _show(value: object) -> str:
@@ -530,6 +570,7 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "api_version",
             "base_url",
             "workflows",
+            "sharding",
             *_SETTINGS_KEYS.values(),
             *PUSH_WORKSPACE_KEYS,
         ),
@@ -552,6 +593,7 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
         workspace_uid = reader.name(section, "workspace_uid", path)
     if any(char.isspace() or char in "/?#%" for char in workspace_uid):
         raise ConfigError(_join(path, "workspace_uid"), "must not contain spaces or any of / ? # %")
+    shard_by = _read_shard_by(reader, section.get("sharding"), _join(path, "sharding"), api_version)
     return WorkspaceConfig(
         name=reader.name(section, "name", path),
         workspace_uid=workspace_uid,
@@ -560,7 +602,42 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
         base_url=base_url,
         workflows=_read_workflow_filter(reader, section.get("workflows"), _join(path, "workflows")),
         settings=settings,
+        shard_by=shard_by,
     )
+
+
+def _read_shard_by(reader: _Reader, value: object, path: str, api_version: str) -> ShardBy:
+    section = reader.mapping(value, path, ("by",))
+    by = reader.choice(section, "by", path, "workspace", SHARD_BY)
+    if by == "workflow" and api_version != "v3":
+        raise ConfigError(
+            _join(path, "by"),
+            f"workflow is only for api_version: v3 ({api_version} workspaces are sharded whole: "
+            "one listing covers all their runs)",
+        )
+    return "workflow" if by == "workflow" else "workspace"
+
+
+def _read_sharding(reader: _Reader, value: object) -> ShardingConfig:
+    section = reader.mapping(value, "sharding", ("shard", "total_shards"))
+    total = None
+    if section.get("total_shards") is not None:
+        total = reader.number(section, "total_shards", "sharding", 1, int, 1, MAX_TOTAL_SHARDS)
+    shard: int | str = 0
+    if section.get("shard") == AUTO:
+        if total is None:
+            raise ConfigError("sharding.shard", "auto needs sharding.total_shards")
+        shard = AUTO
+    elif section.get("shard") is not None:
+        if isinstance(section["shard"], str):
+            raise ConfigError("sharding.shard", f"must be an integer or auto, got {_show(section['shard'])}")
+        shard = reader.number(section, "shard", "sharding", 0, int, 0, MAX_TOTAL_SHARDS - 1)
+        if shard >= (total or 1):
+            raise ConfigError(
+                "sharding.shard",
+                f"{shard} does not exist among {total or 1} shard(s) (sharding.total_shards)",
+            )
+    return ShardingConfig(shard, total)
 
 
 def parse_config(
@@ -570,7 +647,9 @@ def parse_config(
     reader = _Reader(os.environ if environ is None else environ, base_dir or Path.cwd())
     from exporter.push.config import read_push  # lazily: that module builds on this one
 
-    top = reader.mapping(data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state", "push"))
+    top = reader.mapping(
+        data, "", ("workspaces", "poll", "api", "metrics", "web", "log", "state", "push", "sharding")
+    )
 
     raw_workspaces = top.get("workspaces")
     if not isinstance(raw_workspaces, list) or not raw_workspaces:
@@ -668,6 +747,7 @@ def parse_config(
         log=log,
         state=StateConfig(state_path),
         push=read_push(reader, top.get("push"), raw_workspaces, workspaces),
+        sharding=_read_sharding(reader, top.get("sharding")),
     )
 
 

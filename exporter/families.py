@@ -249,6 +249,33 @@ BUILD_INFO: Final = Family(
     labels=("version", "python_version"),
 )
 
+# Sharding (exporter/sharding.py, docs/deployment.md).
+SHARD_INFO: Final = Family(
+    name="captaindata_exporter_shard_info",
+    type="gauge",
+    help="This exporter's shard (0-based) and the number of shards; always 1.",
+    labels=("shard", "total_shards"),
+    stability="experimental",
+)
+#: The label that tells apart the shards' own series of a workspace split by workflow.
+SHARD: Final = "shard"
+#: The workspace-level families whose value is each shard's own (its requests, its polls): for a
+#: workspace split by workflow, every shard exports them with its ``shard`` label, and their sum (up:
+#: min) over the shards is what one exporter would export. captaindata_workflows, the one workspace-
+#: level value every shard knows whole, is exported by the workspace's owner shard only.
+PER_SHARD: Final[tuple[Family, ...]] = (
+    API_REQUESTS,
+    API_FAILURES,
+    API_RATE_LIMITED,
+    API_DURATION,
+    RETRY_AFTER,
+    UP,
+    LAST_POLL_SUCCESS,
+    POLL_DURATION,
+    POLL_ERRORS,
+    RUNS_SKIPPED,
+)
+
 #: Every family, in the order of the exposition.
 FAMILIES: Final[tuple[Family, ...]] = (
     RUNS,
@@ -274,4 +301,5 @@ FAMILIES: Final[tuple[Family, ...]] = (
     WORKFLOWS,
     BUILD_INFO,
     WEB_CONFIG_RELOADS,
+    SHARD_INFO,
 )

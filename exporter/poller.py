@@ -5,6 +5,7 @@ loop restarted."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
@@ -189,13 +190,33 @@ def build(
     savers: Mapping[str, WorkspaceSaver] | None = None,
     clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Published, list[Poller]]:
-    """The pollers; with ``savers`` (state.path), each workspace continues from its saved state."""
-    published = Published([w.name for w in config.workspaces])
+    """The pollers of the workspaces this shard takes part in (all of them unsharded); with ``savers``
+    (state.path), each workspace continues from its saved state. A workspace split by workflow polls
+    with this shard's share of the request budget."""
+    parts = config.parts()
+    published = Published(list(parts), parts=parts, sharding=config.sharding.current)
     savers = savers or {}
-    pollers = [
-        Poller(w, config, published.publish, checkpoint=checkpoint, saver=savers.get(w.name), clock=clock)
-        for w in config.workspaces
-    ]
+    pollers = []
+    for workspace in config.workspaces:
+        part = parts.get(workspace.name)
+        if part is None:
+            continue
+        own = config
+        if part.split:
+            rate, burst = part.budget(config.api.requests_per_second, config.api.burst)
+            own = dataclasses.replace(
+                config, api=dataclasses.replace(config.api, requests_per_second=rate, burst=burst)
+            )
+        pollers.append(
+            Poller(
+                dataclasses.replace(workspace, part=part),
+                own,
+                published.publish,
+                checkpoint=checkpoint,
+                saver=savers.get(workspace.name),
+                clock=clock,
+            )
+        )
     for poller in pollers:
         published.publish(poller.state.snapshot)
     return published, pollers

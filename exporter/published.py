@@ -26,7 +26,7 @@ import gzip as gzip_module
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from exporter.render import (
     EMPTY_CHUNKS,
@@ -35,8 +35,10 @@ from exporter.render import (
     join_workspace,
     render_workflow,
     render_workspace_own,
+    shard_info_line,
     workspace_label,
 )
+from exporter.sharding import WHOLE, Part, Sharding
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
 
@@ -61,8 +63,17 @@ Key = tuple[bool, bool]  # (openmetrics, gzip)
 class Published:
     """The latest snapshot of every workspace, and their exposition rendered on demand."""
 
-    def __init__(self, workspace_names: Sequence[str], *, render_gap: float = RENDER_GAP) -> None:
+    def __init__(
+        self,
+        workspace_names: Sequence[str],
+        *,
+        render_gap: float = RENDER_GAP,
+        parts: Mapping[str, Part] | None = None,
+        sharding: Sharding | None = None,
+    ) -> None:
         self._snapshots = {name: WorkspaceState(name).snapshot for name in workspace_names}
+        self._parts = dict(parts or {})  # this shard's part of each workspace (whole when absent)
+        self._shard_info = shard_info_line(sharding or Sharding())
         self._generation = 0
         self._render_gap = render_gap
         # Event loop only:
@@ -94,6 +105,13 @@ class Published:
     @property
     def ready(self) -> bool:
         return all(snapshot.attempted for snapshot in self._snapshots.values())
+
+    def render_now(self, openmetrics: bool) -> bytes:
+        """The exposition of what is published now, never an earlier body (--once prints it: a scrape
+        of a big body may get the previous one, see the module's docstring)."""
+        with self._lock:
+            chunks = self._chunks(self.workspaces())
+        return assemble(chunks, openmetrics, self._shard_info)
 
     async def exposition(self, openmetrics: bool, gzip: bool) -> bytes:
         key = (openmetrics, gzip)
@@ -186,13 +204,12 @@ class Published:
                 chunks = self._chunks(snapshots)
         return self._finish(chunks, plain, openmetrics, gzip)
 
-    @staticmethod
     def _finish(
-        chunks: Sequence[Chunks], plain: bytes | None, openmetrics: bool, gzip: bool
+        self, chunks: Sequence[Chunks], plain: bytes | None, openmetrics: bool, gzip: bool
     ) -> tuple[bytes, bytes]:
         """(uncompressed body, body as asked)."""
         if plain is None:
-            plain = assemble(chunks, openmetrics)
+            plain = assemble(chunks, openmetrics, self._shard_info)
         if not gzip:
             return plain, plain
         return plain, gzip_module.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
@@ -228,7 +245,8 @@ class Published:
                 )
             current[workflow.uid] = hit
         self._workflow_chunks[snapshot.name] = current
-        own = _safely(functools.partial(render_workspace_own, label, snapshot), snapshot.name)
+        part = self._parts.get(snapshot.name, WHOLE)
+        own = _safely(functools.partial(render_workspace_own, label, snapshot, part), snapshot.name)
         return join_workspace((current[workflow.uid][1] for workflow in snapshot.workflows), own)
 
 

@@ -48,6 +48,8 @@ from exporter.families import (
     RUNS_BY_API_STATUS,
     RUNS_POSTPONED,
     RUNS_SKIPPED,
+    SHARD,
+    SHARD_INFO,
     STATUS_CHANGES,
     UP,
     WEB_CONFIG_RELOADS,
@@ -58,6 +60,7 @@ from exporter.families import (
     Family,
 )
 from exporter.needs_action import newest_first
+from exporter.sharding import WHOLE, Part, Sharding
 from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnapshot
 
 #: captaindata_web_config_reloads_total by result, process-wide; the web config source counts into it.
@@ -300,28 +303,34 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     return lines.chunks()
 
 
-def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
-    """The series of a workspace that are not per workflow, and its needs-action runs."""
+def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot, part: Part = WHOLE) -> Chunks:
+    """The series of a workspace that are not per workflow, and its needs-action runs. For a workspace
+    split by workflow (``part``), this shard's own values carry its ``shard`` label, and only the
+    workspace's owner shard exports its workflow count (families.PER_SHARD)."""
     lines = _Lines()
     needing = [(workflow, run) for workflow in snapshot.workflows for run in workflow.needs_action]
     for workflow, run in newest_first(
         needing, snapshot.needs_action_limit, lambda item: item[1].since, lambda item: item[1].uid
     ):
         lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, (run.status, run.uid, run.name))
+    own = f"{_pair(SHARD, part.shard)},{workspace}" if part.split else workspace
     api = snapshot.api
-    lines.counters(API_REQUESTS, workspace, api.requests)
-    lines.counters(API_FAILURES, workspace, api.failures)
-    lines.counters(API_RATE_LIMITED, workspace, api.rate_limited)
-    lines.histograms(API_DURATION, workspace, api.durations)
-    lines.gauge(RETRY_AFTER, workspace, api.retry_after)
-    lines.gauge(UP, workspace, 1 if snapshot.up else 0)
+    lines.counters(API_REQUESTS, own, api.requests)
+    lines.counters(API_FAILURES, own, api.failures)
+    lines.counters(API_RATE_LIMITED, own, api.rate_limited)
+    lines.histograms(API_DURATION, own, api.durations)
+    lines.gauge(RETRY_AFTER, own, api.retry_after)
+    lines.gauge(UP, own, 1 if snapshot.up else 0)
     if snapshot.last_success is not None:
-        lines.gauge(LAST_POLL_SUCCESS, workspace, snapshot.last_success)
+        lines.gauge(LAST_POLL_SUCCESS, own, snapshot.last_success)
     if snapshot.last_poll_duration is not None:
-        lines.gauge(POLL_DURATION, workspace, snapshot.last_poll_duration)
-    lines.counters(POLL_ERRORS, workspace, snapshot.poll_errors)
-    lines.counters(RUNS_SKIPPED, workspace, snapshot.runs_skipped)
-    lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
+        lines.gauge(POLL_DURATION, own, snapshot.last_poll_duration)
+    lines.counters(POLL_ERRORS, own, snapshot.poll_errors)
+    lines.counters(RUNS_SKIPPED, own, snapshot.runs_skipped)
+    if not part.split:
+        lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
+    elif part.owner and snapshot.workflows_tracked is not None:
+        lines.gauge(WORKFLOWS, workspace, snapshot.workflows_tracked)
     return lines.chunks()
 
 
@@ -364,19 +373,30 @@ def _web_config_reload_lines() -> bytes:
     return lines.chunks()[_SHAPES[WEB_CONFIG_RELOADS.name].index]
 
 
-def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
+def shard_info_line(sharding: Sharding) -> bytes:
+    """The ``captaindata_exporter_shard_info`` sample of this process."""
+    lines = _Lines()
+    lines.gauge(SHARD_INFO, "", 1, (str(sharding.shard), str(sharding.total)))
+    return lines.chunks()[_SHAPES[SHARD_INFO.name].index]
+
+
+UNSHARDED_INFO_LINE = shard_info_line(Sharding())
+
+
+def assemble(
+    workspaces: Sequence[Chunks], openmetrics: bool, shard_info: bytes = UNSHARDED_INFO_LINE
+) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
-    build_info = _SHAPES[BUILD_INFO.name].index
-    web_config_reloads = _SHAPES[WEB_CONFIG_RELOADS.name].index
+    process = {
+        _SHAPES[BUILD_INFO.name].index: BUILD_INFO_LINE,
+        _SHAPES[WEB_CONFIG_RELOADS.name].index: _web_config_reload_lines(),
+        _SHAPES[SHARD_INFO.name].index: shard_info,
+    }
     body: list[bytes] = []
     for family, header in enumerate(headers):
-        if family == build_info:
-            chunks = [BUILD_INFO_LINE]
-        elif family == web_config_reloads:
-            chunks = [_web_config_reload_lines()]
-        else:
-            chunks = [ws[family] for ws in workspaces if ws[family]]
+        line = process.get(family)
+        chunks = [line] if line is not None else [ws[family] for ws in workspaces if ws[family]]
         if chunks:
             body.append(header)
             body.extend(chunks)
@@ -385,11 +405,17 @@ def assemble(workspaces: Sequence[Chunks], openmetrics: bool) -> bytes:
     return b"".join(body)
 
 
-def render(snapshots: Sequence[WorkspaceSnapshot], openmetrics: bool) -> bytes:
+def render(
+    snapshots: Sequence[WorkspaceSnapshot],
+    openmetrics: bool,
+    parts: Mapping[str, Part] | None = None,
+    sharding: Sharding | None = None,
+) -> bytes:
     """Everything at once, without caches (tests and benchmarks)."""
     joined = []
     for snapshot in snapshots:
         label = workspace_label(snapshot.name)
         flows = [render_workflow(label, workflow) for workflow in snapshot.workflows]
-        joined.append(join_workspace(flows, render_workspace_own(label, snapshot)))
-    return assemble(joined, openmetrics)
+        part = (parts or {}).get(snapshot.name, WHOLE)
+        joined.append(join_workspace(flows, render_workspace_own(label, snapshot, part)))
+    return assemble(joined, openmetrics, shard_info_line(sharding or Sharding()))

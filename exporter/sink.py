@@ -100,9 +100,9 @@ class StateSink:
     async def _apply(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:
         self.publish(await self.call(apply, *args))
 
-    async def workflows_listed(self, workflows: Sequence[Workflow]) -> None:
+    async def workflows_listed(self, workflows: Sequence[Workflow], tracked: int | None = None) -> None:
         """The complete current list, after the config's filter."""
-        await self._apply(self.state.workflows_listed, list(workflows))
+        await self._apply(self.state.workflows_listed, list(workflows), tracked)
 
     async def runs_read(self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True) -> None:
         await self._apply(self.state.runs_read, workflow, parsed, complete)

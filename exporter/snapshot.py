@@ -87,3 +87,6 @@ class WorkspaceSnapshot:
     api: ApiStatsSnapshot = field(default_factory=ApiStatsSnapshot)
     needs_action_limit: int = MetricsConfig.needs_action_limit
     workflows: tuple[WorkflowSnapshot, ...] = field(default=())  # sorted by uid
+    # A workspace split by workflow: the workflows its last list tracked in all (every shard's); None
+    # until listed, and for a workspace polled whole (then it tracks them all: len(workflows)).
+    workflows_tracked: int | None = None

@@ -142,6 +142,7 @@ class WorkspaceState:
         self.listed_once = False  # workflows of the first list are the baseline
         self.workflows: dict[str, WorkflowState] = {}  # in list order
         self.owner: dict[str, str] = {}  # run uid -> the workflow uid it is counted under
+        self.workflows_tracked: int | None = None  # split by workflow: the whole workspace's count
         # Workflow uids changed or removed since the state saver last took them (exporter/persist/).
         self.changed: set[str] = set()
         self.removed: set[str] = set()
@@ -158,7 +159,10 @@ class WorkspaceState:
         self._failures = {}
         self._read = set()
 
-    def workflows_listed(self, workflows: Sequence[Workflow]) -> WorkspaceSnapshot:
+    def workflows_listed(self, workflows: Sequence[Workflow], in_all: int | None = None) -> WorkspaceSnapshot:
+        """The workflows to track; ``in_all``: how many the whole workspace tracks, when this shard
+        tracks only its own part of them (a workspace split by workflow)."""
+        self.workflows_tracked = in_all
         listed = {workflow.uid: workflow for workflow in workflows}
         for uid in [uid for uid in self.workflows if uid not in listed]:
             self._forget(uid)
@@ -326,5 +330,6 @@ class WorkspaceState:
             api=self.api.snapshot(),
             needs_action_limit=self.needs_action_limit,
             workflows=tuple(workflows),
+            workflows_tracked=self.workflows_tracked,
         )
         return self._snapshot

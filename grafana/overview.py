@@ -38,6 +38,10 @@ from grafana.sections import (
 
 #: What the words of grafana/panels.yaml call what this dashboard shows (their ${scope}).
 SCOPE = "the selected workspaces and workflows"
+# Sharding: a workspace split by workflow has one series per shard of its requests and polls, told apart
+# by `shard` (families.PER_SHARD). Merging replicas by (workspace, shard) and then adding the shards (or
+# taking the worst) gives one exporter's value; without the label (not split) it is the same query.
+SHARD = "shard"
 
 
 def dashboard(runbook_base_url: str) -> dash.Dashboard:
@@ -76,8 +80,12 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
                 "reqps",
                 [
                     query(
-                        "max by (workspace, endpoint, limit_type) (rate(captaindata_api_rate_limited_total"
-                        f"{sel(WORKSPACE)}[$__rate_interval]))",
+                        "sum by (workspace, endpoint, limit_type) ("
+                        + dedup(
+                            f"workspace, {SHARD}, endpoint, limit_type",
+                            f"rate(captaindata_api_rate_limited_total{sel(WORKSPACE)}[$__rate_interval])",
+                        )
+                        + ")",
                         "{{workspace}} {{endpoint}} {{limit_type}}",
                     )
                 ],
@@ -92,7 +100,7 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
                     query(
                         "sum by (code) ("
                         + dedup(
-                            "workspace, endpoint, code",
+                            f"workspace, {SHARD}, endpoint, code",
                             f"rate(captaindata_api_requests_total{sel(WORKSPACE)}[$__rate_interval])",
                         )
                         + ")",
@@ -113,7 +121,7 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
                     query(
                         f"histogram_quantile({q}, sum by (le, endpoint) ("
                         + dedup(
-                            "workspace, endpoint, le",
+                            f"workspace, {SHARD}, endpoint, le",
                             "rate(captaindata_api_request_duration_seconds_bucket"
                             f"{sel(WORKSPACE)}[$__rate_interval])",
                         )
@@ -150,7 +158,7 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
 def health_panels() -> list[Builder[model.Panel]]:
     up = stat_panel(
         "Workspace up",
-        f"max by (workspace) (captaindata_up{sel(WORKSPACE)})",
+        f"min by (workspace) ({dedup(f'workspace, {SHARD}', f'captaindata_up{sel(WORKSPACE)}')})",
         "{{workspace}}",
         unit="none",
         span=4,
@@ -168,7 +176,9 @@ def health_panels() -> list[Builder[model.Panel]]:
     )
     since = stat_panel(
         "Time since last successful poll",
-        f"time() - max by (workspace) (captaindata_last_poll_success_timestamp_seconds{sel(WORKSPACE)})",
+        "time() - min by (workspace) ("
+        + dedup(f"workspace, {SHARD}", f"captaindata_last_poll_success_timestamp_seconds{sel(WORKSPACE)}")
+        + ")",
         "{{workspace}}",
         unit="s",
         span=4,
@@ -191,7 +201,7 @@ def health_panels() -> list[Builder[model.Panel]]:
             query(
                 "sum by (reason) ("
                 + dedup(
-                    "workspace, reason",
+                    f"workspace, {SHARD}, reason",
                     f"rate(captaindata_poll_errors_total{sel(WORKSPACE)}[$__rate_interval])",
                 )
                 + ")",
@@ -235,7 +245,7 @@ def health_panels() -> list[Builder[model.Panel]]:
             query(
                 "sum by (reason) ("
                 + dedup(
-                    "workspace, reason",
+                    f"workspace, {SHARD}, reason",
                     f"rate(captaindata_runs_skipped_total{sel(WORKSPACE)}[$__rate_interval])",
                 )
                 + ")",
@@ -248,7 +258,7 @@ def health_panels() -> list[Builder[model.Panel]]:
         "Internal errors",
         "sum("
         + dedup(
-            "workspace",
+            f"workspace, {SHARD}",
             f"increase(captaindata_poll_errors_total{sel(WORKSPACE, reason='internal')}[$__range])",
         )
         + ")",

@@ -30,6 +30,7 @@ JOURNAL_SUFFIX = ".journal"
 #: Suffixes of a rejected journal, kept beside the new one for inspection (only the latest of each).
 CORRUPT_SUFFIX = ".corrupt"
 MISMATCH_SUFFIX = ".mismatch"
+MOVED_SUFFIX = ".moved"  # the workspace is another shard's now (exporter/sharding.py)
 #: A journal is compacted once it is larger than this many times its live records, and than this size.
 COMPACT_RATIO = 2.0
 COMPACT_MIN_BYTES = 64 * 1024
@@ -58,6 +59,9 @@ class WorkspaceIdentity:
     workspace_uid: str
     base_url: str
     api_version: str
+    #: For a workspace split by workflow, which shard's part among how many ("" when polled whole):
+    #: another split is another set of workflows, so its journal starts a fresh baseline.
+    part: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -65,6 +69,7 @@ class WorkspaceIdentity:
             "workspace_uid": self.workspace_uid,
             "base_url": self.base_url,
             "api_version": self.api_version,
+            **({"part": self.part} if self.part else {}),
         }
 
 
@@ -268,6 +273,13 @@ class WorkspaceJournal:
             extra={**log, "workflows": len(loaded.workflows), "bytes": len(content)},
         )
         return loaded
+
+    def set_aside_moved(self, reason: str) -> None:
+        """The workspace is another shard's now: its journal here is set aside, so that if it comes
+        back to this shard later it starts from a fresh baseline, not from stale counts."""
+        with self._lock:
+            if self.path.exists():
+                self._set_aside(reason, MOVED_SUFFIX)
 
     def discard(self, reason: str) -> None:
         """The loaded records could not be used: set the file aside as corrupt."""

@@ -4,6 +4,7 @@ save the workflows whose counted data changed, with the workspace's record, as o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,9 @@ def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
         workspace_uid=str(getattr(workspace, "workspace_uid", "") or ""),
         base_url=workspace.base_url,
         api_version=workspace.api_version,
+        part=f"workflows of shard {workspace.part.shard} of {workspace.part.total}"
+        if workspace.part.split
+        else "",
     )
 
 
@@ -147,16 +151,24 @@ class WorkspaceSaver:
 
 
 def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:
-    """The locked state directory and one saver per configured workspace, or (None, None) when
-    ``state.path`` is unset. Journals of workspaces no longer configured are left alone.
+    """The locked state directory and one saver per workspace this shard polls, or (None, None) when
+    ``state.path`` is unset. Journals of workspaces no longer configured are left alone; those of
+    workspaces another shard polls now are set aside (exporter/sharding.py).
     Raises StateDirectoryError."""
     if config.state.path is None:
         return None, None
     directory = StateDirectory(config.state.path)
     directory.open()
     limit = config.metrics.needs_action_limit
-    savers = {
-        workspace.name: WorkspaceSaver(directory.journal(identity(workspace)), limit)
-        for workspace in config.workspaces
-    }
+    parts = config.parts()
+    savers = {}
+    for workspace in config.workspaces:
+        part = parts.get(workspace.name)
+        if part is None:  # another shard's workspace (exporter/sharding.py)
+            shard = config.sharding.current
+            reason = f"workspace {workspace.name} is polled by another of the {shard.total} shards"
+            directory.journal(identity(workspace)).set_aside_moved(reason)
+            continue
+        journal = directory.journal(identity(dataclasses.replace(workspace, part=part)))
+        savers[workspace.name] = WorkspaceSaver(journal, limit)
     return directory, savers

@@ -164,6 +164,29 @@ def running_prometheus(
 
 
 @contextmanager
+def running_prometheus_on(data: Path, workdir: Path, timeout: float = 30.0) -> Iterator[Prometheus]:
+    """Run Prometheus on a free loopback port over the TSDB in ``data`` (blocks made by ``promtool
+    tsdb create-blocks-from``), scraping nothing: for queries at chosen times over chosen samples."""
+    home = workdir / f"prometheus-{time.monotonic_ns()}"
+    home.mkdir(parents=True)
+    config_path = home / "prometheus.yml"
+    config_path.write_text(yaml.safe_dump({"global": {"scrape_interval": "1m"}}))
+    port = free_port()
+    argv = [
+        PROMETHEUS,
+        f"--config.file={config_path}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address={LOOPBACK}:{port}",
+        "--storage.tsdb.retention.time=3650d",
+        "--log.level=warn",
+    ]
+    log_path = home / "prometheus.log"
+    url = f"http://{LOOPBACK}:{port}"
+    with running_server(argv, log_path, f"{url}/-/ready", "Prometheus", timeout):
+        yield Prometheus(url=url, log_path=log_path)
+
+
+@contextmanager
 def running_alertmanager(
     workdir: Path, config: dict[str, Any], timeout: float = 30.0
 ) -> Iterator[Alertmanager]:

@@ -34,6 +34,7 @@ class V3Source:
         self.transport = transport
         self.api = config.api
         self.filter = workspace.workflows
+        self.part = workspace.part
         self.unknown = UnknownStatuses(workspace.name)
         self.clock = clock  # bounds how far in the future a run's timestamp may lie
         self.page_size: int | None = None
@@ -43,7 +44,12 @@ class V3Source:
     async def poll(self, sink: StateSink) -> None:
         listed = await self.transport.get(WORKFLOWS_ENDPOINT, "/v3/workflows", None, parse_workflows_body)
         workflows = [w for w in listed.items if self.filter.keeps(w.uid, w.name)]
-        await sink.workflows_listed(workflows)
+        if self.part.split:  # this shard's workflows; the whole workspace's count for its owner shard
+            tracked = len(workflows)
+            workflows = [w for w in workflows if self.part.owns_workflow(w.uid)]
+            await sink.workflows_listed(workflows, tracked)
+        else:
+            await sink.workflows_listed(workflows)
         keep = {w.uid for w in workflows}
         self._listing = {uid: seen for uid, seen in self._listing.items() if uid in keep}
         limit = asyncio.Semaphore(self.api.concurrency)
