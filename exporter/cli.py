@@ -39,6 +39,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import setup_logging
+from exporter.push.config import add_push_flags, apply_push_flags
 
 if TYPE_CHECKING:
     from aiohttp.web import BaseRunner
@@ -138,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         "--check-config", action="store_true", help="validate the configuration file and exit (0 if valid)"
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    add_push_flags(parser)
     return parser
 
 
@@ -299,6 +301,9 @@ async def _serve(
         logger.error("cannot use the state directory (state.path)", extra={"error": str(error)})
         return EXIT_CONFIG_ERROR
     published, pollers = build(config, savers=savers)
+    from exporter.push.apply import wire_push
+
+    push = wire_push(config, pollers, published)
     host, port = parse_listen_address(config.web.listen_address)
     app = create_app(published, lambda: unhealthy(pollers))
     if web_source is not None:
@@ -335,6 +340,21 @@ async def _serve(
         )
         await _close(pollers, state_directory, runner)
         return EXIT_CANNOT_LISTEN
+    if push is not None:
+        try:
+            await push.start()
+        except OSError as error:
+            push_address = push.push.listen_address
+            reason = error.strerror or str(error)
+            logger.error("cannot listen for pushes", extra={"address": push_address, "error": reason})
+            print(
+                f"captaindata-exporter: cannot listen on {push_address} (push.listen_address): {reason}.",
+                file=sys.stderr,
+                flush=True,
+            )
+            await _close(pollers, state_directory, runner)
+            return EXIT_CANNOT_LISTEN
+        logger.info("receiving pushes", extra={"address": push.push.listen_address, "port": push.port})
     logger.info(
         "serving metrics",
         extra={
@@ -358,6 +378,8 @@ async def _serve(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if push is not None:
+        await push.aclose()
     await _close(pollers, state_directory, runner)
     return 0
 
@@ -438,6 +460,11 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(
             config, web=dataclasses.replace(config.web, listen_address=args.listen_address)
         )
+    try:
+        config = apply_push_flags(config, args)
+    except ValueError as error:
+        print(f"captaindata-exporter: {error}", file=sys.stderr)
+        return EXIT_USAGE
     state_path = args.state_path
     if state_path is None and config.state.path is None:
         state_path = os.environ.get(STATE_PATH_ENV)  # the container image's default
