@@ -87,6 +87,7 @@ def wire_push(config: Config, pollers: Sequence[Poller], published: Published) -
     service = PushService.build(config, appliers)
     if service is None:
         return None
+    service.stats.reachable = frozenset(w.name for w in config.workspaces if push_on_for(config, w.name))
     published.attach_push(service.stats)
     window = WINDOW_INTERVALS * config.poll.interval
     for poller in pollers:

@@ -48,6 +48,7 @@ class PushFigures:
     missed: Mapping[str, int]
     last_event: Mapping[str, float | None]
     apply_seconds: Mapping[str, HistogramSnapshot]
+    enabled: Mapping[str, bool]  # whether pushes can reach the workspace (a token, or basic auth)
 
 
 class PushStats:
@@ -69,6 +70,7 @@ class PushStats:
         self._apply = {name: Histogram(PUSH_APPLY_BUCKETS) for name in names}
         self._lock = threading.Lock()  # missed pushes are counted from the workspace's thread
         self.on_change: Callable[[], None] | None = None
+        self.reachable: frozenset[str] = frozenset(names)  # set by exporter/push/apply.py
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -123,4 +125,5 @@ class PushStats:
                 missed=dict(self._missed),
                 last_event=dict(self._last_event),
                 apply_seconds={name: h.snapshot() for name, h in self._apply.items()},
+                enabled={name: name in self.reachable for name in self._applied},
             )
