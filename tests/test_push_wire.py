@@ -203,7 +203,8 @@ def test_a_dropped_push_is_counted_as_missed_by_the_next_poll(push_on: Wired) ->
     assert missed == 1
     push_on.sim.update_run(run, "shutdown", finish_time=time.time())  # and no push
     wait_for(
-        lambda: push_on.value("captaindata_push_missed_total", workspace="acme") == missed + 1, "a missed push"
+        lambda: push_on.value("captaindata_push_missed_total", workspace="acme") == missed + 1,
+        "a missed push",
     )
     shutdown = {"workspace": "acme", "workflow_uid": "wf-1", "status": "shutdown"}
     assert push_on.value("captaindata_run_status_changes_total", **shutdown) == 1
