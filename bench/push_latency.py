@@ -130,7 +130,9 @@ def build_sim() -> tuple[Simulator, dict[str, list[tuple[str, str]]]]:
     return sim, pairs
 
 
-def exporter_config(base_url: str, side: str, interval: str, push_port: int | None) -> dict[str, Any]:
+def exporter_config(
+    base_url: str, side: str, interval: str, push_port: int | None, rps: float | None
+) -> dict[str, Any]:
     workspace: dict[str, Any] = {
         "name": side,
         "workspace_uid": UIDS[side],
@@ -138,6 +140,8 @@ def exporter_config(base_url: str, side: str, interval: str, push_port: int | No
         "base_url": base_url,
     }
     config: dict[str, Any] = {"workspaces": [workspace], "poll": {"interval": interval}}
+    if rps is not None:  # --tiny: quicker first polls (the defaults otherwise)
+        config["api"] = {"requests_per_second": rps, "burst": int(rps)}
     if push_port is not None:
         workspace["push_token"] = TOKEN
         config["push"] = {"listen_address": f"127.0.0.1:{push_port}"}
@@ -303,7 +307,9 @@ def show(name: str, values: list[float]) -> str:
     )
 
 
-def main(changes: int, spacing: float, poll_interval: float, rate: float, seconds: float) -> int:
+def main(
+    changes: int, spacing: float, poll_interval: float, rate: float, seconds: float, rps: float | None = None
+) -> int:
     sim, pairs = build_sim()
     host = SimThread(sim)
     host.start()
@@ -312,8 +318,8 @@ def main(changes: int, spacing: float, poll_interval: float, rate: float, second
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
-            push_config = exporter_config(host.url, "push", RECONCILE, push_port)
-            poll_config = exporter_config(host.url, "poll", interval, None)
+            push_config = exporter_config(host.url, "push", RECONCILE, push_port, rps)
+            poll_config = exporter_config(host.url, "poll", interval, None, rps)
             with (
                 exporter(workdir, "push", push_config, push_port) as push,
                 exporter(workdir, "poll", poll_config, None) as poll,
@@ -384,5 +390,5 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if args.tiny:
-        sys.exit(main(4, 0.5, 2.0, 50.0, 1.0))
+        sys.exit(main(4, 0.5, 2.0, 50.0, 1.0, rps=50.0))
     sys.exit(main(args.changes, args.spacing, args.poll_interval, args.rate, args.seconds))
