@@ -57,7 +57,10 @@ def _push(push: PushFigures, name: str) -> dict[str, Any]:
         "events": counts.get("accepted", 0) + counts.get("duplicate", 0),
         "applied": push.applied.get(name, 0),
         "missed": push.missed.get(name, 0),
-        "refused": sum(n for outcome, n in counts.items() if outcome not in ("accepted", "duplicate")),
+        "fetch_failed": counts.get("fetch_failed", 0),
+        "refused": sum(
+            n for outcome, n in counts.items() if outcome not in ("accepted", "duplicate", "fetch_failed")
+        ),
     }
 
 
