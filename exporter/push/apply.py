@@ -1,4 +1,4 @@
-"""Phase 2 of push: each event becomes one targeted read of its run through the workspace's own
+"""Push, applied: each event becomes one targeted read of its run through the workspace's own
 transport (the same request budget and 429 window as polling), applied to the state as a polled run
 would be, and published at once. Also wires the missed-push accounting into each workspace's state."""
 
