@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -283,3 +285,36 @@ def test_the_token_is_never_echoed(push_on: Wired) -> None:
     for text in seen:
         for secret in (*TOKENS.values(), V3_KEY, V4_KEY):
             assert secret not in text
+
+
+def test_the_metrics_port_serves_no_push_path(push_on: Wired) -> None:
+    url = f"{push_on.exporter.url}/push/acme"
+    response = httpx.post(url, json=v3_webhook("r1"), headers={"Authorization": f"Bearer {TOKENS['acme']}"})
+    assert response.status_code in (404, 405)
+    assert httpx.get(f"{push_on.push_url}/metrics", timeout=10).status_code in (404, 405)
+    assert httpx.get(f"{push_on.push_url}/-/healthy", timeout=10).status_code == 200
+
+
+def test_the_push_flag_overrides_the_config_and_a_taken_push_port_exits_3(tmp_path: Path) -> None:
+    sim = make_sim()
+    with running_simulator(sim) as sim_url, socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        path = tmp_path / "config.yaml"
+        path.write_text(json.dumps(config(sim_url, free_port(), "1h")))  # JSON is YAML
+        argv = [sys.executable, "-m", "exporter", "--config", str(path)]
+        argv += ["--web.listen-address", f"{LOOPBACK}:{free_port()}"]
+        argv += ["--push.listen-address", f"{LOOPBACK}:{busy}"]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 3, result.stderr
+    assert f"cannot listen on {LOOPBACK}:{busy} (push.listen_address)" in result.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "exporter", "--config", str(path), "--push.listen-address", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "--push.listen-address" in bad.stderr
