@@ -3,7 +3,7 @@ Prints the 202 latency (p50, p99, max) and the latency of /-/healthy on the same
 
 Each push is a v3 webhook for one of RUNS runs (so bursts of the same run coalesce), sent on its own
 schedule (no coordinated omission). The read behind each event is a stand-in that takes READ_SECONDS:
-phase 2 plugs the real targeted read in (bench/push_latency.py will then measure the whole path).
+bench/push_latency.py measures the whole path, with the real targeted read (here it is a stand-in).
 
     python -m bench.push_receiver [--rate 200] [--seconds 30]
 """

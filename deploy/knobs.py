@@ -52,6 +52,9 @@ class Knobs:
     workflow_stale_threshold: str = _knob("workflow_stale_threshold")
     workflow_stale_for: str = _knob("workflow_stale_for")
     internal_errors_window: str = _knob("internal_errors_window")
+    # push (#16)
+    push_missed_window: str = _knob("push_missed_window")
+    push_missed_for: str = _knob("push_missed_for")
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

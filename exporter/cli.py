@@ -14,11 +14,12 @@ import gc
 import logging
 import os
 import platform
+import secrets
 import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ from exporter.config import (
     parse_listen_address,
 )
 from exporter.logs import setup_logging
+from exporter.push.config import PushConfig, add_push_flags, apply_push_flags
 from exporter.sharding import AUTO, MAX_TOTAL_SHARDS, owner
 
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
     from exporter.persist.journal import StateDirectory
     from exporter.poller import Poller
     from exporter.published import Published
+    from exporter.simulator import Simulator
+    from exporter.simulator.push import PushSender
     from exporter.webconfig import WebConfigSource
 
 logger = logging.getLogger("exporter")
@@ -59,7 +63,11 @@ EXIT_CONFIG_ERROR = EXIT_USAGE
 EXIT_CANNOT_LISTEN = 3  # the listen address cannot be bound (taken, or not ours)
 #: The state directory when neither --state.path nor state.path sets one (the container image sets it).
 STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
-DEMO_POLL_INTERVAL = 5.0
+#: The demo receives pushes (#16), so its polls are only the reconciliation: a run's change shows
+#: within a second through push, where this interval alone would take up to 30 s.
+DEMO_POLL_INTERVAL = 30.0
+#: The demo's push listener: loopback only, any free port (the simulator is told which).
+DEMO_PUSH_ADDRESS = "127.0.0.1:0"
 GC_THRESHOLDS = (50_000, 50, 100)  # CPython's defaults: (700 or 2000, 10, 10)
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
@@ -158,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         "--check-config", action="store_true", help="validate the configuration file and exit (0 if valid)"
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    add_push_flags(parser)
     return parser
 
 
@@ -172,7 +181,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _demo_config(
-    base_url: str, workspace_uid: str, api_key: str, listen_address: str, v4_api_key: str | None = None
+    base_url: str,
+    workspace_uid: str,
+    api_key: str,
+    listen_address: str,
+    v4_api_key: str | None = None,
+    push_tokens: Mapping[str, str] | None = None,
 ) -> Config:
     v4 = WorkspaceConfig(
         name="demo-v4",
@@ -192,11 +206,45 @@ def _demo_config(
         poll=PollConfig(interval=DEMO_POLL_INTERVAL),
         api=ApiConfig(requests_per_second=100.0, burst=100, retry_backoff=0.2, retry_backoff_max=2.0),
         web=WebConfig(listen_address),
+        push=PushConfig(
+            listen_address=DEMO_PUSH_ADDRESS,
+            tokens={name: Secret(token) for name, token in (push_tokens or {}).items()},
+        )
+        if push_tokens
+        else None,
     )
 
 
+class _DemoPushes:
+    """The demo's simulator pushes its runs' changes to the demo's own push listener, with a token,
+    once that listener has a port (``started``)."""
+
+    def __init__(self, sim: Simulator, targets: Mapping[str, tuple[str, str, str]]) -> None:
+        self.sim = sim
+        self.targets = targets  # simulator workspace uid -> (workspace name, token, api version)
+        self.sender: PushSender | None = None
+
+    async def started(self, port: int) -> None:
+        from exporter.simulator.push import PushSender, PushTarget
+
+        self.sender = PushSender(
+            self.sim,
+            {
+                uid: PushTarget(
+                    f"http://127.0.0.1:{port}/push/{name}", token, "v4" if version == "v4" else "v3"
+                )
+                for uid, (name, token, version) in self.targets.items()
+            },
+        )
+        self.sender.start()
+
+    async def aclose(self) -> None:
+        if self.sender is not None:
+            await self.sender.aclose()
+
+
 @contextlib.asynccontextmanager
-async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
+async def _demo_simulator(listen_address: str) -> AsyncIterator[tuple[Config, _DemoPushes]]:
     from exporter.simulator import build_demo_simulator, start_simulator
     from exporter.simulator.scenarios import DEMO_REQUEST_BUDGET
     from exporter.simulator.v4demo import add_demo_v4_workspace
@@ -204,10 +252,19 @@ async def _demo_simulator(listen_address: str) -> AsyncIterator[Config]:
     sim = build_demo_simulator(request_budget=DEMO_REQUEST_BUDGET)
     workspace = next(iter(sim.workspaces.values()))
     v4_api_key = add_demo_v4_workspace(sim)  # the v3 and v4 demos side by side
+    v4_uid = next(uid for uid, w in sim.workspaces.items() if w.api_key == v4_api_key)
+    tokens = {"demo": secrets.token_urlsafe(24), "demo-v4": secrets.token_urlsafe(24)}
+    pushes = _DemoPushes(
+        sim, {workspace.uid: ("demo", tokens["demo"], "v3"), v4_uid: ("demo-v4", tokens["demo-v4"], "v4")}
+    )
     runner, base_url = await start_simulator(sim, "127.0.0.1", 0)
     try:
-        yield _demo_config(base_url, workspace.uid, workspace.api_key, listen_address, v4_api_key)
+        yield (
+            _demo_config(base_url, workspace.uid, workspace.api_key, listen_address, v4_api_key, tokens),
+            pushes,
+        )
     finally:
+        await pushes.aclose()
         await runner.cleanup()
 
 
@@ -298,7 +355,10 @@ async def _poll_once_and_print(config: Config) -> int:
 
 
 async def _serve(
-    config: Config, web_source: WebConfigSource | None = None, banner: Callable[[], None] | None = None
+    config: Config,
+    web_source: WebConfigSource | None = None,
+    banner: Callable[[], None] | None = None,
+    on_push: Callable[[int], Awaitable[None]] | None = None,
 ) -> int:
     from aiohttp import web
 
@@ -321,6 +381,9 @@ async def _serve(
         logger.error("cannot use the state directory (state.path)", extra={"error": str(error)})
         return EXIT_CONFIG_ERROR
     published, pollers = build(config, savers=savers)
+    from exporter.push.apply import wire_push
+
+    push = wire_push(config, pollers, published)
     host, port = parse_listen_address(config.web.listen_address)
     app = create_app(published, lambda: unhealthy(pollers))
     app.middlewares.insert(0, bounded_writes(config.web.idle_timeout))
@@ -360,6 +423,23 @@ async def _serve(
         )
         await _close(pollers, state_directory, runner)
         return EXIT_CANNOT_LISTEN
+    if push is not None:
+        try:
+            await push.start()
+        except OSError as error:
+            push_address = push.push.listen_address
+            reason = error.strerror or str(error)
+            logger.error("cannot listen for pushes", extra={"address": push_address, "error": reason})
+            print(
+                f"captaindata-exporter: cannot listen on {push_address} (push.listen_address): {reason}.",
+                file=sys.stderr,
+                flush=True,
+            )
+            await _close(pollers, state_directory, runner)
+            return EXIT_CANNOT_LISTEN
+        logger.info("receiving pushes", extra={"address": push.push.listen_address, "port": push.port})
+        if on_push is not None:
+            await on_push(push.port)
     sharding = config.sharding.current
     logger.info(
         "serving metrics",
@@ -381,6 +461,8 @@ async def _serve(
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if push is not None:
+        await push.aclose()
     await _close(pollers, state_directory, runner)
     return 0
 
@@ -429,7 +511,7 @@ async def _close(
 
 
 async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: WebConfigSource | None) -> int:
-    async with _demo_simulator(listen_address) as config:
+    async with _demo_simulator(listen_address) as (config, pushes):
         setup_logging(args.log_level or "info", args.log_format or "logfmt", config.secrets())
         if args.once:
             return await _poll_once_and_print(config)
@@ -438,12 +520,12 @@ async def _run_demo(args: argparse.Namespace, listen_address: str, web_source: W
         def banner() -> None:
             print(
                 f"captaindata-exporter {__version__} demo: metrics at {url}/metrics, status page at {url}/ "
-                f"(polling the built-in Captain Data simulator at {config.workspaces[0].base_url}; "
-                "Ctrl-C stops)",
+                f"(polling the built-in Captain Data simulator at {config.workspaces[0].base_url}, "
+                "which pushes each run's change to the exporter's push listener; Ctrl-C stops)",
                 flush=True,
             )
 
-        return await _serve(config, web_source, banner)
+        return await _serve(config, web_source, banner, pushes.started)
 
 
 def _sharded(config: Config, shard: str | None, total_shards: int | None) -> Config:
@@ -550,6 +632,11 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(
             config, web=dataclasses.replace(config.web, listen_address=args.listen_address)
         )
+    try:
+        config = apply_push_flags(config, args)
+    except ValueError as error:
+        print(f"captaindata-exporter: {error}", file=sys.stderr)
+        return EXIT_USAGE
     state_path = args.state_path
     if state_path is None and config.state.path is None:
         state_path = os.environ.get(STATE_PATH_ENV)  # the container image's default

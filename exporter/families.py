@@ -242,6 +242,67 @@ WEB_CONFIG_RELOADS: Final = Family(
     vocab={"result": ("success", "failure")},
     stability="experimental",
 )
+# push (#16): the push receiver's families, experimental, rendered only when push is on.
+#: Values of the ``outcome`` label of captaindata_push_requests_total.
+PUSH_ACCEPTED: Final = "accepted"
+PUSH_DUPLICATE: Final = "duplicate"
+PUSH_UNAUTHORIZED: Final = "unauthorized"
+PUSH_INVALID: Final = "invalid"
+PUSH_TOO_LARGE: Final = "too_large"
+PUSH_UNKNOWN_WORKSPACE: Final = "unknown_workspace"
+PUSH_OVERLOADED: Final = "overloaded"
+PUSH_FETCH_FAILED: Final = "fetch_failed"
+PUSH_OUTCOMES: Final[tuple[str, ...]] = (
+    PUSH_ACCEPTED,
+    PUSH_DUPLICATE,
+    PUSH_UNAUTHORIZED,
+    PUSH_INVALID,
+    PUSH_TOO_LARGE,
+    PUSH_UNKNOWN_WORKSPACE,
+    PUSH_OVERLOADED,
+    PUSH_FETCH_FAILED,
+)
+PUSH_REQUESTS: Final = Family(
+    name="captaindata_push_requests",
+    type="counter",
+    help='Pushes (v3 webhooks, v4 callbacks) received, by outcome; workspace is "" for an unknown workspace.',
+    labels=(*WORKSPACE, "outcome"),
+    vocab={"outcome": PUSH_OUTCOMES},
+    stability="experimental",
+)
+PUSH_APPLIED: Final = Family(
+    name="captaindata_push_applied",
+    type="counter",
+    help="Runs whose status change was applied from the read that followed a push.",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+PUSH_MISSED: Final = Family(
+    name="captaindata_push_missed",
+    type="counter",
+    help="Status changes a poll found first that no push announced in the 2 x poll.interval before.",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+PUSH_LAST_EVENT: Final = Family(
+    name="captaindata_push_last_event_timestamp_seconds",
+    type="gauge",
+    help="When the workspace's last authenticated, well-formed push arrived.",
+    unit="seconds",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+PUSH_APPLY: Final = Family(
+    name="captaindata_push_apply_seconds",
+    type="histogram",
+    help="Time from receiving a push to its run's change being visible in /metrics.",
+    unit="seconds",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+#: The push families: rendered only when push is on.
+PUSH_FAMILIES: Final = (PUSH_REQUESTS, PUSH_APPLIED, PUSH_MISSED, PUSH_LAST_EVENT, PUSH_APPLY)
+
 BUILD_INFO: Final = Family(
     name="captaindata_exporter_build_info",
     type="gauge",
@@ -299,6 +360,12 @@ FAMILIES: Final[tuple[Family, ...]] = (
     POLL_ERRORS,
     RUNS_SKIPPED,
     WORKFLOWS,
+    # push (#16)
+    PUSH_REQUESTS,
+    PUSH_APPLIED,
+    PUSH_MISSED,
+    PUSH_LAST_EVENT,
+    PUSH_APPLY,
     BUILD_INFO,
     WEB_CONFIG_RELOADS,
     SHARD_INFO,

@@ -12,7 +12,7 @@ import platform
 import time
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import __version__
 from exporter.guide import GUIDE
@@ -21,7 +21,12 @@ from exporter.status_view import build_status
 from exporter.statuses import STATUS_LABEL_VALUES
 from exporter.text import INVISIBLE, invisible_escape
 
+if TYPE_CHECKING:
+    from exporter.push.stats import PushFigures
+
 REFRESH_SECONDS = 30
+#: push: changes arrive within a second, so the page refreshes more often.
+PUSH_REFRESH_SECONDS = 2
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
@@ -94,6 +99,8 @@ def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
         run = _run_cell(row)
+        if row.get("error"):  # push: a v3 Failed webhook's error
+            run += f'<br><span class="err">{_h(row["error"])}</span>'
         call = f"<code>{_h(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
         rows.append(
             f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
@@ -149,11 +156,30 @@ def _workspaces(status: dict[str, Any], now: float) -> str:
         rows.append(
             f"<tr><td>{_h(ws['name'])}</td><td>{escape(ws['api_version'])}</td><td>{health}</td>"
             f"<td class=n>{ws['workflows']}</td><td>{_when(ws['last_success'], now)}</td>"
-            f"<td>{error}</td></tr>"
+            f"<td>{error}</td>{_push_cells(ws, now)}</tr>"
         )
+    push_head = (
+        "<th>Push</th><th>Last push</th><th>Pushes</th><th>Applied</th><th>Missed pushes</th>"
+        if any("push" in ws for ws in status["workspaces"])
+        else ""
+    )
     return (
         '<table id="workspaces"><tr><th>Workspace</th><th>API</th><th>Last poll</th><th>Workflows</th>'
-        "<th>Last successful poll</th><th>Error</th></tr>\n" + "\n".join(rows) + "\n</table>"
+        f"<th>Last successful poll</th><th>Error</th>{push_head}</tr>\n" + "\n".join(rows) + "\n</table>"
+    )
+
+
+# push (#16)
+def _push_cells(ws: dict[str, Any], now: float) -> str:
+    push = ws.get("push")
+    if push is None:
+        return ""
+    state = '<span class="up">on</span>' if push["enabled"] else '<span class="muted">off (no token)</span>'
+    missed = push["missed"]
+    missed_cell = f'<span class="err">{missed}</span>' if missed else "0"
+    return (
+        f"<td>{state}</td><td>{_when(push['last_event'], now)}</td><td class=n>{push['events']}</td>"
+        f"<td class=n>{push['applied']}</td><td class=n>{missed_cell}</td>"
     )
 
 
@@ -168,17 +194,20 @@ def _guide() -> str:
     )
 
 
-def render_landing_page(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> str:
+def render_landing_page(
+    snapshots: Sequence[WorkspaceSnapshot], now: float | None = None, push: PushFigures | None = None
+) -> str:
     now = time.time() if now is None else now
-    status = build_status(snapshots, now)
+    status = build_status(snapshots, now, push)
+    refresh = REFRESH_SECONDS if push is None else PUSH_REFRESH_SECONDS
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}">
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{refresh}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Captain Data exporter</title><style>{_STYLE}</style></head>
 <body>
 <h1>Captain Data exporter</h1>
 <p>Version {escape(__version__)} on Python {escape(platform.python_version())}. This page refreshes every
-{REFRESH_SECONDS}s. <a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status as JSON</a> ·
+{refresh}s. <a href="/metrics">Metrics</a> · <a href="/api/v1/status">Status as JSON</a> ·
 <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a> ·
 <a href="{escape(status["runbooks"])}">Runbooks</a></p>
 <h2>Needs action now</h2>

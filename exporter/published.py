@@ -27,12 +27,14 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from exporter.render import (
     EMPTY_CHUNKS,
     Chunks,
     assemble,
     join_workspace,
+    render_push,
     render_workflow,
     render_workspace_own,
     shard_info_line,
@@ -41,6 +43,9 @@ from exporter.render import (
 from exporter.sharding import WHOLE, Part, Sharding
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
+
+if TYPE_CHECKING:
+    from exporter.push.stats import PushStats
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,18 @@ class Published:
         self._lock = threading.Lock()
         self._workspace_chunks: dict[str, tuple[int, Chunks]] = {}
         self._workflow_chunks: dict[str, dict[str, tuple[int, Chunks]]] = {}
+        self.push: PushStats | None = None  # push (#16): its families are rendered when it is on
+
+    def attach_push(self, stats: PushStats) -> None:
+        """Render the push families from ``stats`` too; each count it makes is a new generation."""
+        self.push = stats
+        stats.on_change = self.touch
+
+    def touch(self) -> None:
+        """Something rendered outside the snapshots changed (push counts): the next scrape re-renders."""
+        self._generation += 1
+        for key in list(self._asked):
+            self._refresh_later(key)
 
     def publish(self, snapshot: WorkspaceSnapshot) -> None:
         self._snapshots[snapshot.name] = snapshot
@@ -230,6 +247,8 @@ class Published:
                 cached = (snapshot.version, self._workspace(snapshot))
                 self._workspace_chunks[snapshot.name] = cached
             result.append(cached[1])
+        if self.push is not None:  # a few lines: rendered each time
+            result.append(_safely(functools.partial(render_push, self.push.figures()), "push"))
         return result
 
     def _workspace(self, snapshot: WorkspaceSnapshot) -> Chunks:

@@ -23,7 +23,7 @@ import itertools
 import math
 import platform
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.utils import floatToGoString
 
@@ -42,6 +42,11 @@ from exporter.families import (
     OLDEST_START,
     POLL_DURATION,
     POLL_ERRORS,
+    PUSH_APPLIED,
+    PUSH_APPLY,
+    PUSH_LAST_EVENT,
+    PUSH_MISSED,
+    PUSH_REQUESTS,
     RETRY_AFTER,
     RUN_DURATION,
     RUNS,
@@ -65,6 +70,8 @@ from exporter.snapshot import HistogramSnapshot, WorkflowSnapshot, WorkspaceSnap
 
 #: captaindata_web_config_reloads_total by result, process-wide; the web config source counts into it.
 WEB_CONFIG_RELOAD_COUNTS: dict[str, int] = dict.fromkeys(WEB_CONFIG_RELOADS.vocab["result"], 0)
+if TYPE_CHECKING:
+    from exporter.push.stats import PushFigures
 
 Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILIES order
 EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILIES)
@@ -334,6 +341,29 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot, part: Part
     return lines.chunks()
 
 
+# push (#16)
+def render_push(figures: PushFigures) -> Chunks:
+    """The push families (only when push is on): every workspace's, and the ``""`` workspace's
+    unknown-workspace count."""
+    lines = _Lines()
+    by_workspace: dict[str, dict[str, int]] = {}
+    for (workspace, outcome), count in figures.requests.items():
+        by_workspace.setdefault(workspace, {})[outcome] = count
+    for workspace, counts in by_workspace.items():
+        lines.counters(PUSH_REQUESTS, workspace_label(workspace), counts)
+    for workspace, applied in figures.applied.items():
+        label = workspace_label(workspace)
+        lines.counters(PUSH_APPLIED, label, {None: applied})
+        lines.counters(PUSH_MISSED, label, {None: figures.missed.get(workspace, 0)})
+        last = figures.last_event.get(workspace)
+        if last is not None:
+            lines.gauge(PUSH_LAST_EVENT, label, last)
+        histogram = figures.apply_seconds.get(workspace)
+        if histogram is not None:
+            lines.histograms(PUSH_APPLY, label, {None: histogram})
+    return lines.chunks()
+
+
 def join_workspace(workflows: Iterable[Chunks], own: Chunks) -> Chunks:
     """A workspace's chunk of every family: its workflows' chunks (in order), then its own."""
     parts: list[list[bytes]] = [[] for _ in FAMILIES]
@@ -410,12 +440,15 @@ def render(
     openmetrics: bool,
     parts: Mapping[str, Part] | None = None,
     sharding: Sharding | None = None,
+    push: PushFigures | None = None,
 ) -> bytes:
-    """Everything at once, without caches (tests and benchmarks)."""
+    """Everything at once, without caches (tests and benchmarks); ``push`` when push is on."""
     joined = []
     for snapshot in snapshots:
         label = workspace_label(snapshot.name)
         flows = [render_workflow(label, workflow) for workflow in snapshot.workflows]
         part = (parts or {}).get(snapshot.name, WHOLE)
         joined.append(join_workspace(flows, render_workspace_own(label, snapshot, part)))
+    if push is not None:
+        joined.append(render_push(push))
     return assemble(joined, openmetrics, shard_info_line(sharding or Sharding()))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
@@ -13,6 +14,9 @@ from exporter.landing import render_landing_page
 from exporter.published import Published
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.status_view import build_status
+
+if TYPE_CHECKING:
+    from exporter.push.stats import PushFigures
 
 PUBLISHED_KEY = web.AppKey("published", Published)
 Health = Callable[[], Sequence[str]]  # names of the workspaces whose loop is stalled
@@ -57,13 +61,20 @@ async def _off_loop_if_big(request: web.Request, build: Callable[[Sequence[Works
     return await asyncio.to_thread(build, snapshots)
 
 
+def _push_figures(request: web.Request) -> PushFigures | None:
+    push = request.app[PUBLISHED_KEY].push
+    return push.figures() if push is not None else None
+
+
 async def landing(request: web.Request) -> web.Response:
-    return web.Response(text=await _off_loop_if_big(request, render_landing_page), content_type="text/html")
+    page = functools.partial(render_landing_page, push=_push_figures(request))
+    return web.Response(text=await _off_loop_if_big(request, page), content_type="text/html")
 
 
 async def status_json(request: web.Request) -> web.Response:
     """The landing page's content as JSON, for scripts."""
-    return web.json_response(await _off_loop_if_big(request, build_status))
+    board = functools.partial(build_status, push=_push_figures(request))
+    return web.json_response(await _off_loop_if_big(request, board))
 
 
 async def healthy(request: web.Request) -> web.Response:

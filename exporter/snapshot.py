@@ -40,6 +40,7 @@ class RunView:
     status: str  # the guide's status
     api_status: str  # the API's own value, lower-cased (bounded)
     since: float | None = None  # when it entered that status, as far as the API tells
+    error: str = ""  # push: a v3 Failed webhook's error text ("" when none)
 
 
 @dataclass(frozen=True, slots=True)

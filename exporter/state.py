@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from exporter.api import adapter
 from exporter.apistats import ApiStats
@@ -36,6 +36,7 @@ class WorkflowState:
         "last_status_time",
         "last_success",
         "name",
+        "push_errors",
         "read",
         "read_at",
         "runs",
@@ -60,6 +61,9 @@ class WorkflowState:
         self.last_error = ""
         self.read_at: float | None = None
         self.snapshot: WorkflowSnapshot | None = None
+        # push: run uid -> the error a v3 Failed webhook gave (cleaned, bounded, redacted); kept
+        # while the run is listed, preferred to the polled error_message
+        self.push_errors: dict[str, str] = {}
 
     def known_status(self, uid: str) -> str | None:
         run = self.runs.get(uid)
@@ -99,7 +103,14 @@ class WorkflowState:
             last_success=self.last_success,
             last_error=self.last_error,
             needs_action=tuple(
-                RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
+                RunView(
+                    run.uid,
+                    run.name,
+                    run.status,
+                    run.api_status,
+                    run.status_time,
+                    self.push_errors.get(run.uid, ""),
+                )
                 for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
             ),
         )
@@ -146,6 +157,9 @@ class WorkspaceState:
         # Workflow uids changed or removed since the state saver last took them (exporter/persist/).
         self.changed: set[str] = set()
         self.removed: set[str] = set()
+        # push: called (in the sink's thread) with the uid of each run whose status change a poll
+        # counted, to tell the missed pushes (exporter/push/missed.py); None when push is off.
+        self.on_polled_change: Callable[[str], None] | None = None
         # The poll in progress.
         self._listed = False
         self._failures: dict[str, str] = {}  # reason -> message, this poll
@@ -212,6 +226,8 @@ class WorkspaceState:
             previous = tracked.known_status(run.uid)
             if counting and previous != run.status:
                 self._count(tracked, run)
+                if self.on_polled_change is not None:  # push
+                    self.on_polled_change(run.uid)
             tracked.vanished.pop(run.uid, None)
             kept[run.uid] = run
             moment = run.status_time
@@ -229,6 +245,8 @@ class WorkspaceState:
             uid: gone for uid, gone in tracked.vanished.items() if now - gone[1] <= FORGET_VANISHED_RUNS_AFTER
         }
         tracked.runs = kept
+        if tracked.push_errors:  # push
+            tracked.push_errors = {uid: e for uid, e in tracked.push_errors.items() if uid in kept}
         tracked.read = True
         tracked.read_at = now
         tracked.last_success = now
@@ -238,6 +256,47 @@ class WorkspaceState:
         self._read.add(tracked.uid)
         self.changed.add(tracked.uid)
         return self._build(now)
+
+    # push: one run read back after a push event.
+
+    def run_pushed(
+        self, workflow_uid: str, run: Run, error: str | None, add_workflow: bool = False
+    ) -> tuple[WorkspaceSnapshot, bool]:
+        """Apply one run read by its uid, as a poll that listed only it would (an upsert): a status
+        the state does not know yet counts once, a later poll reading the same status counts nothing.
+        ``workflow_uid`` is the API's answer; a workflow not tracked (not listed, or filtered out) is
+        ignored unless ``add_workflow`` (v4: an action is known by its runs). ``error`` is the push's
+        own error text (kept with the run). Returns the snapshot and whether the status changed."""
+        tracked = self.workflows.get(workflow_uid)
+        if tracked is None:
+            if not (add_workflow and self.listed_once):
+                return self._snapshot, False
+            tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False)
+            self.workflows[workflow_uid] = tracked
+        owner = self.owner.get(run.uid)
+        if owner is not None and owner != tracked.uid:
+            other = self.workflows.get(owner)
+            if other is not None and run.uid in other.runs:
+                return self._snapshot, False  # listed by another workflow: the poll counts it there
+        previous = tracked.known_status(run.uid)
+        known = tracked.runs.get(run.uid)
+        changed = previous != run.status
+        if changed and (tracked.read or not tracked.baseline):
+            self._count(tracked, run)
+        if error:
+            tracked.push_errors[run.uid] = error
+        if known == run and not changed and not error:
+            return self._snapshot, False
+        self.owner[run.uid] = tracked.uid
+        tracked.vanished.pop(run.uid, None)
+        tracked.runs[run.uid] = run
+        moment = run.status_time
+        if moment is not None and math.isfinite(moment):
+            last = tracked.last_status_time.get(run.status)
+            tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
+        tracked.snapshot = None
+        self.changed.add(tracked.uid)
+        return self._build(), changed
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
         tracked.status_changes[run.status] += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from exporter import __version__
@@ -19,6 +19,9 @@ from exporter.guide import GUIDE, StatusGuide
 from exporter.needs_action import newest_first
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES
+
+if TYPE_CHECKING:
+    from exporter.push.stats import PushFigures
 
 #: docs/runbooks.md as published; each alert has a section whose anchor is its lowercased name.
 RUNBOOKS_URL = RUNBOOK_BASE_URL
@@ -45,8 +48,27 @@ def _action(guide: StatusGuide, api_version: str) -> str:
     return adapter(api_version).action(guide)
 
 
-def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = None) -> dict[str, Any]:
-    """The status board as plain data (JSON-able); the landing page renders exactly this."""
+def _push(push: PushFigures, name: str) -> dict[str, Any]:
+    """push (#16): whether pushes reach the workspace, the last one's time, what they did."""
+    counts = {outcome: n for (workspace, outcome), n in push.requests.items() if workspace == name}
+    return {
+        "enabled": push.enabled.get(name, False),
+        "last_event": push.last_event.get(name),
+        "events": counts.get("accepted", 0) + counts.get("duplicate", 0),
+        "applied": push.applied.get(name, 0),
+        "missed": push.missed.get(name, 0),
+        "fetch_failed": counts.get("fetch_failed", 0),
+        "refused": sum(
+            n for outcome, n in counts.items() if outcome not in ("accepted", "duplicate", "fetch_failed")
+        ),
+    }
+
+
+def build_status(
+    snapshots: Sequence[WorkspaceSnapshot], now: float | None = None, push: PushFigures | None = None
+) -> dict[str, Any]:
+    """The status board as plain data (JSON-able); the landing page renders exactly this. ``push``:
+    the push figures when push is on (each workspace then says what push did)."""
     now = time.time() if now is None else now
     needs_action: list[dict[str, Any]] = []
     workflows: list[dict[str, Any]] = []
@@ -63,6 +85,8 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                 "workflows": len(ws.workflows),
             }
         )
+        if push is not None:
+            workspaces[-1]["push"] = _push(push, ws.name)
         for wf in ws.workflows:
             where = {"workspace": ws.name, "workflow": wf.name, "workflow_uid": wf.uid}
             for run in wf.needs_action:
@@ -80,6 +104,8 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                         "runbook": f"{RUNBOOKS_URL}#{alert_name(run.status).lower()}",
                     }
                 )
+                if run.error:  # push: a v3 Failed webhook's error
+                    needs_action[-1]["error"] = run.error
             start = wf.oldest_running_start
             if start is not None and now - start > RUNNING_TOO_LONG:
                 guide = GUIDE[RUNNING]

@@ -31,6 +31,7 @@ from grafana.sections import (
     duration_heatmap,
     duration_quantiles,
     needs_action_table,
+    push_panels,
     runs_by_status,
     status_changes,
     status_stats,
@@ -148,6 +149,11 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
             )
         )
     )
+
+    # push (#16)
+    board = board.with_row(row("Push (webhooks and callbacks)"))
+    for push_panel in push_panels():
+        board = board.with_panel(push_panel)
 
     board = board.with_row(row("Exporter health"))
     for health_panel in health_panels():

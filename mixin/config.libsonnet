@@ -53,5 +53,9 @@
     workflowStaleFor: "10m",
     // a Prometheus duration; CaptainDataExporterInternalError reports internal errors (exporter bugs) within this window
     internalErrorsWindow: "1h",
+    // a Prometheus duration; CaptainDataPushMissing fires while captaindata_push_missed_total increased within this window
+    pushMissedWindow: "30m",
+    // a Prometheus duration; for: of CaptainDataPushMissing
+    pushMissedFor: "0s",
   },
 }

@@ -225,6 +225,21 @@ function(c) {
           },
         },
         {
+          "alert": "CaptainDataPushMissing",
+          "expr": "max by (workspace) (\n  increase(captaindata_push_missed_total{" + c.selector + "}[" + c.pushMissedWindow + "])\n) > 0",
+          [if seconds(c.pushMissedFor) > 0 then 'for']: c.pushMissedFor,
+          "labels": {
+            "severity": "warning",
+          },
+          "annotations": {
+            "summary": "Polling found run changes that no push announced for workspace {{ $labels.workspace }}.",
+            "description": "With push on, the exporter's polls found {{ $value | printf \"%.0f\" }} status change(s) in the last " + c.pushMissedWindow + " in workspace {{ $labels.workspace }} that no v3 webhook or v4 callback announced in the 2 x poll.interval before. Those changes showed up a poll late.",
+            "action": "Check the workflow's webhook in the Captain Data app (Run → Webhooks) with its Authorization header, or the callback.url passed to v4 launches; check that the push port is reachable from Captain Data.",
+            "runbook_url": c.runbookBaseUrl + "#captaindatapushmissing",
+            "dashboard_url": c.grafanaUrl + "/d/captaindata-overview/captaindata-overview?var-workspace={{ $labels.workspace | urlquery }}",
+          },
+        },
+        {
           "alert": "CaptainDataExporterDown",
           "expr": "up{" + c.selector + "} == 0\nor\nabsent(up{" + c.selector + "})",
           [if seconds(c.exporterDownFor) > 0 then 'for']: c.exporterDownFor,

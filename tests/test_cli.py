@@ -199,5 +199,16 @@ def test_demo_shows_every_status_and_moves(tmp_path: Path) -> None:
             return later.total("captaindata_run_status_changes_total") > 0
 
         wait_until(moved, 30, "the demo's runs to change status")
+
+        def pushed() -> bool:  # push (#16): the simulator pushes each change; the demo applies them
+            later = ScrapedMetrics(httpx.get(f"{url}/metrics", timeout=5).text)
+            names = ("demo", "demo-v4")
+            applied = [later.value("captaindata_push_applied_total", workspace=n) for n in names]
+            return all(count > 0 for count in applied)
+
+        wait_until(pushed, 30, "pushes to be applied")
+        status = httpx.get(f"{url}/api/v1/status", timeout=5).json()
+        assert all(ws["push"]["enabled"] and ws["push"]["last_event"] for ws in status["workspaces"])
+        assert "Missed pushes" in httpx.get(f"{url}/", timeout=5).text
     output = (tmp_path / "demo.log").read_text()
     assert f"{url}/metrics" in output

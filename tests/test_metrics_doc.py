@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.families import FAMILIES, Family
+from exporter.families import FAMILIES, PUSH_FAMILIES, Family
 from exporter.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +145,13 @@ def emitted(text: str) -> dict[str, tuple[str, frozenset[str]]]:
     return found
 
 
-def declared() -> dict[str, tuple[str, frozenset[str]]]:
-    return {family.name: (family.type, frozenset(family.labels)) for family in FAMILIES}
+def declared(push: bool = False) -> dict[str, tuple[str, frozenset[str]]]:
+    """The table's families; the push families only when push is on (tests/test_push_wire.py)."""
+    return {
+        family.name: (family.type, frozenset(family.labels))
+        for family in FAMILIES
+        if push or family not in PUSH_FAMILIES
+    }
 
 
 async def test_the_exporter_emits_what_the_table_declares(sim: Simulator, harness_for: Any) -> None:

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from exporter.families import FAMILIES
 from exporter.published import Published
+from exporter.push.stats import PushFigures, PushStats
 from exporter.render import render
 from exporter.snapshot import HistogramSnapshot, WorkspaceSnapshot
 from tests.support.snapshots import NOW, big_workspace, workflow, workspace
@@ -42,6 +43,16 @@ HOSTILE_NAMES = [
 def exported(name: str) -> str:
     """What a name becomes: lone surrogates are replaced."""
     return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in name)
+
+
+def push_figures(name: str) -> PushFigures:
+    """push (#16): every push family with samples, under the hostile workspace name too."""
+    stats = PushStats([name, "second"], now=lambda: 1_700_000_000.0)
+    stats.count(name, "accepted")
+    stats.count("not configured", "accepted")
+    stats.applied(name, 0.2)
+    stats.missed("second")
+    return stats.figures()
 
 
 def snapshots(name: str) -> list[WorkspaceSnapshot]:
@@ -67,7 +78,7 @@ def rewritten(metrics: list[Metric], openmetrics: bool) -> bytes:
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 def test_text_parses_and_prometheus_client_writes_the_same_bytes(name: str) -> None:
-    body = render(snapshots(name), openmetrics=False)
+    body = render(snapshots(name), openmetrics=False, push=push_figures(name))
     families = list(parse_text(body.decode()))
     assert rewritten(families, openmetrics=False) == body
     runs = next(family for family in families if family.name == "captaindata_runs")
@@ -77,7 +88,7 @@ def test_text_parses_and_prometheus_client_writes_the_same_bytes(name: str) -> N
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
 def test_openmetrics_parses_and_prometheus_client_writes_the_same_bytes(name: str) -> None:
-    body = render(snapshots(name), openmetrics=True)
+    body = render(snapshots(name), openmetrics=True, push=push_figures(name))
     families = list(parse_openmetrics(body.decode()))  # type: ignore[no-untyped-call]
     assert rewritten(families, openmetrics=True) == body
     assert body.endswith(b"# EOF\n")
@@ -94,7 +105,7 @@ def test_openmetrics_parses_and_prometheus_client_writes_the_same_bytes(name: st
 def test_the_body_follows_the_metric_table() -> None:
     """Every family in the table's order, with its type, unit and labels, and label values from its
     vocabularies (the test snapshots use only values the exporter emits)."""
-    body = render(snapshots("plain"), openmetrics=True)
+    body = render(snapshots("plain"), openmetrics=True, push=push_figures("plain"))
     families = list(parse_openmetrics(body.decode()))  # type: ignore[no-untyped-call]
     assert [(f.name, f.type, f.unit) for f in families] == [(f.name, f.type, f.unit) for f in FAMILIES]
     for parsed, declared in zip(families, FAMILIES, strict=True):

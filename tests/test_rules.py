@@ -59,6 +59,14 @@ CONTRACT_METRICS = frozenset(
         "captaindata_runs_skipped_total",
         "captaindata_runs_by_api_status",
         "captaindata_runs_postponed",
+        # push (#16), experimental: only when push is on
+        "captaindata_push_requests_total",
+        "captaindata_push_applied_total",
+        "captaindata_push_missed_total",
+        "captaindata_push_last_event_timestamp_seconds",
+        "captaindata_push_apply_seconds_bucket",
+        "captaindata_push_apply_seconds_sum",
+        "captaindata_push_apply_seconds_count",
         "up",
     }
 )

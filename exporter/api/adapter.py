@@ -11,8 +11,10 @@ from exporter import __version__
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig, _Reader
     from exporter.guide import ApiCall, StatusGuide
+    from exporter.parsing import Run
     from exporter.sink import PollSource
     from exporter.transport import ApiTransport
+    from exporter.unknown_statuses import UnknownStatuses
 
 #: The ``User-Agent`` of every request.
 USER_AGENT = f"captaindata-exporter/{__version__}"
@@ -28,6 +30,22 @@ class SourceFactory(Protocol):
         config: Config,
         clock: Callable[[], float] = ...,
     ) -> PollSource: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRun:
+    """One run read back by its uid (after a push): the run, and the workflow (v3: the API's
+    ``workflow_uid``; v4: the run's action) it belongs to, as the API says."""
+
+    run: Run
+    workflow_uid: str
+
+
+class RunParser(Protocol):
+    """Parses the body of a one-run read; None when the run in it cannot be understood; raises
+    ``BadResponse`` when the body is not a run object at all."""
+
+    def __call__(self, body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None: ...
 
 
 class SettingsReader(Protocol):
@@ -52,6 +70,14 @@ class ApiAdapter:
     api_calls: Callable[[StatusGuide], tuple[ApiCall, ...]]
     #: The status guide's action for a run of this version.
     action: Callable[[StatusGuide], str]
+    #: The one-run read a push event becomes: its ``endpoint`` label, its path (the uid URL-encoded)
+    #: and its parser. The label is not in ``endpoints``: it appears once push reads a run.
+    run_endpoint: str = ""
+    run_path: Callable[[str], str] = str
+    parse_run: RunParser | None = None
+    #: Whether a pushed run of a workflow the state does not track yet adds that workflow (v4: an
+    #: action is known only from its runs; v3: the workflow list decides).
+    push_adds_workflow: bool = False
     #: Whether a workspace must say its ``workspace_uid``.
     needs_workspace_uid: bool = True
     #: The workspace key of this version's own configuration block, and its reader (the block is

@@ -50,6 +50,7 @@ class PushQueue:
         concurrency: int = 1,
         coalesce_window: float = COALESCE_WINDOW,
         monotonic: Callable[[], float] = time.monotonic,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         if capacity < 1 or concurrency < 1:
             raise ValueError("capacity and concurrency must be at least 1")
@@ -69,6 +70,7 @@ class PushQueue:
         self._idle.set()
         self._tasks: list[asyncio.Task[None]] = []
         self.reads = 0  # calls of fetch_and_apply
+        self.announce = announce  # told each event's run uid (missed pushes, exporter/push/missed.py)
 
     @property
     def waiting(self) -> int:
@@ -77,6 +79,8 @@ class PushQueue:
     def offer(self, event: PushEvent) -> str:
         """Queue ``event``; returns (and counts) accepted, duplicate or overloaded."""
         outcome = self._place(event)
+        if self.announce is not None:
+            self.announce(event.run_uid)
         self._stats.count(self.workspace, outcome)
         return outcome
 

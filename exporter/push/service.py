@@ -1,5 +1,5 @@
 """Push as one piece the command line starts and stops: the stats, one queue (and its workers) per
-workspace, and the listener. Phase 2 gives it each workspace's ``fetch_and_apply``."""
+workspace, and the listener. ``exporter/push/apply.py`` gives it each workspace's ``fetch_and_apply``."""
 
 from __future__ import annotations
 

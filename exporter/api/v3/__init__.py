@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
 
-from exporter.api.adapter import USER_AGENT, ApiAdapter
+from exporter.api.adapter import USER_AGENT, ApiAdapter, ReadRun
 from exporter.api.v3.statuses import API_STATUS_VALUES
 
 if TYPE_CHECKING:
@@ -14,11 +15,14 @@ if TYPE_CHECKING:
     from exporter.guide import ApiCall, StatusGuide
     from exporter.sink import PollSource
     from exporter.transport import ApiTransport
+    from exporter.unknown_statuses import UnknownStatuses
 
 DEFAULT_BASE_URL: Final = "https://api.captaindata.co"
 #: The ``endpoint`` label of each request (the runs path with its workflow left as a placeholder).
 WORKFLOWS_ENDPOINT: Final = "/v3/workflows"
 RUNS_ENDPOINT: Final = "/v3/workflows/{workflow_uid}/jobs"
+#: The ``endpoint`` label of the one-run read a push event becomes.
+RUN_ENDPOINT: Final = "/v3/jobs/{job_uid}"
 
 
 def _headers(workspace: WorkspaceConfig) -> dict[str, str]:
@@ -42,6 +46,16 @@ def _source(
     return V3Source(transport, workspace, config, clock)
 
 
+def _run_path(uid: str) -> str:
+    return "/v3/jobs/" + quote(uid, safe="")
+
+
+def _parse_run(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+    from exporter.api.v3.parser import parse_run_body
+
+    return parse_run_body(body, unknown, now)
+
+
 def _api_calls(guide: StatusGuide) -> tuple[ApiCall, ...]:
     return guide.api_calls
 
@@ -59,4 +73,7 @@ ADAPTER: Final = ApiAdapter(
     source=_source,
     api_calls=_api_calls,
     action=_action,
+    run_endpoint=RUN_ENDPOINT,
+    run_path=_run_path,
+    parse_run=_parse_run,
 )

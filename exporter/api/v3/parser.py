@@ -7,9 +7,11 @@ import sys
 import time
 from typing import Final
 
+from exporter.api.adapter import ReadRun
 from exporter.api.v3.statuses import v3_statuses
 from exporter.families import INVALID_TIMESTAMP
 from exporter.parsing import (
+    BadResponse,
     Parsed,
     Run,
     Workflow,
@@ -17,7 +19,7 @@ from exporter.parsing import (
     load_json,
     new_run,
 )
-from exporter.text import clean_text
+from exporter.text import clean_identifier, clean_text
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 from exporter.unknown_statuses import UnknownStatuses
 
@@ -78,3 +80,16 @@ def parse_workflows_body(body: bytes) -> Parsed[Workflow]:
 def parse_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
     """``parse_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
     return parse_runs(load_json(body), unknown, now)
+
+
+def parse_run_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+    """``GET /v3/jobs/{job_uid}``: one run object (as listed), with its ``workflow_uid``; None when
+    the run cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise BadResponse("expected a JSON object (one run)")
+    parsed = parse_runs([payload], unknown, now)
+    workflow_uid = clean_identifier(payload.get("workflow_uid"))
+    if not parsed.items or workflow_uid is None:
+        return None
+    return ReadRun(parsed.items[0], sys.intern(workflow_uid))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
+from urllib.parse import quote
 
-from exporter.api.adapter import USER_AGENT, ApiAdapter
+from exporter.api.adapter import USER_AGENT, ApiAdapter, ReadRun
 from exporter.api.v4.settings import DEFAULT_V4_BASE_URL, read_v4_config
 from exporter.api.v4.statuses import V4_API_STATUS_VALUES
 
@@ -15,9 +16,12 @@ if TYPE_CHECKING:
     from exporter.guide import ApiCall, StatusGuide
     from exporter.sink import PollSource
     from exporter.transport import ApiTransport
+    from exporter.unknown_statuses import UnknownStatuses
 
 #: The ``endpoint`` label of the runs listing, whatever ``v4.path`` says.
 RUNS_ENDPOINT: Final = "/v4/runs"
+#: The ``endpoint`` label of the one-run read a push event becomes.
+RUN_ENDPOINT: Final = "/v4/runs/{run_uid}"
 
 
 def _headers(workspace: WorkspaceConfig) -> dict[str, str]:
@@ -34,6 +38,16 @@ def _source(
     from exporter.api.v4.source import V4Source
 
     return V4Source(transport, workspace, config, clock)
+
+
+def _run_path(uid: str) -> str:
+    return "/v4/runs/" + quote(uid, safe="")
+
+
+def _parse_run(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+    from exporter.api.v4.parser import parse_v4_run_body
+
+    return parse_v4_run_body(body, unknown, now)
 
 
 def _api_calls(guide: StatusGuide) -> tuple[ApiCall, ...]:
@@ -53,6 +67,10 @@ ADAPTER: Final = ApiAdapter(
     source=_source,
     api_calls=_api_calls,
     action=_action,
+    run_endpoint=RUN_ENDPOINT,
+    run_path=_run_path,
+    parse_run=_parse_run,
+    push_adds_workflow=True,
     needs_workspace_uid=False,  # the key names the workspace
     settings_key="v4",
     read_settings=read_v4_config,

@@ -9,9 +9,11 @@ import time
 from dataclasses import dataclass
 from typing import Final
 
+from exporter.api.adapter import ReadRun
 from exporter.api.v4.statuses import V4_FAILED_ON_INPUT, V4_INPUT_ERROR_PATTERNS, V4_STATUS_MAP
 from exporter.families import INVALID_ITEM, INVALID_TIMESTAMP
 from exporter.parsing import (
+    BadResponse,
     Parsed,
     Run,
     identified_items,
@@ -96,3 +98,16 @@ def _latest(*moments: float | None) -> float | None:
 def parse_v4_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
     """``parse_v4_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
     return parse_v4_runs(load_json(body), unknown, now)
+
+
+def parse_v4_run_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+    """``GET /v4/runs/{run_uid}``: one run object (as listed), with its action; None when the run
+    cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise BadResponse("expected a JSON object (one run)")
+    parsed = parse_v4_runs([payload], unknown, now)
+    if not parsed.items:
+        return None
+    item = parsed.items[0]
+    return ReadRun(item.run, item.action)

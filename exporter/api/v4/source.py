@@ -128,6 +128,10 @@ class V4Source:
             extra={"full": full, "requests": listing.requests, "runs": len(listing.items), "cutoff": cutoff},
         )
 
+    def adopt(self, action: str) -> None:
+        """push: a pushed run named an action the listing has not shown yet; list it from now on."""
+        self.actions.setdefault(action, Workflow(action, action))
+
     def _by_action(self, listing: _Listing) -> dict[str, list[Run]]:
         """The listed runs of each action the config keeps."""
         by_action: dict[str, list[Run]] = {}

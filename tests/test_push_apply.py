@@ -1,0 +1,89 @@
+"""The state's side of push (#16): a run read back after a push is applied as a polled run would be
+(WorkspaceState.run_pushed), and a poll that finds a change first tells the missed-push accounting."""
+
+from __future__ import annotations
+
+from exporter.parsing import Parsed, Run, Workflow, new_run
+from exporter.push.missed import Announcements
+from exporter.state import WorkspaceState
+
+WF = Workflow("wf-1", "One")
+
+
+def run(uid: str, status: str) -> Run:
+    return new_run(uid, "Run", status, status, 1_700_000_000.0, None, None)
+
+
+def listed(state: WorkspaceState, *runs: Run) -> None:
+    state.workflows_listed([WF])
+    state.runs_read(WF, Parsed(list(runs)))
+
+
+def changes(state: WorkspaceState, status: str) -> int:
+    return state.workflows[WF.uid].status_changes[status]
+
+
+def test_a_pushed_change_counts_once_and_the_poll_reading_it_counts_nothing() -> None:
+    state = WorkspaceState("acme")
+    listed(state, run("r1", "running"))  # the baseline
+    polled: list[str] = []
+    state.on_polled_change = polled.append
+    snapshot, changed = state.run_pushed(WF.uid, run("r1", "warning"), "boom")
+    assert changed
+    assert changes(state, "warning") == 1
+    assert snapshot.workflows[0].needs_action[0].error == "boom"
+    assert state.run_pushed(WF.uid, run("r1", "warning"), None)[1] is False  # a duplicate read
+    state.runs_read(WF, Parsed([run("r1", "warning")]))
+    assert changes(state, "warning") == 1
+    assert polled == []
+    state.runs_read(WF, Parsed([run("r1", "shutdown")]))  # found by the poll first
+    assert changes(state, "shutdown") == 1
+    assert polled == ["r1"]
+
+
+def test_a_pushed_run_the_state_did_not_know_joins_its_workflow() -> None:
+    state = WorkspaceState("acme")
+    listed(state)
+    snapshot, changed = state.run_pushed(WF.uid, run("new", "paused"), None)
+    assert changed
+    assert changes(state, "paused") == 1
+    assert snapshot.workflows[0].runs_by_status["paused"] == 1
+
+
+def test_a_workflow_not_tracked_is_ignored_unless_the_version_adds_it() -> None:
+    state = WorkspaceState("acme", api_version="v4")
+    assert state.run_pushed("action-a", run("r", "warning"), None)[1] is False  # nothing listed yet
+    listed(state)
+    assert state.run_pushed("action-b", run("r", "warning"), None)[1] is False
+    assert "action-b" not in state.workflows
+    snapshot, changed = state.run_pushed("action-b", run("r", "warning"), None, add_workflow=True)
+    assert changed
+    assert {w.uid for w in snapshot.workflows} == {"wf-1", "action-b"}
+
+
+def test_a_baseline_workflow_not_read_yet_takes_a_pushed_run_without_counting_it() -> None:
+    state = WorkspaceState("acme")
+    state.workflows_listed([WF])  # the first list: a baseline, its runs not read yet
+    assert state.run_pushed(WF.uid, run("r1", "warning"), None)[1] is True
+    assert changes(state, "warning") == 0
+    state.runs_read(WF, Parsed([run("r1", "warning")]))
+    assert changes(state, "warning") == 0
+
+
+def test_announcements_count_a_change_missed_unless_pushed_within_the_window() -> None:
+    now = [0.0]
+    missed: list[int] = []
+    announced = Announcements(20.0, lambda: missed.append(1), capacity=2, monotonic=lambda: now[0])
+    announced.announce("a")
+    now[0] = 15.0
+    announced.polled_change("a")  # pushed 15 s before: not missed
+    assert missed == []
+    now[0] = 25.0
+    announced.polled_change("a")  # 25 s: outside the window
+    assert len(missed) == 1
+    for uid in ("x", "y", "z"):  # the capacity forgets the oldest
+        announced.announce(uid)
+    announced.polled_change("x")
+    assert len(missed) == 2
+    announced.polled_change("z")
+    assert len(missed) == 2
