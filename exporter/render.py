@@ -48,6 +48,7 @@ from exporter.families import (
     RUNS_BY_API_STATUS,
     RUNS_POSTPONED,
     RUNS_SKIPPED,
+    STATE_SAVE_ERRORS,
     STATUS_CHANGES,
     UP,
     WORKFLOW,
@@ -318,6 +319,7 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot) -> Chunks:
     lines.counters(POLL_ERRORS, workspace, snapshot.poll_errors)
     lines.counters(RUNS_SKIPPED, workspace, snapshot.runs_skipped)
     lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
+    lines.samples(STATE_SAVE_ERRORS, workspace, {None: snapshot.state_save_errors}, _count)
     return lines.chunks()
 
 

@@ -40,14 +40,22 @@ def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
 _UNKNOWN = -1  # never a hash() value: compares unequal to every digest
 
 
+_BULK = ("runs", "api_statuses")  # per-run lists: hashed as tuples, not dumped as JSON
+
+
 def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> int:
     """What a record counts, in one number, compared within this process only. The runs (the bulk)
     are hashed as tuples (their strings cache their hashes); the small rest as canonical JSON."""
-    rest = {key: value for key, value in record.items() if key not in volatile and key != "runs"}
-    runs = record.get("runs")
+    rest = {key: value for key, value in record.items() if key not in volatile and key not in _BULK}
     try:
-        runs_hash = hash(tuple(map(tuple, runs))) if isinstance(runs, list) else hash(repr(runs))
-        return hash((runs_hash, json.dumps(rest, sort_keys=True, default=str)))
+        bulk = []
+        for key in _BULK:
+            items = record.get(key)
+            if isinstance(items, list):
+                bulk.append(hash(tuple(tuple(item) if isinstance(item, list) else item for item in items)))
+            else:
+                bulk.append(hash(repr(items)))
+        return hash((*bulk, json.dumps(rest, sort_keys=True, default=str)))
     except (TypeError, ValueError):  # unhashable items in a record read back from disk
         return _UNKNOWN
 
