@@ -7,7 +7,7 @@ import asyncio
 import functools
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
@@ -105,6 +105,10 @@ class StateSink:
 
     async def workflow_vanished(self, workflow: Workflow) -> None:
         await self._apply(self.state.workflow_vanished, workflow)
+
+    async def skipped(self, counts: Mapping[str, int]) -> None:
+        """Items of a list (not of a workflow's runs) skipped, by reason."""
+        await self.call(self.state.skipped, counts)
 
     async def truncated(self, workflow: Workflow, message: str) -> None:
         await self.call(self.state.truncated, workflow, message)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from exporter.api import adapter
@@ -370,6 +370,9 @@ class WorkspaceState:
             self._read.add(workflow.uid)
         self._failures.setdefault(NOT_FOUND, message)
         return self._build()
+
+    def skipped(self, counts: Mapping[str, int]) -> None:
+        self.runs_skipped.update(counts)
 
     def truncated(self, workflow: Workflow, message: str) -> None:
         """Pagination of ``workflow`` stopped early (page cap, repeated page): counted, poll stays up."""

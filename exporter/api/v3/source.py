@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from urllib.parse import quote
 
 from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
@@ -42,6 +43,12 @@ class V3Source:
 
     async def poll(self, sink: StateSink) -> None:
         listed = await self.transport.get(WORKFLOWS_ENDPOINT, "/v3/workflows", None, parse_workflows_body)
+        if listed.skipped:
+            logger.warning(
+                "workflows the exporter cannot use were skipped and counted",
+                extra={"skipped": sum(listed.skipped.values()), "first": listed.first_skip},
+            )
+            await sink.skipped(listed.skipped)
         workflows = [w for w in listed.items if self.filter.keeps(w.uid, w.name)]
         await sink.workflows_listed(workflows)
         keep = {w.uid for w in workflows}
@@ -83,7 +90,7 @@ class V3Source:
     async def _runs(self, workflow: Workflow) -> tuple[Parsed[Run], str]:
         """All runs the API lists for ``workflow``, deduplicated by uid, and why pagination stopped
         early ("" when it did not)."""
-        path = f"/v3/workflows/{workflow.uid}/jobs"
+        path = f"/v3/workflows/{quote(workflow.uid, safe='')}/jobs"  # plain already; encoded anyway
         runs: dict[str, Run] = {}
         total = Parsed[Run]([], Counter())
         previous = self._listing.get(workflow.uid)
