@@ -111,8 +111,11 @@ class WorkspaceSaver:
         counters even when nothing counted changed, at shutdown). Errors are logged (once per
         streak), never raised: the journal rewrites itself whole at the next save that works."""
         try:
-            self._save(state, force)
+            # After a failure, every save writes (the journal rewrites itself whole): a save with
+            # nothing new would otherwise "succeed" without anything on disk.
+            wrote = self._save(state, force or self._failing)
         except OSError as error:
+            state.save_errors += 1
             if not self._failing:
                 logger.error(
                     "cannot save the state; counts since the last save would be lost by a restart",
@@ -120,11 +123,12 @@ class WorkspaceSaver:
                 )
             self._failing = True
         else:
-            if self._failing:
+            if self._failing and wrote:
                 logger.info("saving the state works again", extra={"workspace": state.name})
-            self._failing = False
+                self._failing = False
 
-    def _save(self, state: WorkspaceState, force: bool) -> None:
+    def _save(self, state: WorkspaceState, force: bool) -> bool:
+        """Whether it wrote."""
         records: dict[str, dict[str, Any] | None] = {}
         changed, removed = take_changes(state)
         for uid in removed:
@@ -144,7 +148,7 @@ class WorkspaceSaver:
         workspace_digest = _digest(workspace, volatile=())
         unchanged = workspace_digest == self._workspace_digest != _UNKNOWN
         if not records and unchanged and not force:
-            return
+            return False
         workspace["api"] = export_api(state.api)
         self._workspace_digest = workspace_digest
         for key in self.journal.save(workspace, records):  # left out: tried again at its next change
@@ -152,6 +156,7 @@ class WorkspaceSaver:
                 self._digests.pop(key, None)
             else:
                 self._workspace_digest = _UNKNOWN
+        return True
 
 
 def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:
