@@ -37,8 +37,10 @@ class StateSink:
         publish: Callable[[WorkspaceSnapshot], None],
         checkpoint: Checkpoint | None = None,
         after_apply: Callable[[WorkspaceState], None] | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> None:
         self.state = state
+        self._progress = progress  # an apply that finished is progress (poll.timeout), like a request
         self._after_apply = after_apply  # the state saver: runs under the lock, before publishing
         self._publish = publish
         self._checkpoint = checkpoint
@@ -60,9 +62,12 @@ class StateSink:
 
     async def call(self, apply: Callable[..., T], *args: object) -> T:
         """``apply(*args)`` on the state in a worker thread, under the sink's lock."""
-        return await asyncio.get_running_loop().run_in_executor(
+        result = await asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(self._locked, apply, *args)
         )
+        if self._progress is not None:
+            self._progress(0.0)
+        return result
 
     def publish(self, snapshot: WorkspaceSnapshot, now: bool = False) -> None:
         """Hand ``snapshot`` over now if ``now`` or none was in the last PUBLISH_EVERY seconds, else
@@ -109,6 +114,9 @@ class StateSink:
     async def skipped(self, counts: Mapping[str, int]) -> None:
         """Items of a list (not of a workflow's runs) skipped, by reason."""
         await self.call(self.state.skipped, counts)
+
+    async def over_limit(self, message: str) -> None:
+        await self.call(self.state.over_limit, message)
 
     async def truncated(self, workflow: Workflow, message: str) -> None:
         await self.call(self.state.truncated, workflow, message)

@@ -4,10 +4,13 @@ Captain Data might (bodies the simulator cannot even encode), polled by the real
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,7 +18,11 @@ from hypothesis import strategies as st
 from exporter.config import parse_config
 from exporter.parsing import _items_one_by_one
 from exporter.poller import build
+from exporter.simulator import Simulator
+from exporter.simulator.clock import ManualClock
+from exporter.simulator.v4 import V4Api
 from tests.support.metrics import ScrapedMetrics
+from tests.support.sim_server import running_simulator
 
 KEY = "5eb0" * 16
 WORKSPACE_UID = "5b7c6a0e-3f51-4c1b-9a7e-2d8f0c4e6a19"
@@ -154,3 +161,76 @@ json_values = st.recursive(
 def test_reading_an_array_item_by_item_reads_what_json_reads(items: list[object], indent: int | None) -> None:
     text = json.dumps(items, indent=indent)
     assert _items_one_by_one(text) == json.loads(text)
+
+
+# 7. Workflows and actions are capped; applying counts as progress.
+
+
+async def test_workflows_past_api_max_workflows_are_left_out_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim = Simulator(seed=3, page_size=5)
+    sim.add_workspace(WORKSPACE_UID, KEY)
+    for index in range(5):
+        sim.add_workflow(f"wf-{index}", f"W{index}")
+        sim.add_run(f"wf-{index}", "finished")
+    with running_simulator(sim) as url, caplog.at_level(logging.WARNING):
+        workspace = {"base_url": url, "workspace_uid": WORKSPACE_UID}
+        config = parse_config(
+            {
+                "workspaces": [{"name": "acme", "api_key": KEY, **workspace}],
+                "api": {"requests_per_second": 500, "burst": 500, "max_workflows": 3},
+            }
+        )
+        published, (poller,) = build(config)
+        try:
+            for _ in range(2):
+                assert await poller.poll_once()
+            exposition = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+        finally:
+            await poller.aclose()
+    assert exposition.value("captaindata_workflows") == 3
+    assert {s.label("workflow_uid") for s in exposition.find("captaindata_runs")} == {"wf-0", "wf-1", "wf-2"}
+    assert exposition.value("captaindata_poll_errors_total", reason="over_limit") == 2
+    assert caplog.text.count("api.max_workflows") == 1
+    assert not [e for e in sim.request_log if "wf-3" in e["path"] or "wf-4" in e["path"]]
+
+
+async def test_actions_past_v4_max_actions_are_left_out_and_applying_is_progress() -> None:
+    clock = ManualClock(time.time())
+    sim = Simulator(seed=5, clock=clock)
+    sim.add_workspace("ws", KEY)
+    api = V4Api.of(sim)
+    for index in range(8):
+        api.add_run(f"action-{index}", "SUCCEEDED", updated_at=clock() - 600)
+
+    def slow(point: str) -> None:
+        if point == "apply":
+            time.sleep(0.15)  # a slow apply (worker thread): the applies of a poll take > poll.timeout
+
+    with running_simulator(sim) as url:
+        config = parse_config(
+            {
+                "workspaces": [
+                    {
+                        "name": "acme",
+                        "api_key": KEY,
+                        "api_version": "v4",
+                        "base_url": url,
+                        "v4": {"max_actions": 6},
+                    }
+                ],
+                "poll": {"interval": "1s", "timeout": "500ms"},
+                "api": {"requests_per_second": 500, "burst": 500},
+            }
+        )
+        published, (poller,) = build(config, checkpoint=slow)
+        try:
+            up = await poller.poll_once()
+            exposition = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+        finally:
+            await poller.aclose()
+    assert exposition.value("captaindata_poll_errors_total", reason="timeout") == 0
+    assert up
+    assert exposition.value("captaindata_workflows") == 6
+    assert exposition.value("captaindata_poll_errors_total", reason="over_limit") == 1

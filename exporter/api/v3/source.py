@@ -38,6 +38,7 @@ class V3Source:
         self.unknown = UnknownStatuses(workspace.name)
         self.clock = clock  # bounds how far in the future a run's timestamp may lie
         self.page_size: int | None = None
+        self._warned_cap = False
         # workflow uid -> (number of runs, hash of their uids) of its last complete listing
         self._listing: dict[str, tuple[int, int]] = {}
 
@@ -50,6 +51,14 @@ class V3Source:
             )
             await sink.skipped(listed.skipped)
         workflows = [w for w in listed.items if self.filter.keeps(w.uid, w.name)]
+        cap = self.api.max_workflows
+        if len(workflows) > cap:
+            message = f"{len(workflows)} workflows listed; api.max_workflows is {cap}, the rest is left out"
+            if not self._warned_cap:
+                self._warned_cap = True
+                logger.warning(message + " (logged once)")
+            await sink.over_limit(message)
+            workflows = workflows[:cap]  # the API's order: stable from poll to poll
         await sink.workflows_listed(workflows)
         keep = {w.uid for w in workflows}
         self._listing = {uid: seen for uid, seen in self._listing.items() if uid in keep}

@@ -77,6 +77,7 @@ class V4Source:
         self.high_water: float | None = None  # clock() when the last complete listing started
         self.last_resync: float | None = None  # clock() when the last full re-list started
         self.actions: dict[str, Workflow] = {}  # listed to the sink, in first-seen order
+        self._warned_cap = False
 
     def _full(self, now: float) -> bool:
         return (
@@ -106,11 +107,20 @@ class V4Source:
             logger.warning("v4 listing stopped early", extra={"reason": listing.truncated})
             await sink.truncated(_LISTING, listing.truncated)
         complete = full and not listing.truncated
+        known = self.actions
         if complete:
-            self.actions = {action: Workflow(action, action) for action in sorted(by_action)}
-        else:
-            for action in sorted(by_action):
-                self.actions.setdefault(action, Workflow(action, action))
+            self.actions = {action: known[action] for action in sorted(by_action) if action in known}
+        for action in sorted(by_action):  # the actions already tracked keep their place under the cap
+            if action not in self.actions and len(self.actions) < self.settings.max_actions:
+                self.actions[action] = Workflow(action, action)
+        left_out = len(by_action.keys() - self.actions.keys())
+        if left_out:
+            cap = self.settings.max_actions
+            message = f"{left_out} more actions listed, v4.max_actions is {cap}: their runs are not tracked"
+            if not self._warned_cap:
+                self._warned_cap = True
+                logger.warning(message + " (logged once)")
+            await sink.over_limit(message)
         await sink.workflows_listed(list(self.actions.values()))
         skipped = listing.skipped
         if skipped:
