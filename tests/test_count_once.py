@@ -6,12 +6,21 @@ through the state codec and JSON, as the journal does."""
 from __future__ import annotations
 
 import json
+import time
 
+from exporter.api.v4.source import V4Source
+from exporter.config import parse_config
 from exporter.parsing import Parsed, Run, Workflow, new_run
 from exporter.persist.codec import export_workflow, export_workspace, restore_workspace
+from exporter.poller import build
+from exporter.simulator import Simulator
+from exporter.simulator.clock import ManualClock
+from exporter.simulator.v4 import V4Api
 from exporter.snapshot import WorkflowSnapshot
 from exporter.state import WorkspaceState
 from exporter.statuses import FINISHED, RUNNING, SHUTDOWN, WARNING
+from tests.support.metrics import ScrapedMetrics
+from tests.support.sim_server import running_simulator
 
 T0 = 1_800_000_000.0
 DAY = 86400.0
@@ -235,3 +244,40 @@ def test_an_hour_without_three_lists_does_not_forget() -> None:
     assert "wf-a" in state.missing
     listed(state, "wf-b", now=T0 + HOUR + 180)
     assert "wf-a" not in state.missing
+
+
+# End to end (v4 over loopback): the API repeats a page during the first listing.
+
+
+async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next_poll() -> None:
+    clock = ManualClock(time.time())
+    sim = Simulator(seed=13, clock=clock)
+    sim.add_workspace("ws", "4a7e" * 16)
+    api = V4Api.of(sim)
+    for index in range(10):
+        api.add_run("fresh", "SUCCEEDED", updated_at=clock() - HOUR + index)
+    for index in range(6):
+        api.add_run("old", "FAILED", updated_at=clock() - DAY + index)
+    sim.add_fault("ignore_page", count=2, path_contains="/v4/runs")  # offsets 0 and 10 both get page 0
+    with running_simulator(sim) as url:
+        workspace = {"name": "growth", "api_version": "v4", "api_key": "4a7e" * 16, "base_url": url}
+        config = parse_config(
+            {
+                "workspaces": [{**workspace, "v4": {"page_size": 10}}],
+                "api": {"requests_per_second": 500, "burst": 500},
+            }
+        )
+        published, (poller,) = build(config)
+        assert isinstance(poller.source, V4Source)
+        poller.source.clock = clock
+        try:
+            assert await poller.poll_once()
+            first = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+            assert first.value("captaindata_poll_errors_total", reason="page_cap") == 1
+            clock.advance(60)
+            assert await poller.poll_once()
+            second = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+        finally:
+            await poller.aclose()
+    assert second.value("captaindata_runs", workflow_uid="old", status="shutdown") == 6
+    assert second.total("captaindata_run_status_changes_total") == 0
