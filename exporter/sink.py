@@ -98,9 +98,11 @@ class StateSink:
     async def _apply(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:
         self.publish(await self.call(apply, *args))
 
-    async def workflows_listed(self, workflows: Sequence[Workflow]) -> None:
-        """The complete current list, after the config's filter."""
-        await self._apply(self.state.workflows_listed, list(workflows))
+    async def workflows_listed(self, workflows: Sequence[Workflow], listed_at: float | None = None) -> None:
+        """The complete current list, after the config's filter; ``listed_at``: when the listing it
+        comes from started (default: now). A workflow first listed by the next list is watched from
+        then (docs/counting.md)."""
+        await self._apply(self.state.workflows_listed, list(workflows), listed_at)
 
     async def runs_read(self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True) -> None:
         await self._apply(self.state.runs_read, workflow, parsed, complete)

@@ -121,7 +121,9 @@ class V4Source:
                 self._warned_cap = True
                 logger.warning(message + " (logged once)")
             await sink.over_limit(message)
-        await sink.workflows_listed(list(self.actions.values()))
+        # The actions come from a listing that started at ``now``: an action first seen next poll may
+        # have runs that changed since then, not before.
+        await sink.workflows_listed(list(self.actions.values()), now)
         skipped = listing.skipped
         if skipped:
             logger.warning("runs skipped", extra=dict(sorted(skipped.items())))
