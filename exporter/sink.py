@@ -107,6 +107,10 @@ class StateSink:
     async def runs_read(self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True) -> None:
         await self._apply(self.state.runs_read, workflow, parsed, complete)
 
+    async def runs_read_many(self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool) -> None:
+        """Several workflows' runs in one apply (one thread hop, one snapshot)."""
+        await self._apply(self.state.runs_read_many, list(reads), complete)
+
     async def workflow_failed(self, workflow: Workflow, reason: str, message: str) -> None:
         await self._apply(self.state.workflow_failed, workflow, reason, message)
 

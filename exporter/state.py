@@ -264,9 +264,23 @@ class WorkspaceState:
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
     ) -> WorkspaceSnapshot:
         now = time.time() if now is None else now
-        tracked = self.workflows.get(workflow.uid)
-        if tracked is None:  # not listed (any more): nothing to keep
+        if not self._read_runs(workflow, parsed, complete, now):  # not listed (any more)
             return self._snapshot
+        return self._build(now)
+
+    def runs_read_many(
+        self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool = True, now: float | None = None
+    ) -> WorkspaceSnapshot:
+        """``runs_read`` of each, with one snapshot at the end (v4: many actions from one listing)."""
+        now = time.time() if now is None else now
+        for workflow, parsed in reads:
+            self._read_runs(workflow, parsed, complete, now)
+        return self._build(now)
+
+    def _read_runs(self, workflow: Workflow, parsed: Parsed[Run], complete: bool, now: float) -> bool:
+        tracked = self.workflows.get(workflow.uid)
+        if tracked is None:
+            return False
         self.runs_skipped.update(parsed.skipped)
         counting = tracked.read or not tracked.baseline
         if tracked.since is None and not tracked.read and tracked.baseline:
@@ -333,7 +347,7 @@ class WorkspaceState:
         self._touch(tracked)
         self._read.add(tracked.uid)
         self._found = True
-        return self._build(now)
+        return True
 
     def _touch(self, tracked: WorkflowState) -> None:
         """``tracked`` changed: its snapshot is rebuilt and its record saved."""

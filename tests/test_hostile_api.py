@@ -206,7 +206,7 @@ async def test_actions_past_v4_max_actions_are_left_out_and_applying_is_progress
 
     def slow(point: str) -> None:
         if point == "apply":
-            time.sleep(0.15)  # a slow apply (worker thread): the applies of a poll take > poll.timeout
+            time.sleep(0.3)  # a slow apply (worker thread): the applies of a poll take > poll.timeout
 
     with running_simulator(sim) as url:
         config = parse_config(

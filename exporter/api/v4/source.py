@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 #: Pages one listing may read (10,000 pages of 100 is a million runs): a guard against an API that
 #: never ends its list, not a limit anyone should meet.
 MAX_PAGES = 10_000
+#: Runs (and actions, one each) applied per call of the sink: one thread hop and one snapshot per batch
+#: rather than per action, and each batch is progress for poll.timeout.
+APPLY_BATCH = 5000
 #: The overlap re-read below the high-water mark, in poll intervals (the issue asks for at least 2).
 OVERLAP_INTERVALS = 2.0
 _LISTING = Workflow(uid="v4 runs listing", name="v4 runs listing")  # names a truncated listing
@@ -127,10 +130,18 @@ class V4Source:
         skipped = listing.skipped
         if skipped:
             logger.warning("runs skipped", extra=dict(sorted(skipped.items())))
+        batch: list[tuple[Workflow, Parsed[Run]]] = []
+        size = 0
         for action, workflow in self.actions.items():
-            parsed = Parsed[Run](by_action.get(action, []), skipped)
+            runs = by_action.get(action, [])
+            batch.append((workflow, Parsed[Run](runs, skipped)))
             skipped = Counter()  # counted once, with the first action
-            await sink.runs_read(workflow, parsed, complete)
+            size += len(runs) + 1
+            if size >= APPLY_BATCH:
+                await sink.runs_read_many(batch, complete)
+                batch, size = [], 0
+        if batch:
+            await sink.runs_read_many(batch, complete)
         if complete:
             self.last_resync = now
         if not listing.truncated:
