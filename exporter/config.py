@@ -11,7 +11,7 @@ import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import idna
@@ -123,6 +123,11 @@ class WorkspaceConfig:
     part: Part = WHOLE
 
 
+#: Workflows (v3) and actions (v4) tracked per workspace by default: each costs about 10 kB of /metrics
+#: and one request per poll (v3); sized from bench/wide.py (docs/configuration.md).
+DEFAULT_MAX_WORKFLOWS: Final = 2000
+
+
 @dataclass(frozen=True)
 class PollConfig:
     interval: float = 60.0
@@ -140,6 +145,7 @@ class ApiConfig:
     max_rate_limit_retries: int = 5
     max_retry_after: float = 300.0
     max_pages: int = 50
+    max_workflows: int = DEFAULT_MAX_WORKFLOWS  # v3: workflows tracked per workspace, after the filter
     concurrency: int = 4
     max_response_bytes: int = 32 * 1024 * 1024
 
@@ -690,6 +696,9 @@ def parse_config(
         ),
         max_retry_after=reader.duration(api_section, "max_retry_after", "api", defaults.max_retry_after),
         max_pages=reader.number(api_section, "max_pages", "api", defaults.max_pages, int, 1, 1_000_000),
+        max_workflows=reader.number(
+            api_section, "max_workflows", "api", defaults.max_workflows, int, 1, 1_000_000
+        ),
         concurrency=reader.number(api_section, "concurrency", "api", defaults.concurrency, int, 1, 1000),
         max_response_bytes=reader.number(
             api_section, "max_response_bytes", "api", defaults.max_response_bytes, int, 1024, 1 << 30

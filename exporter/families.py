@@ -52,6 +52,9 @@ BAD_RESPONSE: Final = "bad_response"
 NETWORK: Final = "network"
 PAGE_CAP: Final = "page_cap"
 INTERNAL: Final = "internal"
+# count-once (#19): a workflow's runs answering 404; workflows or actions past their cap
+NOT_FOUND: Final = "not_found"
+OVER_LIMIT: Final = "over_limit"
 POLL_ERROR_REASONS: Final[tuple[str, ...]] = (
     RATE_LIMITED,
     UNAUTHORIZED,
@@ -61,6 +64,9 @@ POLL_ERROR_REASONS: Final[tuple[str, ...]] = (
     NETWORK,
     PAGE_CAP,
     INTERNAL,
+    # count-once (#19)
+    NOT_FOUND,
+    OVER_LIMIT,
 )
 
 # Values of the ``reason`` label of captaindata_runs_skipped_total.
@@ -303,6 +309,15 @@ PUSH_APPLY: Final = Family(
 #: The push families: rendered only when push is on.
 PUSH_FAMILIES: Final = (PUSH_REQUESTS, PUSH_APPLIED, PUSH_MISSED, PUSH_LAST_EVENT, PUSH_APPLY)
 
+# count-once (#19): saves of the state that failed
+STATE_SAVE_ERRORS: Final = Family(
+    name="captaindata_state_save_errors",
+    type="counter",
+    help="Saves of the workspace's state (state.path) that failed; counts since the last good save "
+    "would be lost by a restart.",
+    labels=WORKSPACE,
+    stability="experimental",
+)
 BUILD_INFO: Final = Family(
     name="captaindata_exporter_build_info",
     type="gauge",
@@ -335,6 +350,7 @@ PER_SHARD: Final[tuple[Family, ...]] = (
     POLL_DURATION,
     POLL_ERRORS,
     RUNS_SKIPPED,
+    STATE_SAVE_ERRORS,
 )
 
 #: Every family, in the order of the exposition.
@@ -366,6 +382,8 @@ FAMILIES: Final[tuple[Family, ...]] = (
     PUSH_MISSED,
     PUSH_LAST_EVENT,
     PUSH_APPLY,
+    # count-once (#19)
+    STATE_SAVE_ERRORS,
     BUILD_INFO,
     WEB_CONFIG_RELOADS,
     SHARD_INFO,

@@ -9,6 +9,7 @@ status registry locks), so it runs in a worker thread.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,8 +109,20 @@ class Parsed(Generic[T]):
         self.skipped[reason] += 1
 
 
+class Unreadable:
+    """An item of a JSON array that is valid JSON but more than Python's parser takes (nested too
+    deeply, or an integer of too many digits): skipped and counted as ``invalid_item``."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
 def load_json(body: bytes) -> object:
-    """``body`` as a JSON value; raises ``BadResponse`` (and nothing else) when it is not one."""
+    """``body`` as a JSON value; raises ``BadResponse`` (and nothing else) when it is not one. A JSON
+    array of which some items only are too deep or too long for Python's parser keeps its other
+    items, and has an ``Unreadable`` in place of each of those."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -118,10 +131,53 @@ def load_json(body: bytes) -> object:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise BadResponse(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except (RecursionError, ValueError):  # nested too deeply; Python's limit on an integer's digits
+        return _items_one_by_one(text)
+
+
+# A JSON string, or a character that opens, closes or separates values.
+_TOKENS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+
+
+def _items_one_by_one(text: str) -> list[object]:
+    """The items of the JSON array ``text``, each parsed alone (linear in ``text``). Raises
+    ``BadResponse`` when ``text`` is not an array, or when one of its items is not valid JSON."""
+    start = len(text) - len(text.lstrip())
+    if not text.startswith("[", start):
+        raise BadResponse("invalid JSON: nested too deeply, or a number has too many digits")
+    items: list[object] = []
+    depth = 0
+    begin = start + 1
+    end = -1
+    for token in _TOKENS.finditer(text, start):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+        elif mark in "]}":
+            depth -= 1
+            if depth == 0:
+                end = token.start()
+                break
+        elif mark == "," and depth == 1:
+            items.append(_one(text[begin : token.start()]))
+            begin = token.end()
+    if end < 0 or text[end + 1 :].strip():
+        raise BadResponse("invalid JSON: the array does not end")
+    last = text[begin:end]
+    if last.strip() or items:
+        items.append(_one(last))
+    return items
+
+
+def _one(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BadResponse(f"invalid JSON: {error.msg}") from None
     except RecursionError:
-        raise BadResponse("invalid JSON: nested too deeply") from None
-    except ValueError:  # Python's limit on the digits of an integer
-        raise BadResponse("invalid JSON: a number has too many digits") from None
+        return Unreadable("nested too deeply")
+    except ValueError:
+        return Unreadable("a number with too many digits")
 
 
 def _array(payload: object, what: str) -> list[object]:
@@ -137,7 +193,8 @@ def identified_items(
     other items are counted in ``parsed`` as skips. ``what`` is singular: "run", "workflow"."""
     for index, item in enumerate(_array(payload, f"{what}s")):
         if not isinstance(item, dict):
-            parsed.skip(INVALID_ITEM, f"{what} {index} is a JSON {_json_type(item)}")
+            shown = item.why if isinstance(item, Unreadable) else f"a JSON {_json_type(item)}"
+            parsed.skip(INVALID_ITEM, f"{what} {index} is {shown}")
             continue
         uid = clean_identifier(item.get("uid"))
         if uid is None:

@@ -49,7 +49,9 @@ class Poller:
         self.state.clock = clock
         self.checkpoint = checkpoint
         self.saver = saver
-        self.sink = StateSink(self.state, publish, checkpoint, saver.save if saver else None, clock)
+        self.sink = StateSink(
+            self.state, publish, checkpoint, saver.save if saver else None, clock, self._progress
+        )
         api = adapter(workspace.api_version)
         self.transport = ApiTransport(
             workspace.base_url,
@@ -71,7 +73,8 @@ class Poller:
         self.last_progress = self.last_attempt_end
 
     def _progress(self, extra: float) -> None:
-        """A request succeeded (extra 0) or a 429 wait of ``extra`` seconds starts: the poll is alive."""
+        """A request succeeded or an apply finished (extra 0), or a 429 wait of ``extra`` seconds
+        starts: the poll is alive."""
         self.last_progress = max(self.last_progress, self.clock.monotonic() + extra)
         if self._guard is not None:
             self._guard.reschedule(asyncio.get_running_loop().time() + self.config.poll.timeout + extra)

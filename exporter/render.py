@@ -55,6 +55,7 @@ from exporter.families import (
     RUNS_SKIPPED,
     SHARD,
     SHARD_INFO,
+    STATE_SAVE_ERRORS,
     STATUS_CHANGES,
     UP,
     WEB_CONFIG_RELOADS,
@@ -338,6 +339,7 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot, part: Part
         lines.gauge(WORKFLOWS, workspace, len(snapshot.workflows))
     elif part.owner and snapshot.workflows_tracked is not None:
         lines.gauge(WORKFLOWS, workspace, snapshot.workflows_tracked)
+    lines.samples(STATE_SAVE_ERRORS, own, {None: snapshot.state_save_errors}, _count)
     return lines.chunks()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
@@ -38,9 +38,11 @@ class StateSink:
         checkpoint: Checkpoint | None = None,
         after_apply: Callable[[WorkspaceState], None] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        progress: Callable[[float], None] | None = None,
     ) -> None:
         self.state = state
         self._clock = clock
+        self._progress = progress  # an apply that finished is progress (poll.timeout), like a request
         self._after_apply = after_apply  # the state saver: runs under the lock, before publishing
         self._publish = publish
         self._checkpoint = checkpoint
@@ -62,9 +64,12 @@ class StateSink:
 
     async def call(self, apply: Callable[..., T], *args: object) -> T:
         """``apply(*args)`` on the state in a worker thread, under the sink's lock."""
-        return await asyncio.get_running_loop().run_in_executor(
+        result = await asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(self._locked, apply, *args)
         )
+        if self._progress is not None:
+            self._progress(0.0)
+        return result
 
     def publish(self, snapshot: WorkspaceSnapshot, now: bool = False) -> None:
         """Hand ``snapshot`` over now if ``now`` or none was in the last PUBLISH_EVERY seconds, else
@@ -100,18 +105,34 @@ class StateSink:
     async def _apply(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:
         self.publish(await self.call(apply, *args))
 
-    async def workflows_listed(self, workflows: Sequence[Workflow], tracked: int | None = None) -> None:
-        """The complete current list, after the config's filter."""
-        await self._apply(self.state.workflows_listed, list(workflows), tracked)
+    async def workflows_listed(
+        self, workflows: Sequence[Workflow], listed_at: float | None = None, tracked: int | None = None
+    ) -> None:
+        """The complete current list, after the config's filter; ``listed_at``: when the listing it
+        comes from started (default: now). A workflow first listed by the next list is watched from
+        then (docs/counting.md). ``tracked``: the whole workspace's count, when this shard tracks only
+        its part of a workspace split by workflow."""
+        await self._apply(self.state.workflows_listed, list(workflows), listed_at, tracked)
 
     async def runs_read(self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True) -> None:
         await self._apply(self.state.runs_read, workflow, parsed, complete)
+
+    async def runs_read_many(self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool) -> None:
+        """Several workflows' runs in one apply (one thread hop, one snapshot)."""
+        await self._apply(self.state.runs_read_many, list(reads), complete)
 
     async def workflow_failed(self, workflow: Workflow, reason: str, message: str) -> None:
         await self._apply(self.state.workflow_failed, workflow, reason, message)
 
     async def workflow_vanished(self, workflow: Workflow) -> None:
         await self._apply(self.state.workflow_vanished, workflow)
+
+    async def skipped(self, counts: Mapping[str, int]) -> None:
+        """Items of a list (not of a workflow's runs) skipped, by reason."""
+        await self.call(self.state.skipped, counts)
+
+    async def over_limit(self, message: str) -> None:
+        await self.call(self.state.over_limit, message)
 
     async def truncated(self, workflow: Workflow, message: str) -> None:
         await self.call(self.state.truncated, workflow, message)

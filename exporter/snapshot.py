@@ -85,6 +85,7 @@ class WorkspaceSnapshot:
     last_error: str = ""
     poll_errors: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(POLL_ERROR_REASONS, 0))
     runs_skipped: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_REASONS, 0))
+    state_save_errors: int = 0
     api: ApiStatsSnapshot = field(default_factory=ApiStatsSnapshot)
     needs_action_limit: int = MetricsConfig.needs_action_limit
     workflows: tuple[WorkflowSnapshot, ...] = field(default=())  # sorted by uid

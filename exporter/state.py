@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final
 
 from exporter.api import adapter
 from exporter.apistats import ApiStats
 from exporter.clock import SYSTEM_CLOCK, Clock
-from exporter.families import DUPLICATE_UID, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
+from exporter.families import DUPLICATE_UID, NOT_FOUND, OVER_LIMIT, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
 from exporter.parsing import Parsed, Run, Workflow
@@ -21,6 +22,15 @@ from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUE
 #: How long a run that vanished from its workflow's list is remembered, so that a run missed by one
 #: read (page shifts, page cap) is not counted again when it comes back.
 FORGET_VANISHED_RUNS_AFTER = 86400.0
+#: A workflow missing from the workflow list keeps its memory (its series are dropped) until it has been
+#: missing from this many consecutive lists and for FORGET_MISSING_WORKFLOWS_AFTER seconds: one flaky
+#: list must not make its whole history count again when it comes back.
+FORGET_MISSING_WORKFLOWS_LISTS = 3
+FORGET_MISSING_WORKFLOWS_AFTER = 3600.0
+#: A run first seen whose status time is older than its scope's baseline (``WorkflowState.since``) by
+#: more than this is history, not a transition (docs/counting.md). The margin absorbs a difference
+#: between the API's clock and ours.
+CLOCK_MARGIN = 300.0
 _TERMINAL_ORDER = tuple(sorted(TERMINAL_STATUSES))
 _NEVER = float("-inf")
 
@@ -29,6 +39,8 @@ class WorkflowState:
     """One tracked workflow. No per-run objects beyond the parsed Run itself."""
 
     __slots__ = (
+        "absent",
+        "absent_since",
         "baseline",
         "durations",
         "last_attempt",
@@ -40,19 +52,27 @@ class WorkflowState:
         "read",
         "read_at",
         "runs",
+        "since",
         "snapshot",
         "status_changes",
         "uid",
         "vanished",
     )
 
-    def __init__(self, uid: str, name: str, baseline: bool) -> None:
+    def __init__(self, uid: str, name: str, baseline: bool, since: float | None = None) -> None:
         self.uid = uid
         self.name = name
         self.baseline = baseline  # runs present at its first read are not counted
+        #: When the exporter started watching it (docs/counting.md): a run first seen whose status is
+        #: older is history. A baseline workflow's first read; else the list before the one that
+        #: showed it first. None: unknown (a state saved before it was kept), no run is history.
+        self.since = since
         self.read = False  # its runs were read successfully at least once
         self.runs: dict[str, Run] = {}  # the current listing
-        self.vanished: dict[str, tuple[str, float]] = {}  # uid -> (status, when it left the listing)
+        #: uid -> (status, api_status, when it left the listing); api_status "" when unknown
+        self.vanished: dict[str, tuple[str, str, float]] = {}
+        self.absent = 0  # consecutive workflow lists it was missing from
+        self.absent_since = 0.0
         self.status_changes: dict[str, int] = dict.fromkeys(STATUS_LABEL_VALUES, 0)
         self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
         self.last_status_time: dict[str, float] = {}
@@ -66,11 +86,24 @@ class WorkflowState:
         self.push_errors: dict[str, str] = {}
 
     def known_status(self, uid: str) -> str | None:
+        known = self.known(uid)
+        return known[0] if known is not None else None
+
+    def known(self, uid: str) -> tuple[str, str] | None:
+        """(status, api_status) of a run it lists or remembers (api_status "" when unknown)."""
         run = self.runs.get(uid)
         if run is not None:
-            return run.status
+            return run.status, run.api_status
         gone = self.vanished.get(uid)
-        return gone[0] if gone is not None else None
+        return (gone[0], gone[1]) if gone is not None else None
+
+    def release(self, uid: str) -> tuple[str, str] | None:
+        """Give up a run another workflow now owns: what was known of it."""
+        known = self.known(uid)
+        if self.runs.pop(uid, None) is not None:
+            self.snapshot = None
+        self.vanished.pop(uid, None)
+        return known
 
     def build_snapshot(self, needs_action_limit: int, now: float) -> WorkflowSnapshot:
         by_status = dict.fromkeys(STATUS_LABEL_VALUES, 0)
@@ -117,6 +150,17 @@ class WorkflowState:
         return self.snapshot
 
 
+def _is_transition(run: Run, previous: tuple[str, str] | None, history: float) -> bool:
+    """Whether a run read now counts as entering its status (docs/counting.md): a run first seen counts
+    unless its status is older than the scope's watch (``history``); a known run counts when its status
+    changed, unless the API's own status did not (v4: FAILED whose last_error came later is a
+    correction: the gauges follow, no transition is counted)."""
+    if previous is None:
+        moment = run.status_time
+        return moment is None or moment >= history
+    return previous[0] != run.status and (previous[1] != run.api_status or not previous[1])
+
+
 def _latest_time(run: Run) -> float | None:
     """Which needs-action runs a workflow keeps when it has more than the limit: the latest moments."""
     return run.finish_time or run.start_time or run.scheduled_time
@@ -149,21 +193,33 @@ class WorkspaceState:
         self.last_error = ""
         self.poll_errors: Counter[str] = Counter(dict.fromkeys(POLL_ERROR_REASONS, 0))
         self.runs_skipped: Counter[str] = Counter(dict.fromkeys(SKIP_REASONS, 0))
+        self.save_errors = 0  # saves of the state that failed (exporter/persist/saver.py)
         # Memory across polls.
         self.listed_once = False  # workflows of the first list are the baseline
+        self.listed_at: float | None = None  # when the last workflow list was applied
         self.workflows: dict[str, WorkflowState] = {}  # in list order
-        self.owner: dict[str, str] = {}  # run uid -> the workflow uid it is counted under
-        self.workflows_tracked: int | None = None  # split by workflow: the whole workspace's count
+        #: Workflows missing from the last list(s), remembered a while (FORGET_MISSING_WORKFLOWS_*).
+        self.missing: dict[str, WorkflowState] = {}
+        #: run uid -> the workflow uid it is counted under (listed, remembered or missing)
+        self.owner: dict[str, str] = {}
         # Workflow uids changed or removed since the state saver last took them (exporter/persist/).
         self.changed: set[str] = set()
         self.removed: set[str] = set()
+        self.workflows_tracked: int | None = None  # split by workflow: the whole workspace's count
         # push: called (in the sink's thread) with the uid of each run whose status change a poll
         # counted, to tell the missed pushes (exporter/push/missed.py); None when push is off.
         self.on_polled_change: Callable[[str], None] | None = None
+        # The snapshots of the workflows in uid order, rebuilt only where they changed: a workspace of
+        # many workflows applies one at a time, and each apply must not cost all of them.
+        self._order: list[str] | None = None  # None: the set of workflows changed
+        self._snapshots: list[WorkflowSnapshot] = []
+        self._index: dict[str, int] = {}
+        self._dirty: set[str] = set()
         # The poll in progress.
         self._listed = False
         self._failures: dict[str, str] = {}  # reason -> message, this poll
-        self._read: set[str] = set()
+        self._read: set[str] = set()  # workflows read or found deleted (404)
+        self._found = False  # some workflow was read
         self._snapshot = self._build()
 
     # The sink's operations (each returns the new snapshot).
@@ -172,78 +228,138 @@ class WorkspaceState:
         self._listed = False
         self._failures = {}
         self._read = set()
+        self._found = False
 
-    def workflows_listed(self, workflows: Sequence[Workflow], in_all: int | None = None) -> WorkspaceSnapshot:
-        """The workflows to track; ``in_all``: how many the whole workspace tracks, when this shard
-        tracks only its own part of them (a workspace split by workflow)."""
+    def workflows_listed(
+        self, workflows: Sequence[Workflow], now: float | None = None, in_all: int | None = None
+    ) -> WorkspaceSnapshot:
+        """The complete current list (after the filter and the cap); ``in_all``: how many the whole
+        workspace tracks, when this shard tracks only its own part of them (split by workflow)."""
         self.workflows_tracked = in_all
+        now = self.clock.time() if now is None else now
         listed = {workflow.uid: workflow for workflow in workflows}
+        for uid in [uid for uid in self.missing if uid not in listed]:
+            gone = self.missing[uid]
+            gone.absent += 1
+            if (
+                gone.absent >= FORGET_MISSING_WORKFLOWS_LISTS
+                and now - gone.absent_since >= FORGET_MISSING_WORKFLOWS_AFTER
+            ):
+                self._forget(self.missing.pop(uid))
         for uid in [uid for uid in self.workflows if uid not in listed]:
-            self._forget(uid)
+            gone = self.workflows[uid]
+            gone.absent, gone.absent_since = 1, now
+            self.missing[uid] = gone
+            self.changed.discard(uid)
+            self.removed.add(uid)
         current: dict[str, WorkflowState] = {}
         for workflow in listed.values():
             tracked = self.workflows.get(workflow.uid)
             if tracked is None:
-                tracked = WorkflowState(workflow.uid, workflow.name, baseline=not self.listed_once)
+                tracked = self.missing.pop(workflow.uid, None)  # back: it resumes
+                if tracked is not None:
+                    tracked.absent = 0
+                    tracked.snapshot = None
+                    self.changed.add(workflow.uid)
+                    self.removed.discard(workflow.uid)
+            if tracked is None:
+                baseline = not self.listed_once
+                # New since the last list: what happened before that list is history.
+                since = None if baseline else (self.listed_at if self.listed_at is not None else now)
+                tracked = WorkflowState(workflow.uid, workflow.name, baseline, since)
                 self.changed.add(workflow.uid)
-            elif tracked.name != workflow.name:
+            if tracked.name != workflow.name:
                 tracked.name = workflow.name
                 tracked.snapshot = None
                 self.changed.add(workflow.uid)
+            if tracked.snapshot is None:
+                self._dirty.add(workflow.uid)
             current[workflow.uid] = tracked
+        if current.keys() != self.workflows.keys():
+            self._order = None
         self.workflows = current
         self.listed_once = True
+        self.listed_at = now
         self._listed = True
-        return self._build()
+        return self._build(now)
 
-    def _forget(self, uid: str) -> None:
-        gone = self.workflows.pop(uid)
-        for run_uid in gone.runs:
-            if self.owner.get(run_uid) == uid:
+    def _forget(self, gone: WorkflowState) -> None:
+        for run_uid in (*gone.runs, *gone.vanished):
+            if self.owner.get(run_uid) == gone.uid:
                 del self.owner[run_uid]
-        self.changed.discard(uid)
-        self.removed.add(uid)
+
+    def _holder(self, uid: str) -> WorkflowState | None:
+        return self.workflows.get(uid) or self.missing.get(uid)
 
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
     ) -> WorkspaceSnapshot:
         now = self.clock.time() if now is None else now
-        tracked = self.workflows.get(workflow.uid)
-        if tracked is None:  # not listed (any more): nothing to keep
+        if not self._read_runs(workflow, parsed, complete, now):  # not listed (any more)
             return self._snapshot
+        return self._build(now)
+
+    def runs_read_many(
+        self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool = True, now: float | None = None
+    ) -> WorkspaceSnapshot:
+        """``runs_read`` of each, with one snapshot at the end (v4: many actions from one listing)."""
+        now = self.clock.time() if now is None else now
+        for workflow, parsed in reads:
+            self._read_runs(workflow, parsed, complete, now)
+        return self._build(now)
+
+    def _read_runs(self, workflow: Workflow, parsed: Parsed[Run], complete: bool, now: float) -> bool:
+        tracked = self.workflows.get(workflow.uid)
+        if tracked is None:
+            return False
         self.runs_skipped.update(parsed.skipped)
         counting = tracked.read or not tracked.baseline
+        if tracked.since is None and not tracked.read and tracked.baseline:
+            tracked.since = now  # a baseline workflow is watched from its first read
+        history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
         kept: dict[str, Run] = {} if complete else dict(tracked.runs)
         duplicates = 0
+        owners = self.owner
         for run in parsed.items:
-            owner = self.owner.get(run.uid)
+            uid = run.uid
+            owner = owners.get(uid)
+            previous = tracked.known(uid)
             if owner is not None and owner != tracked.uid:
-                other = self.workflows.get(owner)
-                if other is not None and run.uid in other.runs:
-                    duplicates += 1
-                    continue
-            self.owner[run.uid] = tracked.uid
-            previous = tracked.known_status(run.uid)
-            if counting and previous != run.status:
+                other = self._holder(owner)
+                if other is not None:
+                    if uid in other.runs and owner in self.workflows:
+                        duplicates += 1  # listed by its owner too: counted there
+                        continue
+                    # Its owner no longer lists it: this workflow takes it over, with what was known.
+                    previous = other.release(uid) or previous
+                    self._touch(other)
+            owners[uid] = tracked.uid
+            if counting and _is_transition(run, previous, history):
                 self._count(tracked, run)
                 if self.on_polled_change is not None:  # push
-                    self.on_polled_change(run.uid)
-            tracked.vanished.pop(run.uid, None)
-            kept[run.uid] = run
+                    self.on_polled_change(uid)
+            kept[uid] = run
             moment = run.status_time
             if moment is not None and math.isfinite(moment):
                 last = tracked.last_status_time.get(run.status)
-                tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
+                if last is None or moment > last:
+                    tracked.last_status_time[run.status] = moment
+        if tracked.vanished:
+            for uid in kept.keys() & tracked.vanished.keys():
+                del tracked.vanished[uid]
         if duplicates:
             self.runs_skipped[DUPLICATE_UID] += duplicates
-        for uid, run in tracked.runs.items() if complete else ():  # an upsert keeps every run
-            if uid not in kept:
-                tracked.vanished[uid] = (run.status, now)
-                if self.owner.get(uid) == tracked.uid:
-                    del self.owner[uid]
-        tracked.vanished = {
-            uid: gone for uid, gone in tracked.vanished.items() if now - gone[1] <= FORGET_VANISHED_RUNS_AFTER
-        }
+        if complete:  # an upsert keeps every run
+            vanished = tracked.vanished
+            for uid, run in tracked.runs.items():
+                if uid not in kept:
+                    vanished[uid] = (run.status, run.api_status, now)
+        if tracked.vanished:
+            for uid, gone in list(tracked.vanished.items()):
+                if now - gone[2] > FORGET_VANISHED_RUNS_AFTER:
+                    del tracked.vanished[uid]
+                    if owners.get(uid) == tracked.uid:
+                        del owners[uid]
         tracked.runs = kept
         if tracked.push_errors:  # push
             tracked.push_errors = {uid: e for uid, e in tracked.push_errors.items() if uid in kept}
@@ -252,40 +368,44 @@ class WorkspaceState:
         tracked.last_success = now
         tracked.last_error = ""
         tracked.last_attempt = self.clock.monotonic()
-        tracked.snapshot = None
+        self._touch(tracked)
         self._read.add(tracked.uid)
-        self.changed.add(tracked.uid)
-        return self._build(now)
+        self._found = True
+        return True
 
     # push: one run read back after a push event.
 
     def run_pushed(
         self, workflow_uid: str, run: Run, error: str | None, add_workflow: bool = False
     ) -> tuple[WorkspaceSnapshot, bool]:
-        """Apply one run read by its uid, as a poll that listed only it would (an upsert): a status
-        the state does not know yet counts once, a later poll reading the same status counts nothing.
-        ``workflow_uid`` is the API's answer; a workflow not tracked (not listed, or filtered out) is
-        ignored unless ``add_workflow`` (v4: an action is known by its runs). ``error`` is the push's
-        own error text (kept with the run). Returns the snapshot and whether the status changed."""
+        """Apply one run read by its uid, as a poll that listed only it would (an upsert, under the
+        same counting rule): a status the state does not know yet counts once, a later poll reading the
+        same status counts nothing. ``workflow_uid`` is the API's answer; a workflow not tracked (not
+        listed, or filtered out) is ignored unless ``add_workflow`` (v4: an action is known by its
+        runs). ``error`` is the push's own error text (kept with the run). Returns the snapshot and
+        whether the status changed."""
         tracked = self.workflows.get(workflow_uid)
         if tracked is None:
             if not (add_workflow and self.listed_once):
                 return self._snapshot, False
-            tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False)
+            since = self.listed_at if self.listed_at is not None else self.clock.time()
+            tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
             self.workflows[workflow_uid] = tracked
+            self._order = None
         owner = self.owner.get(run.uid)
+        previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:
-            other = self.workflows.get(owner)
+            other = self._holder(owner)
             if other is not None and run.uid in other.runs:
                 return self._snapshot, False  # listed by another workflow: the poll counts it there
-        previous = tracked.known_status(run.uid)
-        known = tracked.runs.get(run.uid)
-        changed = previous != run.status
-        if changed and (tracked.read or not tracked.baseline):
+        counting = tracked.read or not tracked.baseline
+        history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
+        changed = previous is None or previous[0] != run.status
+        if counting and _is_transition(run, previous, history):
             self._count(tracked, run)
         if error:
             tracked.push_errors[run.uid] = error
-        if known == run and not changed and not error:
+        if tracked.runs.get(run.uid) == run and not changed and not error:
             return self._snapshot, False
         self.owner[run.uid] = tracked.uid
         tracked.vanished.pop(run.uid, None)
@@ -294,9 +414,14 @@ class WorkspaceState:
         if moment is not None and math.isfinite(moment):
             last = tracked.last_status_time.get(run.status)
             tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
-        tracked.snapshot = None
-        self.changed.add(tracked.uid)
+        self._touch(tracked)
         return self._build(), changed
+
+    def _touch(self, tracked: WorkflowState) -> None:
+        """``tracked`` changed: its snapshot is rebuilt and its record saved."""
+        tracked.snapshot = None
+        self._dirty.add(tracked.uid)
+        self.changed.add(tracked.uid)
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
         tracked.status_changes[run.status] += 1
@@ -310,20 +435,34 @@ class WorkspaceState:
             tracked.last_error = f"{reason}: {message}"
             tracked.last_attempt = self.clock.monotonic()
             tracked.snapshot = None
+            self._dirty.add(tracked.uid)
         self._failures.setdefault(reason, message)
         return self._build()
 
     def workflow_vanished(self, workflow: Workflow) -> WorkspaceSnapshot:
-        """404 on its runs: deleted since it was listed. The next list drops it; this is no failure."""
+        """404 on its runs: deleted since it was listed (the next list drops it), or a path the API
+        does not serve. Counted as ``not_found``; the poll stays up unless no workflow could be read."""
         tracked = self.workflows.get(workflow.uid)
+        message = f"{workflow.uid}: its runs answered 404"
         if tracked is not None:
+            tracked.last_error = f"{NOT_FOUND}: its runs answered 404"
             tracked.last_attempt = self.clock.monotonic()
+            tracked.snapshot = None
+            self._dirty.add(tracked.uid)
             self._read.add(workflow.uid)
-        return self._snapshot
+        self._failures.setdefault(NOT_FOUND, message)
+        return self._build()
+
+    def skipped(self, counts: Mapping[str, int]) -> None:
+        self.runs_skipped.update(counts)
 
     def truncated(self, workflow: Workflow, message: str) -> None:
         """Pagination of ``workflow`` stopped early (page cap, repeated page): counted, poll stays up."""
         self._failures.setdefault(PAGE_CAP, f"{workflow.uid}: {message}")
+
+    def over_limit(self, message: str) -> None:
+        """Workflows (v3) or actions (v4) past the configured cap were left out: counted, poll stays up."""
+        self._failures.setdefault(OVER_LIMIT, message)
 
     def poll_failed(self, reason: str, message: str) -> None:
         """The poll could not go on (the workflow list failed, no progress, an internal error)."""
@@ -333,20 +472,24 @@ class WorkspaceState:
         now = self.clock.time() if now is None else now
         for reason in self._failures:
             self.poll_errors[reason] += 1
-        failed = {reason: text for reason, text in self._failures.items() if reason != PAGE_CAP}
-        self.up = self._listed and not failed and all(uid in self._read for uid in self.workflows)
+        failed = {reason: text for reason, text in self._failures.items() if reason not in _COUNTED_ONLY}
+        everything = all(uid in self._read for uid in self.workflows)
+        self.up = self._listed and not failed and everything and (self._found or not self.workflows)
         if self.up:
             self.last_success = now
         if failed:
             reason, message = next(iter(failed.items()))
             self.last_error = f"{reason}: {message}"
-        elif not self.up:
+        elif not everything:
             unread = sum(1 for uid in self.workflows if uid not in self._read)
             self.last_error = f"{unread} workflow(s) not read in this poll"
-        elif PAGE_CAP in self._failures:
-            self.last_error = f"{PAGE_CAP}: {self._failures[PAGE_CAP]}"
+        elif not self.up and NOT_FOUND in self._failures:
+            self.last_error = f"{NOT_FOUND}: no workflow could be read ({self._failures[NOT_FOUND]})"
+        elif not self.up:
+            self.last_error = "the workflow list was not read"
         else:
-            self.last_error = ""
+            noted = [reason for reason in _COUNTED_ONLY if reason in self._failures]
+            self.last_error = f"{noted[0]}: {self._failures[noted[0]]}" if noted else ""
         self.attempted = True
         self.last_poll_duration = duration
         self._failures = {}
@@ -371,10 +514,21 @@ class WorkspaceState:
 
     def _build(self, now: float | None = None) -> WorkspaceSnapshot:
         now = self.clock.time() if now is None else now
-        workflows = []
-        for uid in sorted(self.workflows):
-            tracked = self.workflows[uid]
-            workflows.append(tracked.snapshot or tracked.build_snapshot(self.needs_action_limit, now))
+        limit = self.needs_action_limit
+        if self._order is None or len(self._order) != len(self.workflows):
+            self._order = sorted(self.workflows)
+            self._index = {uid: index for index, uid in enumerate(self._order)}
+            self._snapshots = [
+                self.workflows[uid].snapshot or self.workflows[uid].build_snapshot(limit, now)
+                for uid in self._order
+            ]
+        else:
+            for uid in self._dirty:
+                tracked = self.workflows.get(uid)
+                index = self._index.get(uid)
+                if tracked is not None and index is not None:
+                    self._snapshots[index] = tracked.snapshot or tracked.build_snapshot(limit, now)
+        self._dirty = set()
         self._snapshot = WorkspaceSnapshot(
             name=self.name,
             api_version=self.api_version,
@@ -386,9 +540,18 @@ class WorkspaceState:
             last_error=self.last_error,
             poll_errors=dict(self.poll_errors),
             runs_skipped=dict(self.runs_skipped),
+            state_save_errors=self.save_errors,
             api=self.api.snapshot(),
             needs_action_limit=self.needs_action_limit,
-            workflows=tuple(workflows),
+            workflows=tuple(self._snapshots),
             workflows_tracked=self.workflows_tracked,
         )
         return self._snapshot
+
+    def reindex(self) -> None:
+        """``workflows`` was filled from outside (a restore): rebuild every snapshot at the next build."""
+        self._order = None
+
+
+#: Poll error reasons that are counted but leave the poll up.
+_COUNTED_ONLY: Final = (PAGE_CAP, NOT_FOUND, OVER_LIMIT)

@@ -36,6 +36,16 @@ def clean_text(value: str, limit: int = NAME_MAX_CHARS) -> str:
     return _UNSAFE.sub(REPLACEMENT, value)
 
 
+#: A uid the exporter puts in a request path: letters, digits, ``_``, ``-``, ``.`` and ``~`` (URL
+#: unreserved characters), not starting with a dot (no ``.`` or ``..`` segment).
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
+
+
+def plain_identifier(uid: str) -> bool:
+    """Whether ``uid`` may name a path segment: nothing a server could read as path syntax."""
+    return _PLAIN.fullmatch(uid) is not None
+
+
 def clean_identifier(value: object) -> str | None:
     """``value`` as an identifier (a uid), or ``None`` when it is not one: a non-empty, non-blank
     string of at most ``UID_MAX_CHARS`` characters with no control or unencodable character, or an

@@ -67,13 +67,33 @@ def test_only_a_payload_of_the_wrong_shape_is_a_bad_response() -> None:
         (b'[{"uid": "\xff"}]', r"the body is not UTF-8 \(byte 10\)"),
         (b'{"runs": []}', "expected a JSON array of runs, got object"),
         (b'"runs"', "expected a JSON array of runs, got string"),
-        (b"[" + b"1" * 5000 + b"]", "invalid JSON: a number has too many digits"),  # Python's int limit
-        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON: nested too deeply"),
+        # Python's limits (an integer's digits, nesting) on what is not an array at all:
+        (b"1" * 5000, "invalid JSON: nested too deeply, or a number has too many digits"),
+        (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "invalid JSON: nested too deeply, or a number"),
+        (b'[{"uid": "a"}, ' + b"[" * 5000 + b"]" * 5000 + b", ]", "invalid JSON: Expecting value"),
     ],
 )
 def test_a_body_that_is_not_a_json_array_is_a_bad_response(body: bytes, message: str) -> None:
     with pytest.raises(BadResponse, match=message):
         parse_runs_body(body, UnknownStatuses())
+
+
+@pytest.mark.parametrize(
+    ("item", "why"),
+    [
+        (b"1" * 5000, "a number with too many digits"),  # Python's int limit
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"uid": "b", "parameters": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"uid": "b", "retry_count": ' + b"9" * 5000 + b"}", "a number with too many digits"),
+    ],
+)
+def test_an_item_past_pythons_json_limits_is_skipped_not_the_page(item: bytes, why: str) -> None:
+    # Issue #19: one such run used to fail the whole page (bad_response).
+    body = b'[{"uid": "a", "status": "finished"}, ' + item + b', {"uid": "c", "status": "finished"}]'
+    parsed = parse_runs_body(body, UnknownStatuses())
+    assert [run.uid for run in parsed.items] == ["a", "c"]
+    assert parsed.skipped == {"invalid_item": 1}
+    assert parsed.first_skip == f"invalid_item: run 1 is {why}"
 
 
 def test_bodies_parse_with_or_without_a_byte_order_mark() -> None:

@@ -360,7 +360,7 @@ async def test_workflow_include_and_exclude(sim: Simulator, harness_for: Any) ->
     assert exposition.value("captaindata_workflows") == 1
 
 
-async def test_a_workflow_answering_404_is_not_a_failure_and_keeps_its_baseline(
+async def test_a_workflow_answering_404_is_counted_not_failed_and_keeps_its_baseline(
     sim: Simulator, harness_for: Any
 ) -> None:
     sim.add_workflow("wf-a", "A")
@@ -370,8 +370,9 @@ async def test_a_workflow_answering_404_is_not_a_failure_and_keeps_its_baseline(
     sim.add_fault("status", count=1, status=404, path_contains="wf-b/jobs")
     harness = harness_for()
     exposition = await harness.poll()
-    assert exposition.value("captaindata_up") == 1
-    assert exposition.total("captaindata_poll_errors_total") == 0
+    assert exposition.value("captaindata_up") == 1  # wf-a was read
+    assert exposition.total("captaindata_poll_errors_total") == 1
+    assert exposition.value("captaindata_poll_errors_total", reason="not_found") == 1
     assert runs_by_status(exposition, "wf-b")["finished"] == 0  # not read yet
     # Still listed: read now, and its runs are the baseline (they predate the exporter).
     exposition = await harness.poll()
@@ -382,6 +383,17 @@ async def test_a_workflow_answering_404_is_not_a_failure_and_keeps_its_baseline(
     exposition = await harness.poll()
     assert {s.label("workflow_uid") for s in exposition.find("captaindata_runs")} == {"wf-a"}
     assert exposition.find("captaindata_run_status_changes_total", workflow_uid="wf-b") == []
+
+
+async def test_every_workflow_answering_404_is_not_up(sim: Simulator, harness_for: Any) -> None:
+    # Issue #19: a base URL or key that lists workflows but whose runs path answers 404 everywhere.
+    for uid in ("wf-a", "wf-b"):
+        sim.add_workflow(uid, uid)
+        sim.add_run(uid, "finished")
+    sim.add_fault("status", count=100, status=404, path_contains="/jobs")
+    exposition = await harness_for().poll()
+    assert exposition.value("captaindata_up") == 0
+    assert exposition.value("captaindata_poll_errors_total", reason="not_found") == 1
 
 
 async def test_workflow_name_falls_back_to_uid(sim: Simulator, harness_for: Any) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from exporter.parsing import Parsed, Run, Workflow, new_run
 from exporter.push.missed import Announcements
 from exporter.state import WorkspaceState
@@ -11,7 +13,8 @@ WF = Workflow("wf-1", "One")
 
 
 def run(uid: str, status: str) -> Run:
-    return new_run(uid, "Run", status, status, 1_700_000_000.0, None, None)
+    """A run that entered its status now: new to the state, it counts (docs/counting.md)."""
+    return new_run(uid, "Run", status, status, time.time(), None, None)
 
 
 def listed(state: WorkspaceState, *runs: Run) -> None:

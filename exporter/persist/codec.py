@@ -14,17 +14,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 from exporter.apistats import ApiStats
+from exporter.families import API_STATUS_LABEL_VALUES
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
 from exporter.state import WorkflowState, WorkspaceState
 from exporter.statuses import STATUS_LABEL_VALUES
 
 _API_COUNTERS = ("requests", "failures", "rate_limited")
+_API_STATUSES = {value: value for value in API_STATUS_LABEL_VALUES}  # interned as the parsers make them
 
 
 def export_workspace(state: WorkspaceState) -> dict[str, Any]:
     """The workspace's record, without its API counters (``export_api`` adds them when it is saved)."""
     return {
         "listed_once": state.listed_once,
+        "listed_at": state.listed_at,  # added in #19 (absent: unknown)
         "last_success": state.last_success,
         "poll_errors": dict(state.poll_errors),
         "runs_skipped": dict(state.runs_skipped),
@@ -39,8 +42,13 @@ def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
         "name": tracked.name,
         "baseline": tracked.baseline,
         "read": tracked.read,
+        "since": tracked.since,  # added in #19 (absent: unknown)
         "runs": [[run.uid, run.status] for run in tracked.runs.values()]
         + [[uid, gone[0]] for uid, gone in tracked.vanished.items()],
+        # Added in #19, in the order of "runs" (absent: unknown): a later change of the derived status
+        # alone is then a correction, not a transition.
+        "api_statuses": [run.api_status for run in tracked.runs.values()]
+        + [gone[1] for gone in tracked.vanished.values()],
         "status_changes": dict(tracked.status_changes),
         "durations": {status: h.export() for status, h in tracked.durations.items()},
         "last_status_time": dict(tracked.last_status_time),
@@ -70,6 +78,7 @@ def restore_workspace(
     now = time.time() if now is None else now
     state = WorkspaceState(name, needs_action_limit, api_version, endpoints)
     state.listed_once = bool(workspace_record.get("listed_once", False))
+    state.listed_at = _finite(workspace_record.get("listed_at"))
     state.last_success = _finite(workspace_record.get("last_success"))
     _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
     _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
@@ -77,16 +86,25 @@ def restore_workspace(
         uid, wf_name = record.get("uid"), record.get("name")
         if not isinstance(uid, str) or not isinstance(wf_name, str):
             continue
-        tracked = WorkflowState(uid, wf_name, baseline=bool(record.get("baseline", False)))
+        baseline = bool(record.get("baseline", False))
+        tracked = WorkflowState(uid, wf_name, baseline, _finite(record.get("since")))
         tracked.read = bool(record.get("read", False))
-        for item in record.get("runs") or ():
+        runs = record.get("runs")
+        runs = runs if isinstance(runs, list) else []
+        api_statuses = record.get("api_statuses")
+        if not isinstance(api_statuses, list) or len(api_statuses) != len(runs):
+            api_statuses = [""] * len(runs)
+        for item, api_status in zip(runs, api_statuses, strict=True):
             if (
                 isinstance(item, list)
                 and len(item) == 2
                 and isinstance(item[0], str)
                 and item[1] in STATUS_LABEL_VALUES
             ):
-                tracked.vanished[item[0]] = (str(item[1]), now)
+                known = _API_STATUSES.get(api_status, "") if isinstance(api_status, str) else ""
+                tracked.vanished[item[0]] = (str(item[1]), known, now)
+                # Only a run's owner saves it (a duplicate is skipped): ownership survives a restart.
+                state.owner[item[0]] = uid
         _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
         durations = record.get("durations")
         if isinstance(durations, dict):
@@ -101,6 +119,7 @@ def restore_workspace(
                     tracked.last_status_time[status] = value
         tracked.last_success = _finite(record.get("last_success"))
         state.workflows[uid] = tracked
+    state.reindex()
     state.refresh(now)
     return state
 

@@ -348,9 +348,9 @@ class WorkspaceJournal:
         return skipped
 
     def _append(self, data: bytes) -> None:
+        self._needs_rewrite = True  # until the data is known to be on disk whole (the open may fail)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
-            self._needs_rewrite = True  # until the data is known to be on disk whole
             _write_all(fd, data)
             os.fsync(fd)
             self._needs_rewrite = False

@@ -44,14 +44,22 @@ def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
 _UNKNOWN = -1  # never a hash() value: compares unequal to every digest
 
 
+_BULK = ("runs", "api_statuses")  # per-run lists: hashed as tuples, not dumped as JSON
+
+
 def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> int:
     """What a record counts, in one number, compared within this process only. The runs (the bulk)
     are hashed as tuples (their strings cache their hashes); the small rest as canonical JSON."""
-    rest = {key: value for key, value in record.items() if key not in volatile and key != "runs"}
-    runs = record.get("runs")
+    rest = {key: value for key, value in record.items() if key not in volatile and key not in _BULK}
     try:
-        runs_hash = hash(tuple(map(tuple, runs))) if isinstance(runs, list) else hash(repr(runs))
-        return hash((runs_hash, json.dumps(rest, sort_keys=True, default=str)))
+        bulk = []
+        for key in _BULK:
+            items = record.get(key)
+            if isinstance(items, list):
+                bulk.append(hash(tuple(tuple(item) if isinstance(item, list) else item for item in items)))
+            else:
+                bulk.append(hash(repr(items)))
+        return hash((*bulk, json.dumps(rest, sort_keys=True, default=str)))
     except (TypeError, ValueError):  # unhashable items in a record read back from disk
         return _UNKNOWN
 
@@ -107,8 +115,11 @@ class WorkspaceSaver:
         counters even when nothing counted changed, at shutdown). Errors are logged (once per
         streak), never raised: the journal rewrites itself whole at the next save that works."""
         try:
-            self._save(state, force)
+            # After a failure, every save writes (the journal rewrites itself whole): a save with
+            # nothing new would otherwise "succeed" without anything on disk.
+            wrote = self._save(state, force or self._failing)
         except OSError as error:
+            state.save_errors += 1
             if not self._failing:
                 logger.error(
                     "cannot save the state; counts since the last save would be lost by a restart",
@@ -116,11 +127,12 @@ class WorkspaceSaver:
                 )
             self._failing = True
         else:
-            if self._failing:
+            if self._failing and wrote:
                 logger.info("saving the state works again", extra={"workspace": state.name})
-            self._failing = False
+                self._failing = False
 
-    def _save(self, state: WorkspaceState, force: bool) -> None:
+    def _save(self, state: WorkspaceState, force: bool) -> bool:
+        """Whether it wrote."""
         records: dict[str, dict[str, Any] | None] = {}
         changed, removed = take_changes(state)
         for uid in removed:
@@ -140,7 +152,7 @@ class WorkspaceSaver:
         workspace_digest = _digest(workspace, volatile=())
         unchanged = workspace_digest == self._workspace_digest != _UNKNOWN
         if not records and unchanged and not force:
-            return
+            return False
         workspace["api"] = export_api(state.api)
         self._workspace_digest = workspace_digest
         for key in self.journal.save(workspace, records):  # left out: tried again at its next change
@@ -148,6 +160,7 @@ class WorkspaceSaver:
                 self._digests.pop(key, None)
             else:
                 self._workspace_digest = _UNKNOWN
+        return True
 
 
 def open_state(config: Config) -> tuple[StateDirectory | None, dict[str, WorkspaceSaver] | None]:

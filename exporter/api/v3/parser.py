@@ -9,7 +9,7 @@ from typing import Final
 
 from exporter.api.adapter import ReadRun
 from exporter.api.v3.statuses import v3_statuses
-from exporter.families import INVALID_TIMESTAMP
+from exporter.families import INVALID_TIMESTAMP, INVALID_UID
 from exporter.parsing import (
     BadResponse,
     Parsed,
@@ -19,7 +19,7 @@ from exporter.parsing import (
     load_json,
     new_run,
 )
-from exporter.text import clean_identifier, clean_text
+from exporter.text import clean_identifier, clean_text, plain_identifier
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 from exporter.unknown_statuses import UnknownStatuses
 
@@ -28,10 +28,14 @@ _RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
 
 def parse_workflows(payload: object) -> Parsed[Workflow]:
     """``GET /v3/workflows``: a bare array of workflow objects. A uid listed twice counts once (the
-    first); a workflow without a usable uid is skipped; a missing name falls back to the uid."""
+    first); a workflow without a usable uid is skipped, and so is one whose uid is not a plain
+    identifier (it goes into request paths); a missing name falls back to the uid."""
     parsed: Parsed[Workflow] = Parsed()
     seen: set[str] = set()
-    for _, item, uid in identified_items(payload, "workflow", parsed):
+    for index, item, uid in identified_items(payload, "workflow", parsed):
+        if not plain_identifier(uid):
+            parsed.skip(INVALID_UID, f"workflow {index}'s uid is not a plain identifier")
+            continue
         if uid in seen:
             continue
         seen.add(uid)

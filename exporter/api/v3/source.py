@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from urllib.parse import quote
 
 from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
@@ -38,16 +39,31 @@ class V3Source:
         self.unknown = UnknownStatuses(workspace.name)
         self.clock = clock  # bounds how far in the future a run's timestamp may lie
         self.page_size: int | None = None
+        self._warned_cap = False
         # workflow uid -> (number of runs, hash of their uids) of its last complete listing
         self._listing: dict[str, tuple[int, int]] = {}
 
     async def poll(self, sink: StateSink) -> None:
         listed = await self.transport.get(WORKFLOWS_ENDPOINT, "/v3/workflows", None, parse_workflows_body)
+        if listed.skipped:
+            logger.warning(
+                "workflows the exporter cannot use were skipped and counted",
+                extra={"skipped": sum(listed.skipped.values()), "first": listed.first_skip},
+            )
+            await sink.skipped(listed.skipped)
         workflows = [w for w in listed.items if self.filter.keeps(w.uid, w.name)]
+        cap = self.api.max_workflows
+        if len(workflows) > cap:
+            message = f"{len(workflows)} workflows listed; api.max_workflows is {cap}, the rest is left out"
+            if not self._warned_cap:
+                self._warned_cap = True
+                logger.warning(message + " (logged once)")
+            await sink.over_limit(message)
+            workflows = workflows[:cap]  # the API's order: stable from poll to poll
         if self.part.split:  # this shard's workflows; the whole workspace's count for its owner shard
             tracked = len(workflows)
             workflows = [w for w in workflows if self.part.owns_workflow(w.uid)]
-            await sink.workflows_listed(workflows, tracked)
+            await sink.workflows_listed(workflows, tracked=tracked)
         else:
             await sink.workflows_listed(workflows)
         keep = {w.uid for w in workflows}
@@ -89,7 +105,7 @@ class V3Source:
     async def _runs(self, workflow: Workflow) -> tuple[Parsed[Run], str]:
         """All runs the API lists for ``workflow``, deduplicated by uid, and why pagination stopped
         early ("" when it did not)."""
-        path = f"/v3/workflows/{workflow.uid}/jobs"
+        path = f"/v3/workflows/{quote(workflow.uid, safe='')}/jobs"  # plain already; encoded anyway
         runs: dict[str, Run] = {}
         total = Parsed[Run]([], Counter())
         previous = self._listing.get(workflow.uid)

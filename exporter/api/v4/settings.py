@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 DEFAULT_V4_BASE_URL: Final = "https://api.captaindata.com"
 V4_MAX_PAGE_SIZE: Final = 100  # the API's maximum ``limit``
+#: Actions tracked by default: like api.max_workflows for v3 (each action is a workflow's series).
+DEFAULT_MAX_ACTIONS: Final = 2000
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class V4Config:
     resync_interval: float = 3600.0  # a full re-list (up to lookback) this often
     page_size: int = V4_MAX_PAGE_SIZE
     path: str = "/v4/runs"  # the guides' alias is /v4/api/runs/list
+    max_actions: int = DEFAULT_MAX_ACTIONS  # actions tracked, after the filter
 
 
 def read_v4_config(reader: _Reader, value: object, where: str) -> V4Config:
@@ -35,4 +38,5 @@ def read_v4_config(reader: _Reader, value: object, where: str) -> V4Config:
         resync_interval=reader.duration(block, "resync_interval", where, V4Config.resync_interval),
         page_size=page_size,
         path=runs_path,
+        max_actions=reader.number(block, "max_actions", where, V4Config.max_actions, int, 1, 1_000_000),
     )

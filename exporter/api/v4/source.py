@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 #: Pages one listing may read (10,000 pages of 100 is a million runs): a guard against an API that
 #: never ends its list, not a limit anyone should meet.
 MAX_PAGES = 10_000
+#: Runs (and actions, one each) applied per call of the sink: one thread hop and one snapshot per batch
+#: rather than per action, and each batch is progress for poll.timeout.
+APPLY_BATCH = 5000
 #: The overlap re-read below the high-water mark, in poll intervals (the issue asks for at least 2).
 OVERLAP_INTERVALS = 2.0
 _LISTING = Workflow(uid="v4 runs listing", name="v4 runs listing")  # names a truncated listing
@@ -77,6 +80,7 @@ class V4Source:
         self.high_water: float | None = None  # clock() when the last complete listing started
         self.last_resync: float | None = None  # clock() when the last full re-list started
         self.actions: dict[str, Workflow] = {}  # listed to the sink, in first-seen order
+        self._warned_cap = False
 
     def _full(self, now: float) -> bool:
         return (
@@ -106,19 +110,38 @@ class V4Source:
             logger.warning("v4 listing stopped early", extra={"reason": listing.truncated})
             await sink.truncated(_LISTING, listing.truncated)
         complete = full and not listing.truncated
+        known = self.actions
         if complete:
-            self.actions = {action: Workflow(action, action) for action in sorted(by_action)}
-        else:
-            for action in sorted(by_action):
-                self.actions.setdefault(action, Workflow(action, action))
-        await sink.workflows_listed(list(self.actions.values()))
+            self.actions = {action: known[action] for action in sorted(by_action) if action in known}
+        for action in sorted(by_action):  # the actions already tracked keep their place under the cap
+            if action not in self.actions and len(self.actions) < self.settings.max_actions:
+                self.actions[action] = Workflow(action, action)
+        left_out = len(by_action.keys() - self.actions.keys())
+        if left_out:
+            cap = self.settings.max_actions
+            message = f"{left_out} more actions listed, v4.max_actions is {cap}: their runs are not tracked"
+            if not self._warned_cap:
+                self._warned_cap = True
+                logger.warning(message + " (logged once)")
+            await sink.over_limit(message)
+        # The actions come from a listing that started at ``now``: an action first seen next poll may
+        # have runs that changed since then, not before.
+        await sink.workflows_listed(list(self.actions.values()), now)
         skipped = listing.skipped
         if skipped:
             logger.warning("runs skipped", extra=dict(sorted(skipped.items())))
+        batch: list[tuple[Workflow, Parsed[Run]]] = []
+        size = 0
         for action, workflow in self.actions.items():
-            parsed = Parsed[Run](by_action.get(action, []), skipped)
+            runs = by_action.get(action, [])
+            batch.append((workflow, Parsed[Run](runs, skipped)))
             skipped = Counter()  # counted once, with the first action
-            await sink.runs_read(workflow, parsed, complete)
+            size += len(runs) + 1
+            if size >= APPLY_BATCH:
+                await sink.runs_read_many(batch, complete)
+                batch, size = [], 0
+        if batch:
+            await sink.runs_read_many(batch, complete)
         if complete:
             self.last_resync = now
         if not listing.truncated:
