@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from exporter.api import adapter
 from exporter.apistats import ApiStats
-from exporter.families import DUPLICATE_UID, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
+from exporter.families import DUPLICATE_UID, OTHER_REASON, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
 from exporter.parsing import Parsed, Run, Workflow
@@ -31,6 +31,7 @@ class WorkflowState:
     __slots__ = (
         "baseline",
         "durations",
+        "failures",
         "last_attempt",
         "last_error",
         "last_status_time",
@@ -54,6 +55,7 @@ class WorkflowState:
         self.vanished: dict[str, tuple[str, float]] = {}  # uid -> (status, when it left the listing)
         self.status_changes: dict[str, int] = dict.fromkeys(STATUS_LABEL_VALUES, 0)
         self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
+        self.failures: dict[tuple[str, str], int] = {}  # run errors: (status, reason) -> count
         self.last_status_time: dict[str, float] = {}
         self.last_success: float | None = None
         self.last_attempt = _NEVER  # time.monotonic() of its last read attempt
@@ -95,15 +97,22 @@ class WorkflowState:
             read_at=self.read_at,
             last_status_time=dict(self.last_status_time),
             status_changes=dict(self.status_changes),
+            failures=dict(sorted(self.failures.items())),
             durations={status: histogram.snapshot() for status, histogram in self.durations.items()},
             last_success=self.last_success,
             last_error=self.last_error,
             needs_action=tuple(
-                RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
-                for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
+                _view(run) for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
             ),
         )
         return self.snapshot
+
+
+def _view(run: Run) -> RunView:
+    error = run.error
+    if error is None:
+        return RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
+    return RunView(run.uid, run.name, run.status, run.api_status, run.status_time, error.text, error.reason)
 
 
 def _latest_time(run: Run) -> float | None:
@@ -236,6 +245,9 @@ class WorkspaceState:
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
         tracked.status_changes[run.status] += 1
+        if run.status in NEEDS_ACTION_STATUSES:  # run errors: and why
+            key = (run.status, run.error.reason if run.error is not None else OTHER_REASON)
+            tracked.failures[key] = tracked.failures.get(key, 0) + 1
         duration = run.duration
         if run.status in TERMINAL_STATUSES and duration is not None:
             tracked.durations[run.status].observe(duration)

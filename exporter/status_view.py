@@ -15,6 +15,7 @@ from urllib.parse import quote
 from exporter import __version__
 from exporter.api import adapter
 from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
+from exporter.failures import REASONS
 from exporter.guide import GUIDE, StatusGuide
 from exporter.needs_action import newest_first
 from exporter.snapshot import WorkspaceSnapshot
@@ -75,6 +76,10 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                         "status": run.status,
                         "api_status": run.api_status,
                         "since": run.since,
+                        # run errors: what the API says went wrong, its cause and what to do about it
+                        "error": run.error,
+                        "reason": run.reason,
+                        "reason_action": REASONS[run.reason].action if run.reason in REASONS else "",
                         "action": _action(guide, ws.api_version),
                         "api_call": _call(guide, ws.api_version, run.uid, run.name, wf.uid),
                         "runbook": f"{RUNBOOKS_URL}#{alert_name(run.status).lower()}",
@@ -91,6 +96,9 @@ def build_status(snapshots: Sequence[WorkspaceSnapshot], now: float | None = Non
                         "status": "running_too_long",
                         "api_status": "running",
                         "since": start,
+                        "error": "",
+                        "reason": "",
+                        "reason_action": "",
                         "action": _action(guide, ws.api_version),
                         "api_call": "",
                         "runbook": f"{RUNBOOKS_URL}#{RUNNING_TOO_LONG_ALERT.lower()}",

@@ -8,6 +8,7 @@ import time
 from typing import Final
 
 from exporter.api.v3.statuses import v3_statuses
+from exporter.failures import ErrorReader
 from exporter.families import INVALID_TIMESTAMP
 from exporter.parsing import (
     Parsed,
@@ -17,11 +18,14 @@ from exporter.parsing import (
     load_json,
     new_run,
 )
+from exporter.statuses import NEEDS_ACTION_STATUSES
 from exporter.text import clean_text
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 from exporter.unknown_statuses import UnknownStatuses
 
 _RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
+#: Errors read without a workspace's API key to redact (tests, tools); sources pass their own reader.
+_NO_KEY: Final = ErrorReader()
 
 
 def parse_workflows(payload: object) -> Parsed[Workflow]:
@@ -39,9 +43,12 @@ def parse_workflows(payload: object) -> Parsed[Workflow]:
     return parsed
 
 
-def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+def parse_runs(
+    payload: object, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[Run]:
     """``GET /v3/workflows/{uid}/jobs``: a bare array of run ("job") objects. ``now`` bounds how far
-    in the future a timestamp may lie (default: the current time)."""
+    in the future a timestamp may lie (default: the current time). A run that needs action keeps its
+    ``error_message`` as ``errors`` reads it."""
     now = time.time() if now is None else now
     parsed: Parsed[Run] = Parsed()
     for index, item, uid in identified_items(payload, "run", parsed):
@@ -56,7 +63,8 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
         status, api_status = v3_statuses(item.get("status"), unknown)
         # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
         name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
-        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled))
+        error = errors.v3(item.get("error_message")) if status in NEEDS_ACTION_STATUSES else None
+        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled, None, error))
     return parsed
 
 
@@ -75,6 +83,8 @@ def parse_workflows_body(body: bytes) -> Parsed[Workflow]:
     return parse_workflows(load_json(body))
 
 
-def parse_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+def parse_runs_body(
+    body: bytes, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[Run]:
     """``parse_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
-    return parse_runs(load_json(body), unknown, now)
+    return parse_runs(load_json(body), unknown, now, errors)

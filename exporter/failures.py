@@ -1,0 +1,223 @@
+"""Why a run needs action: its error, made safe to keep and show, and the bounded reason behind it.
+
+Both come from the runs already listed (v3 ``error_message``, v4 ``last_error.{label,message}``). The
+reasons, the v4 label table, the v3 patterns and each reason's action live in ``failures.yaml``; what
+looks like a secret, in ``redaction.yaml``. An error is kept only for a run that needs action, and one
+``RunError`` is shared by every run with the same error (a per-workspace cache), so a run with no error
+costs nothing and a thousand runs with the same cookie error cost one object.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, Final
+
+import yaml
+
+from exporter.families import OTHER_REASON, RUN_FAILURE_REASONS
+from exporter.logs import secret_forms
+from exporter.parsing import RunError
+
+logger = logging.getLogger(__name__)
+
+#: Longest error kept (in characters); a longer one ends with an ellipsis.
+ERROR_MAX_CHARS: Final = 200
+#: Only the start of an error is read: cleaned, redacted, searched.
+ERROR_WINDOW: Final = 2000
+#: Longest v4 label read (a longer one is not a label: ``other``).
+LABEL_MAX_CHARS: Final = 64
+#: Distinct errors remembered per workspace; past it the cache starts again.
+CACHE_SIZE: Final = 1024
+#: Distinct unknown v4 labels logged per workspace; past it, one line says more are not logged.
+UNKNOWN_LABELS_LOGGED: Final = 50
+OTHER: Final = OTHER_REASON
+ELLIPSIS: Final = "\u2026"
+
+# Control characters and lone surrogates: tab, newline and return become spaces, the others go.
+_WHITESPACE_CONTROLS: Final = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]")
+_OTHER_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SPACES: Final = re.compile(" {2,}")
+_HAS_DIGIT: Final = re.compile("[0-9]")
+_HAS_LETTER: Final = re.compile("[A-Za-z]")
+
+
+def _load(name: str) -> Any:
+    return yaml.safe_load(files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One value of the ``reason`` label: what it means and what to do about it."""
+
+    name: str
+    title: str
+    meaning: str
+    action: str
+
+
+def _load_reasons() -> tuple[dict[str, Reason], dict[str, str], tuple[tuple[str, re.Pattern[str]], ...]]:
+    data = _load("failures.yaml")
+    reasons = {
+        name: Reason(name=name, title=entry["title"], meaning=entry["meaning"], action=entry["action"])
+        for name, entry in data["reasons"].items()
+    }
+    if tuple(reasons) != RUN_FAILURE_REASONS:
+        raise RuntimeError("failures.yaml must list every reason of families.RUN_FAILURE_REASONS, in order")
+    labels = {str(label).upper(): reason for label, reason in data["v4_labels"].items()}
+    patterns = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in data["v3_patterns"])
+    if not set(labels.values()) | {reason for reason, _ in patterns} <= set(reasons):
+        raise RuntimeError("failures.yaml maps a label or a pattern to a reason it does not list")
+    return reasons, labels, patterns
+
+
+_LOADED: Final = _load_reasons()
+#: Every reason, in the order of the label's vocabulary.
+REASONS: Final = _LOADED[0]
+#: v4 ``last_error.label`` (upper-cased) -> reason.
+V4_LABELS: Final = _LOADED[1]
+#: (reason, pattern) for v3 ``error_message``, first match wins.
+V3_PATTERNS: Final = _LOADED[2]
+
+
+@dataclass(frozen=True)
+class _Redaction:
+    pattern: re.Pattern[str]
+    replace: str
+    needs_digit: bool
+
+
+def _load_redactions() -> tuple[str, tuple[_Redaction, ...]]:
+    data = _load("redaction.yaml")
+    return str(data["replacement"]), tuple(
+        _Redaction(
+            re.compile(entry["pattern"], re.IGNORECASE), entry["replace"], bool(entry.get("needs_digit"))
+        )
+        for entry in data["patterns"]
+    )
+
+
+REDACTED, _REDACTIONS = _load_redactions()
+
+
+def _digit_and_letter(replacement: str) -> Any:
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return replacement if _HAS_DIGIT.search(text) and _HAS_LETTER.search(text) else text
+
+    return replace
+
+
+def classify_message(message: str) -> str:
+    """The reason of an error message (v3 ``error_message``): the first pattern that matches it."""
+    window = message[:ERROR_WINDOW]
+    for reason, pattern in V3_PATTERNS:
+        if pattern.search(window):
+            return reason
+    return OTHER
+
+
+class ErrorReader:
+    """Reads the errors of one workspace's runs: cleaned, redacted (patterns and ``secrets``, the
+    workspace's API key), cut, classified and shared. Thread-safe (parsing runs in a worker thread)."""
+
+    def __init__(self, secrets: Iterable[str] = (), workspace: str = "") -> None:
+        self.workspace = workspace
+        self._forms = sorted(
+            {form for secret in secrets if secret for form in secret_forms(secret)}, key=len, reverse=True
+        )
+        self._cache: dict[tuple[str, str], RunError] = {}
+        self._lock = threading.Lock()
+        self._unknown_labels: set[str] = set()
+        self._unknown_overflow = False
+
+    def clean(self, text: str) -> str:
+        """``text`` made safe to show: valid UTF-8 without control characters, every secret redacted,
+        at most ERROR_MAX_CHARS characters (never raises)."""
+        cut = len(text) > ERROR_WINDOW
+        window = text[:ERROR_WINDOW]
+        if not (window.isascii() and window.isprintable()):
+            window = _OTHER_CONTROLS.sub("", _WHITESPACE_CONTROLS.sub(" ", window))
+        if cut:  # the last word may be the start of a secret the patterns no longer recognise
+            window = window[: max(0, window.rfind(" "))]
+        for form in self._forms:
+            if form in window:
+                window = window.replace(form, REDACTED)
+        for redaction in _REDACTIONS:
+            replace = _digit_and_letter(REDACTED) if redaction.needs_digit else redaction.replace
+            window = redaction.pattern.sub(replace, window)
+        window = _SPACES.sub(" ", window).strip()
+        if cut or len(window) > ERROR_MAX_CHARS:
+            window = window[: ERROR_MAX_CHARS - 1].rstrip() + ELLIPSIS
+        return window
+
+    def v3(self, message: object) -> RunError | None:
+        """The error of a v3 run from its ``error_message`` (None when it has none)."""
+        if not isinstance(message, str) or not message or message.isspace():
+            return None
+        return self._cached("", message)
+
+    def v4(self, last_error: object) -> RunError | None:
+        """The error of a v4 run from its ``last_error``: ``LABEL: message``, its reason from the label
+        (from the message when there is no label). None when it has neither."""
+        if not isinstance(last_error, dict):
+            return None
+        label = _text(last_error.get("label"))
+        message = _text(last_error.get("message"))
+        if not label.strip() and (not message or message.isspace()):
+            return None
+        return self._cached(label, message)
+
+    def _cached(self, label: str, message: str) -> RunError:
+        key = (label[: LABEL_MAX_CHARS + 1], message[: ERROR_WINDOW + 1])
+        found = self._cache.get(key)
+        if found is not None:
+            return found
+        error = self._read(*key)
+        with self._lock:
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = error
+        return error
+
+    def _read(self, label: str, message: str) -> RunError:
+        wire_label = label.strip().upper()
+        if wire_label:
+            reason = V4_LABELS.get(wire_label)
+            if reason is None:
+                reason = OTHER
+                self._note_unknown(wire_label)
+        else:
+            reason = classify_message(message) if message else OTHER
+        shown_label = self.clean(wire_label) if wire_label else ""
+        text = f"{shown_label}: {message}" if shown_label and message else shown_label or message
+        return RunError(sys.intern(self.clean(text)), reason)
+
+    def _note_unknown(self, label: str) -> None:
+        with self._lock:
+            if label in self._unknown_labels:
+                return
+            if len(self._unknown_labels) >= UNKNOWN_LABELS_LOGGED:
+                if self._unknown_overflow:
+                    return
+                self._unknown_overflow = True
+                logger.warning(
+                    "more unknown v4 error labels: not logged",
+                    extra={"workspace": self.workspace, "logged": UNKNOWN_LABELS_LOGGED},
+                )
+                return
+            self._unknown_labels.add(label)
+        logger.warning(
+            "a v4 run's last_error has a label the exporter does not know; its reason is 'other'",
+            extra={"workspace": self.workspace, "label": self.clean(label[:LABEL_MAX_CHARS])},
+        )
+
+
+def _text(value: object) -> str:
+    """A message field as text: a string as it is, anything else (a number, a nested object) not at all."""
+    return value if isinstance(value, str) else ""
