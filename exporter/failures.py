@@ -45,6 +45,7 @@ _OTHER_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACES: Final = re.compile(" {2,}")
 _HAS_DIGIT: Final = re.compile("[0-9]")
 _HAS_LETTER: Final = re.compile("[A-Za-z]")
+_SLUG_PIECE: Final = 16
 
 
 def _load(name: str) -> Any:
@@ -106,9 +107,16 @@ REDACTED, _REDACTIONS = _load_redactions()
 
 
 def _digit_and_letter(replacement: str) -> Any:
+    """Redacts a match that has a digit and a letter, unless it is made of short hyphenated pieces (a uid,
+    a slug such as ``jane-doe-12345``), which a random token is not."""
+
     def replace(match: re.Match[str]) -> str:
         text = match.group(0)
-        return replacement if _HAS_DIGIT.search(text) and _HAS_LETTER.search(text) else text
+        if not (_HAS_DIGIT.search(text) and _HAS_LETTER.search(text)):
+            return text
+        if text.count("-") >= 2 and max(map(len, text.split("-"))) < _SLUG_PIECE:
+            return text
+        return replacement
 
     return replace
 
@@ -128,9 +136,11 @@ class ErrorReader:
 
     def __init__(self, secrets: Iterable[str] = (), workspace: str = "") -> None:
         self.workspace = workspace
-        self._forms = sorted(
+        forms = sorted(
             {form for secret in secrets if secret for form in secret_forms(secret)}, key=len, reverse=True
         )
+        # in any case: an error may upper-case what it quotes
+        self._secrets = re.compile("|".join(map(re.escape, forms)), re.IGNORECASE) if forms else None
         self._cache: dict[tuple[str, str], RunError] = {}
         self._lock = threading.Lock()
         self._unknown_labels: set[str] = set()
@@ -139,15 +149,11 @@ class ErrorReader:
     def clean(self, text: str) -> str:
         """``text`` made safe to show: valid UTF-8 without control characters, every secret redacted,
         at most ERROR_MAX_CHARS characters (never raises)."""
-        cut = len(text) > ERROR_WINDOW
-        window = text[:ERROR_WINDOW]
-        if not (window.isascii() and window.isprintable()):
-            window = _OTHER_CONTROLS.sub("", _WHITESPACE_CONTROLS.sub(" ", window))
-        if cut:  # the last word may be the start of a secret the patterns no longer recognise
-            window = window[: max(0, window.rfind(" "))]
-        for form in self._forms:
-            if form in window:
-                window = window.replace(form, REDACTED)
+        return self._redact(*_window(text))
+
+    def _redact(self, window: str, cut: bool) -> str:
+        if self._secrets is not None:
+            window = self._secrets.sub(REDACTED, window)
         for redaction in _REDACTIONS:
             replace = _digit_and_letter(REDACTED) if redaction.needs_digit else redaction.replace
             window = redaction.pattern.sub(replace, window)
@@ -187,16 +193,22 @@ class ErrorReader:
 
     def _read(self, label: str, message: str) -> RunError:
         wire_label = label.strip().upper()
+        reason = OTHER
         if wire_label:
-            reason = V4_LABELS.get(wire_label)
-            if reason is None:
-                reason = OTHER
+            reason = V4_LABELS.get(wire_label, OTHER)
+            if wire_label not in V4_LABELS:
                 self._note_unknown(wire_label)
-        else:
-            reason = classify_message(message) if message else OTHER
-        shown_label = self.clean(wire_label) if wire_label else ""
-        text = f"{shown_label}: {message}" if shown_label and message else shown_label or message
-        return RunError(sys.intern(self.clean(text)), reason)
+        window, cut = _window(message)
+        if not wire_label:
+            reason = classify_message(window) if window else OTHER
+        # Cleaned apart, so that "LABEL: message" does not read as a name: value pair to redact.
+        shown = self.clean(wire_label[:LABEL_MAX_CHARS]) if wire_label else ""
+        text = self._redact(window, cut) if window else ""
+        if shown and text:
+            text = f"{shown}: {text}"
+            if len(text) > ERROR_MAX_CHARS:
+                text = text[: ERROR_MAX_CHARS - 1].rstrip() + ELLIPSIS
+        return RunError(sys.intern(text or shown), reason)
 
     def _note_unknown(self, label: str) -> None:
         with self._lock:
@@ -216,6 +228,18 @@ class ErrorReader:
             "a v4 run's last_error has a label the exporter does not know; its reason is 'other'",
             extra={"workspace": self.workspace, "label": self.clean(label[:LABEL_MAX_CHARS])},
         )
+
+
+def _window(text: str) -> tuple[str, bool]:
+    """The start of ``text`` that is read, without control characters, and whether it was cut. When it
+    was, its last word goes too: it may be the start of a secret the patterns no longer recognise."""
+    cut = len(text) > ERROR_WINDOW
+    window = text[:ERROR_WINDOW]
+    if not (window.isascii() and window.isprintable()):
+        window = _OTHER_CONTROLS.sub("", _WHITESPACE_CONTROLS.sub(" ", window))
+    if cut:
+        window = window[: max(0, window.rfind(" "))]
+    return window, cut
 
 
 def _text(value: object) -> str:
