@@ -394,7 +394,8 @@ class Simulator:
                     name=name,
                     created_at=pilot.next_launch,
                     timeline=steps,
-                    error_message=v3_error(steps[-1][1], self.random),
+                    # drawn apart from self.random, so that errors leave the runs' own draws unchanged
+                    error_message=v3_error(steps[-1][1], random.Random(run_uid)),
                 )
                 pilot.launched.append(run_uid)
                 pilot.next_launch += pilot.interval

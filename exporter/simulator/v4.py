@@ -361,8 +361,10 @@ class V4Api:
                 moment = pilot.next_launch
                 steps = [(moment + offset, status) for offset, status in pilot.plan(self.sim.random)]
                 action = self.sim.random.choice(pilot.actions)
-                error = next((v4_error(st, self.sim.random) for _, st in steps if st in V4_ERRORS), None)
-                run = self._new_run(action, pilot.workspace_uid, moment, timeline=steps, last_error=error)
+                run = self._new_run(action, pilot.workspace_uid, moment, timeline=steps)
+                # drawn apart from the simulator's random, so that errors leave the runs' own draws unchanged
+                draw = random.Random(run.uid)
+                run.last_error = next((v4_error(st, draw) for _, st in steps if st in V4_ERRORS), None)
                 pilot.launched.append(run.uid)
                 pilot.next_launch += pilot.interval
             pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)
