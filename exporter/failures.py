@@ -39,9 +39,12 @@ UNKNOWN_LABELS_LOGGED: Final = 50
 OTHER: Final = OTHER_REASON
 ELLIPSIS: Final = "\u2026"
 
-# Control characters and lone surrogates: tab, newline and return become spaces, the others go.
+# Control characters and lone surrogates: tab, newline and return become spaces, the others go, and so
+# do the invisible and bidirectional formatting characters (which can make a text read other than it is).
 _WHITESPACE_CONTROLS: Final = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]")
-_OTHER_CONTROLS: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_OTHER_CONTROLS: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 _SPACES: Final = re.compile(" {2,}")
 _HAS_DIGIT: Final = re.compile("[0-9]")
 _HAS_LETTER: Final = re.compile("[A-Za-z]")

@@ -63,7 +63,7 @@ def leaks(text: str) -> list[str]:
 def test_clean_keeps_plain_errors_and_bounds_the_rest() -> None:
     reader = ErrorReader([API_KEY])
     assert reader.clean(COOKIE_ERROR) == COOKIE_ERROR
-    cleaned = reader.clean("Invalid\x00 input:\x1b[31m the\r\nURL\u2028 is\tbad\x7f\ud800 " + "x" * 500)
+    cleaned = reader.clean("Invalid\x00 input:\x1b[31m the\r\nURL\u2028 is\tbad\x7f\ud800\u202e " + "x" * 500)
     assert cleaned.startswith("Invalid input:[31m the URL is bad x")
     assert len(cleaned) == ERROR_MAX_CHARS
     assert cleaned.endswith("\u2026")
