@@ -32,8 +32,9 @@ ERROR_MAX_CHARS: Final = 200
 ERROR_WINDOW: Final = 2000
 #: Longest v4 label read (a longer one is not a label: ``other``).
 LABEL_MAX_CHARS: Final = 64
-#: Distinct errors remembered per workspace; past it the cache starts again.
-CACHE_SIZE: Final = 1024
+#: Distinct errors remembered per workspace (the texts' hashes and the shared RunError each); past it the
+#: cache starts again. A new error is read once, then each poll finds it here.
+CACHE_SIZE: Final = 65536
 #: Distinct unknown v4 labels logged per workspace; past it, one line says more are not logged.
 UNKNOWN_LABELS_LOGGED: Final = 50
 OTHER: Final = OTHER_REASON
@@ -74,7 +75,8 @@ def _load_reasons() -> tuple[dict[str, Reason], dict[str, str], tuple[tuple[str,
     if tuple(reasons) != RUN_FAILURE_REASONS:
         raise RuntimeError("failures.yaml must list every reason of families.RUN_FAILURE_REASONS, in order")
     labels = {str(label).upper(): reason for label, reason in data["v4_labels"].items()}
-    patterns = tuple((reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in data["v3_patterns"])
+    # written in lower case and matched against the lower-cased error, which is faster than re.IGNORECASE
+    patterns = tuple((reason, re.compile(pattern)) for reason, pattern in data["v3_patterns"])
     if not set(labels.values()) | {reason for reason, _ in patterns} <= set(reasons):
         raise RuntimeError("failures.yaml maps a label or a pattern to a reason it does not list")
     return reasons, labels, patterns
@@ -92,21 +94,32 @@ V3_PATTERNS: Final = _LOADED[2]
 @dataclass(frozen=True)
 class _Redaction:
     pattern: re.Pattern[str]
-    replace: str
-    needs_digit: bool
+    replace: Any  # a template (\g<1>) or a function of the match
+    hints: tuple[str, ...]  # lower-case; the pattern runs only on an error that contains one
 
 
-def _load_redactions() -> tuple[str, tuple[_Redaction, ...]]:
+@dataclass(frozen=True)
+class _Pairs:
+    pair: re.Pattern[str]
+    secret_name: re.Pattern[str]
+    value: re.Pattern[str]
+
+
+def _load_redactions() -> tuple[str, _Pairs, tuple[_Redaction, ...]]:
     data = _load("redaction.yaml")
-    return str(data["replacement"]), tuple(
+    replacement = str(data["replacement"])
+    pairs = _Pairs(
+        *(re.compile(data["pairs"][key], re.IGNORECASE) for key in ("pair", "secret_name", "value"))
+    )
+    redactions = tuple(
         _Redaction(
-            re.compile(entry["pattern"], re.IGNORECASE), entry["replace"], bool(entry.get("needs_digit"))
+            re.compile(entry["pattern"], re.IGNORECASE),
+            _digit_and_letter(replacement) if entry.get("needs_digit") else entry["replace"],
+            tuple(str(hint).lower() for hint in entry.get("hints", ())),
         )
         for entry in data["patterns"]
     )
-
-
-REDACTED, _REDACTIONS = _load_redactions()
+    return replacement, pairs, redactions
 
 
 def _digit_and_letter(replacement: str) -> Any:
@@ -124,9 +137,31 @@ def _digit_and_letter(replacement: str) -> Any:
     return replace
 
 
+REDACTED, _PAIRS, _REDACTIONS = _load_redactions()
+
+
+def _redact_pairs(text: str) -> str:
+    """``text`` with the value of every pair whose name says secret redacted (a value is read once, so a
+    pair inside a redacted value is not looked at again)."""
+    parts: list[str] = []
+    done = 0  # text[:done] is in parts
+    for match in _PAIRS.pair.finditer(text):
+        if match.start() < done or not _PAIRS.secret_name.search(match.group(1)):
+            continue
+        value = _PAIRS.value.match(text, match.end())
+        if value is None:
+            continue
+        parts += (text[done : match.end()], REDACTED)
+        done = value.end()
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 def classify_message(message: str) -> str:
     """The reason of an error message (v3 ``error_message``): the first pattern that matches it."""
-    window = message[:ERROR_WINDOW]
+    window = message[:ERROR_WINDOW].lower()
     for reason, pattern in V3_PATTERNS:
         if pattern.search(window):
             return reason
@@ -144,7 +179,7 @@ class ErrorReader:
         )
         # in any case: an error may upper-case what it quotes
         self._secrets = re.compile("|".join(map(re.escape, forms)), re.IGNORECASE) if forms else None
-        self._cache: dict[tuple[str, str], RunError] = {}
+        self._cache: dict[tuple[int, int, int], RunError] = {}
         self._lock = threading.Lock()
         self._unknown_labels: set[str] = set()
         self._unknown_overflow = False
@@ -157,9 +192,11 @@ class ErrorReader:
     def _redact(self, window: str, cut: bool) -> str:
         if self._secrets is not None:
             window = self._secrets.sub(REDACTED, window)
+        window = _redact_pairs(window)
+        lower = window.lower()
         for redaction in _REDACTIONS:
-            replace = _digit_and_letter(REDACTED) if redaction.needs_digit else redaction.replace
-            window = redaction.pattern.sub(replace, window)
+            if not redaction.hints or any(hint in lower for hint in redaction.hints):
+                window = redaction.pattern.sub(redaction.replace, window)
         window = _SPACES.sub(" ", window).strip()
         if cut or len(window) > ERROR_MAX_CHARS:
             window = window[: ERROR_MAX_CHARS - 1].rstrip() + ELLIPSIS
@@ -183,11 +220,14 @@ class ErrorReader:
         return self._cached(label, message)
 
     def _cached(self, label: str, message: str) -> RunError:
-        key = (label[: LABEL_MAX_CHARS + 1], message[: ERROR_WINDOW + 1])
+        label, message = label[: LABEL_MAX_CHARS + 1], message[: ERROR_WINDOW + 1]
+        # Keyed by the texts' hashes (SipHash, keyed per process: two texts that collide cannot be crafted),
+        # so the cache keeps no raw error text, which may hold a secret, and stays small and fast.
+        key = (hash(label), hash(message), len(message))
         found = self._cache.get(key)
         if found is not None:
             return found
-        error = self._read(*key)
+        error = self._read(label, message)
         with self._lock:
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
