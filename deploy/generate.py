@@ -95,6 +95,9 @@ def template_values(knobs: Knobs) -> dict[str, Any]:
         values.update(_guide_values(f"guide.{status}", guide))
     for name, call in CALLS.items():
         values[f"call.{name}"] = call.render()
+    # Run errors: the description's quote of the run's error and the runbooks' note on it.
+    for name, text in _spec()["run_errors"].items():
+        values[name] = fill(text, values)
     return values
 
 
@@ -208,6 +211,7 @@ def all_alerts(knobs: Knobs) -> list[Alert]:
                     confirm=rb["confirm"],
                     escalate=rb["escalate"],
                     design=rb["design"],
+                    by_cause=bool(rb.get("by_cause", False)),
                 ),
             )
         )

@@ -19,6 +19,8 @@ class Runbook:
     escalate: str
     design: str
     api_calls: tuple[ApiCall, ...] = ()
+    #: Run errors: a section per cause of exporter/failures.yaml (the Warning, Shutdown, Paused alerts).
+    by_cause: bool = False
 
 
 @dataclass(frozen=True)

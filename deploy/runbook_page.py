@@ -9,6 +9,7 @@ from deploy.knobs import KNOB_FIELDS, Knobs, fires_at_once
 from deploy.model import Alert
 from deploy.textgen import fill, load_yaml
 from exporter import statuses as st
+from exporter.failures import REASONS
 from exporter.guide import API_CALLS, GUIDE, ApiCall
 
 RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
@@ -28,6 +29,16 @@ def curl(call: ApiCall) -> str:
     if body:
         lines += [f"  {CURL['body_header']}", f"  {body}"]
     return " \\\n".join(lines)
+
+
+def _by_cause() -> str:
+    """Run errors: what each cause of exporter/failures.yaml means and what to do about it."""
+    item = (RUNBOOKS / "cause.md").read_text(encoding="utf-8")
+    causes = "".join(
+        fill(item, {"name": r.name, "title": r.title, "meaning": r.meaning, "action": r.action})
+        for r in REASONS.values()
+    )
+    return fill((RUNBOOKS / "causes.md").read_text(encoding="utf-8"), {"causes": causes}).rstrip("\n")
 
 
 def _section(alert: Alert) -> str:
@@ -51,6 +62,7 @@ def _section(alert: Alert) -> str:
             "action": alert.action,
             "steps": "\n".join(f"{i}. {step}" for i, step in enumerate(rb.steps, 1)),
             "api_calls": calls,
+            "by_cause": _by_cause() if rb.by_cause else "",
             "confirm": rb.confirm,
             "escalate": rb.escalate,
             "design": rb.design,

@@ -81,6 +81,20 @@ FAILURE_REASONS: Final[tuple[str, ...]] = (TIMEOUT, NETWORK)
 #: Values of the ``limit_type`` label of captaindata_api_rate_limited_total.
 LIMIT_TYPES: Final[tuple[str, ...]] = ("second", "minute", "hour", "day", "month", "other", "none")
 
+# Run errors (issue 17): values of the ``reason`` label of captaindata_run_failures_total, in the order of
+# exporter/failures.yaml, which says what each means and how a run's error maps onto one.
+RUN_FAILURE_REASONS: Final[tuple[str, ...]] = (
+    "account_session",
+    "account_limit",
+    "credits",
+    "api_key",
+    "input",
+    "third_party",
+    "internal",
+    "other",
+)
+OTHER_REASON: Final = "other"  # an error no pattern or label knows, or no error at all
+
 #: Values of the ``api_status`` label: v3's, then v4's that v3 has not.
 API_STATUS_LABEL_VALUES: Final[tuple[str, ...]] = tuple(
     dict.fromkeys((*API_STATUS_VALUES, *V4_API_STATUS_VALUES))
@@ -117,6 +131,16 @@ STATUS_CHANGES: Final = Family(
     "are the baseline and are not counted).",
     labels=(*WORKFLOW, "status"),
     vocab={"status": STATUS_LABEL_VALUES},
+)
+# Run errors (issue 17): runs entering warning, shutdown or paused, by cause.
+RUN_FAILURES: Final = Family(
+    name="captaindata_run_failures",
+    type="counter",
+    help="Runs observed entering warning, shutdown or paused, by the cause their error gives (counted like "
+    "captaindata_run_status_changes_total; a series appears at its first run).",
+    labels=(*WORKFLOW, "status", "reason"),
+    vocab={"status": _NEEDS_ACTION, "reason": RUN_FAILURE_REASONS},
+    stability="experimental",
 )
 RUN_DURATION: Final = Family(
     name="captaindata_run_duration_seconds",
@@ -161,8 +185,9 @@ WORKFLOW_LAST_SUCCESS: Final = Family(
 NEEDS_ACTION: Final = Family(
     name="captaindata_run_needs_action",
     type="gauge",
-    help="1 for each run currently in warning, shutdown or paused (most recent first, capped).",
-    labels=(*WORKFLOW, "status", "run_uid", "run_name"),
+    help="1 for each run currently in warning, shutdown or paused (most recent first, capped), with its "
+    "error (cleaned, secrets redacted, at most 200 characters; empty when the API gave none).",
+    labels=(*WORKFLOW, "status", "run_uid", "run_name", "error"),
     vocab={"status": _NEEDS_ACTION},
 )
 API_REQUESTS: Final = Family(
@@ -359,6 +384,8 @@ FAMILIES: Final[tuple[Family, ...]] = (
     RUNS_BY_API_STATUS,
     RUNS_POSTPONED,
     STATUS_CHANGES,
+    # Run errors (issue 17)
+    RUN_FAILURES,
     RUN_DURATION,
     MAX_AGE,
     OLDEST_START,

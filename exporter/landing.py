@@ -15,6 +15,8 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from exporter import __version__
+from exporter.failures import REASONS
+from exporter.families import OTHER_REASON
 from exporter.guide import GUIDE
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.status_view import build_status
@@ -35,7 +37,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}.n{text-align:right}
 .up{color:#176d2c}.down{color:#a4161a;font-weight:bold}.err{color:#a4161a}
 .s-warning{background:#fff1e0}.s-shutdown{background:#fde4e4}.s-paused{background:#fff9d6}
 .s-running_too_long{background:#e6f0ff}code{background:#f3f3f3;padding:0 .2rem;word-break:break-all}
-.muted{color:#666}.inv{color:#a4161a;background:#fde4e4;font-family:monospace}
+.muted{color:#666}.inv{color:#a4161a;background:#fde4e4;font-family:monospace}.reason{font-weight:bold}
 """
 _STATUS_TITLES = {**{s: GUIDE[s].title for s in STATUS_LABEL_VALUES}, "running_too_long": "Running too long"}
 
@@ -95,18 +97,33 @@ def _run_cell(row: dict[str, Any]) -> str:
     return f"{_h(row['run_name'])}<br>{uid}" if row["run_name"] else uid
 
 
+def _error_cell(row: dict[str, Any]) -> str:
+    """Run errors: the run's cause and its error, as the API gave it (cleaned and redacted)."""
+    if not row["reason"]:
+        return '<span class="muted">-</span>'
+    title = REASONS[row["reason"]].title if row["reason"] in REASONS else row["reason"]
+    cause = f'<span class="reason">{escape(title)}</span>'
+    return f'{cause}<br><span class="error">{escape(row["error"])}</span>' if row["error"] else cause
+
+
+def _what_to_do(row: dict[str, Any]) -> str:
+    """The status guide's action; run errors: preceded by the cause's own when the cause is known."""
+    if row["reason_action"] and row["reason"] != OTHER_REASON:
+        return f'{escape(row["reason_action"])}<br><span class="muted">{escape(row["action"])}</span>'
+    return escape(row["action"])
+
+
 def _needs_action(status: dict[str, Any], now: float) -> str:
     rows = []
     for row in status["needs_action"]:
         run = _run_cell(row)
-        if row.get("error"):  # push: a v3 Failed webhook's error
-            run += f'<br><span class="err">{_h(row["error"])}</span>'
         call = f"<code>{_h(row['api_call'])}</code>" if row["api_call"] else '<span class="muted">-</span>'
         rows.append(
             f'<tr class="s-{escape(row["status"])}"><td>{escape(_STATUS_TITLES[row["status"]])}</td>'
             f"<td>{_h(row['workspace'])}</td>"
             f"<td>{_workflow_cell(row)}</td>"
-            f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{_h(row['action'])}</td>"
+            f"<td>{run}</td><td>{_when(row['since'], now)}</td><td>{_error_cell(row)}</td>"
+            f"<td>{_what_to_do(row)}</td>"
             f'<td>{call}</td><td><a href="{escape(row["runbook"])}">runbook</a></td></tr>'
         )
     if not rows:
@@ -116,7 +133,7 @@ def _needs_action(status: dict[str, Any], now: float) -> str:
         )
     return (
         '<table id="needs-action"><tr><th>Status</th><th>Workspace</th><th>Workflow</th><th>Run</th>'
-        "<th>Entered it</th><th>What to do</th><th>API call</th><th>Runbook</th></tr>\n"
+        "<th>Entered it</th><th>Why</th><th>What to do</th><th>API call</th><th>Runbook</th></tr>\n"
         + "\n".join(rows)
         + "\n</table>"
         + _more(len(rows), status["needs_action_total"], "runs that need action")

@@ -33,6 +33,16 @@ class Workflow:
 
 
 @dataclass(frozen=True, slots=True)
+class RunError:
+    """Why a run needs action (exporter/failures.py): its error, cleaned, redacted and at most 200
+    characters ("" when the API gave only a label or nothing readable), and the bounded reason. One
+    object is shared by every run with the same error."""
+
+    text: str
+    reason: str  # a value of families.RUN_FAILURE_REASONS
+
+
+@dataclass(frozen=True, slots=True)
 class Run:
     uid: str
     name: str  # valid UTF-8, bounded length
@@ -42,6 +52,8 @@ class Run:
     finish_time: float | None
     scheduled_time: float | None
     postponed_until: float | None = None  # v4 only
+    # run errors: kept only for a run that needs action and has an error (None otherwise)
+    error: RunError | None = None
 
     @property
     def status_time(self) -> float | None:
@@ -70,6 +82,7 @@ _set_start = Run.__dict__["start_time"].__set__
 _set_finish = Run.__dict__["finish_time"].__set__
 _set_scheduled = Run.__dict__["scheduled_time"].__set__
 _set_postponed = Run.__dict__["postponed_until"].__set__
+_set_error = Run.__dict__["error"].__set__
 
 
 def new_run(
@@ -81,6 +94,7 @@ def new_run(
     finish_time: float | None,
     scheduled_time: float | None,
     postponed_until: float | None = None,
+    error: RunError | None = None,
 ) -> Run:
     """``Run(...)``, faster (the parsers' hot path); the arguments are trusted as they are."""
     run: Run = _new_object(Run)
@@ -92,6 +106,7 @@ def new_run(
     _set_finish(run, finish_time)
     _set_scheduled(run, scheduled_time)
     _set_postponed(run, postponed_until)
+    _set_error(run, error)
     return run
 
 

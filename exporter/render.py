@@ -49,6 +49,7 @@ from exporter.families import (
     PUSH_REQUESTS,
     RETRY_AFTER,
     RUN_DURATION,
+    RUN_FAILURES,
     RUNS,
     RUNS_BY_API_STATUS,
     RUNS_POSTPONED,
@@ -297,6 +298,7 @@ def render_workflow(workspace: str, workflow: WorkflowSnapshot) -> Chunks:
     lines.gauges(RUNS_BY_API_STATUS, labels, workflow.runs_by_api_status)
     lines.gauge(RUNS_POSTPONED, labels, workflow.postponed)
     lines.counters(STATUS_CHANGES, labels, workflow.status_changes)
+    lines.counters(RUN_FAILURES, labels, workflow.failures)  # run errors
     lines.histograms(RUN_DURATION, labels, workflow.durations)
     oldest = workflow.oldest_running_start
     age = 0.0
@@ -320,7 +322,8 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot, part: Part
     for workflow, run in newest_first(
         needing, snapshot.needs_action_limit, lambda item: item[1].since, lambda item: item[1].uid
     ):
-        lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, (run.status, run.uid, run.name))
+        key = (run.status, run.uid, run.name, run.error)
+        lines.gauge(NEEDS_ACTION, _workflow_labels(workspace, workflow), 1, key)
     own = f"{_pair(SHARD, part.shard)},{workspace}" if part.split else workspace
     api = snapshot.api
     lines.counters(API_REQUESTS, own, api.requests)

@@ -40,7 +40,9 @@ class RunView:
     status: str  # the guide's status
     api_status: str  # the API's own value, lower-cased (bounded)
     since: float | None = None  # when it entered that status, as far as the API tells
-    error: str = ""  # push: a v3 Failed webhook's error text ("" when none)
+    # run errors: its error (cleaned, redacted, bounded; "" when none) and its reason ("" when none)
+    error: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class WorkflowSnapshot:
     last_success: float | None = None  # workflow_last_success_timestamp_seconds
     last_error: str = ""  # "" when its last read succeeded; a reason and summary, never raw library text
     needs_action: tuple[RunView, ...] = ()  # most recent first, at most the workspace's needs_action_limit
+    # run errors: (status, reason) -> runs observed entering a needs-action status for that reason
+    failures: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

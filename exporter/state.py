@@ -12,7 +12,15 @@ from typing import Final
 from exporter.api import adapter
 from exporter.apistats import ApiStats
 from exporter.clock import SYSTEM_CLOCK, Clock
-from exporter.families import DUPLICATE_UID, NOT_FOUND, OVER_LIMIT, PAGE_CAP, POLL_ERROR_REASONS, SKIP_REASONS
+from exporter.families import (
+    DUPLICATE_UID,
+    NOT_FOUND,
+    OTHER_REASON,
+    OVER_LIMIT,
+    PAGE_CAP,
+    POLL_ERROR_REASONS,
+    SKIP_REASONS,
+)
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
 from exporter.parsing import Parsed, Run, Workflow
@@ -43,6 +51,7 @@ class WorkflowState:
         "absent_since",
         "baseline",
         "durations",
+        "failures",
         "last_attempt",
         "last_error",
         "last_status_time",
@@ -75,6 +84,7 @@ class WorkflowState:
         self.absent_since = 0.0
         self.status_changes: dict[str, int] = dict.fromkeys(STATUS_LABEL_VALUES, 0)
         self.durations: dict[str, Histogram] = {s: Histogram(RUN_DURATION_BUCKETS) for s in _TERMINAL_ORDER}
+        self.failures: dict[tuple[str, str], int] = {}  # run errors: (status, reason) -> count
         self.last_status_time: dict[str, float] = {}
         self.last_success: float | None = None
         self.last_attempt = _NEVER  # clock.monotonic() of its last read attempt
@@ -132,18 +142,12 @@ class WorkflowState:
             read_at=self.read_at,
             last_status_time=dict(self.last_status_time),
             status_changes=dict(self.status_changes),
+            failures=dict(sorted(self.failures.items())),
             durations={status: histogram.snapshot() for status, histogram in self.durations.items()},
             last_success=self.last_success,
             last_error=self.last_error,
             needs_action=tuple(
-                RunView(
-                    run.uid,
-                    run.name,
-                    run.status,
-                    run.api_status,
-                    run.status_time,
-                    self.push_errors.get(run.uid, ""),
-                )
+                _view(run, self.push_errors.get(run.uid))
                 for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
             ),
         )
@@ -159,6 +163,17 @@ def _is_transition(run: Run, previous: tuple[str, str] | None, history: float) -
         moment = run.status_time
         return moment is None or moment >= history
     return previous[0] != run.status and (previous[1] != run.api_status or not previous[1])
+
+
+def _view(run: Run, pushed: str | None = None) -> RunView:
+    """A needs-action run as the page and the series show it: its error is the push's (a v3 Failed
+    webhook's) when one came, else the one its listing gave."""
+    error = run.error
+    if error is None and not pushed:
+        return RunView(run.uid, run.name, run.status, run.api_status, run.status_time)
+    text = pushed or (error.text if error is not None else "")
+    reason = error.reason if error is not None else ""
+    return RunView(run.uid, run.name, run.status, run.api_status, run.status_time, text, reason)
 
 
 def _latest_time(run: Run) -> float | None:
@@ -425,6 +440,9 @@ class WorkspaceState:
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
         tracked.status_changes[run.status] += 1
+        if run.status in NEEDS_ACTION_STATUSES:  # run errors: and why
+            key = (run.status, run.error.reason if run.error is not None else OTHER_REASON)
+            tracked.failures[key] = tracked.failures.get(key, 0) + 1
         duration = run.duration
         if run.status in TERMINAL_STATUSES and duration is not None:
             tracked.durations[run.status].observe(duration)

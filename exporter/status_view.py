@@ -15,6 +15,7 @@ from urllib.parse import quote
 from exporter import __version__
 from exporter.api import adapter
 from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
+from exporter.failures import REASONS
 from exporter.guide import GUIDE, StatusGuide
 from exporter.needs_action import newest_first
 from exporter.snapshot import WorkspaceSnapshot
@@ -99,13 +100,15 @@ def build_status(
                         "status": run.status,
                         "api_status": run.api_status,
                         "since": run.since,
+                        # run errors: what the API says went wrong, its cause and what to do about it
+                        "error": run.error,
+                        "reason": run.reason,
+                        "reason_action": REASONS[run.reason].action if run.reason in REASONS else "",
                         "action": _action(guide, ws.api_version),
                         "api_call": _call(guide, ws.api_version, run.uid, run.name, wf.uid),
                         "runbook": f"{RUNBOOKS_URL}#{alert_name(run.status).lower()}",
                     }
                 )
-                if run.error:  # push: a v3 Failed webhook's error
-                    needs_action[-1]["error"] = run.error
             start = wf.oldest_running_start
             if start is not None and now - start > RUNNING_TOO_LONG:
                 guide = GUIDE[RUNNING]
@@ -117,6 +120,9 @@ def build_status(
                         "status": "running_too_long",
                         "api_status": "running",
                         "since": start,
+                        "error": "",
+                        "reason": "",
+                        "reason_action": "",
                         "action": _action(guide, ws.api_version),
                         "api_call": "",
                         "runbook": f"{RUNBOOKS_URL}#{RUNNING_TOO_LONG_ALERT.lower()}",

@@ -35,6 +35,7 @@ from grafana.sections import (
     runs_by_status,
     status_changes,
     status_stats,
+    top_failure_reasons,
 )
 
 #: What the words of grafana/panels.yaml call what this dashboard shows (their ${scope}).
@@ -58,6 +59,8 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
     board = board.with_panel(runs_by_status(WORKFLOWS)).with_panel(status_changes(RECORDED_WORKFLOWS))
 
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS))
+    # Run errors (issue 17): why runs need action.
+    board = board.with_panel(top_failure_reasons(WORKFLOWS))
 
     longest = workflow_bar_gauge(
         "Longest-running run per workflow",

@@ -3,9 +3,9 @@ durations, the variables, the annotation and links, and the dashboard frame."""
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import bargauge, heatmap, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import heatmap, stat, table, timeseries
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
@@ -14,6 +14,7 @@ from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from exporter import statuses
 from exporter.conventions import alert_name, status_alert
+from exporter.failures import REASONS
 from exporter.guide import GUIDE
 from grafana.library import (
     ALERTING_STATUSES,
@@ -27,9 +28,11 @@ from grafana.library import (
     ThresholdStep,
     dedup,
     graph,
+    last_value,
     query,
     sel,
     stat_panel,
+    thresholds,
     value_map,
     workflow_dashboard_url,
 )
@@ -96,7 +99,7 @@ def needs_action_table(selector: str, width: int = 24) -> table.Panel:
     generated from exporter/statuses.py, turn into the recommended action and the alert's name.
     """
     needs_action = sorted(statuses.NEEDS_ACTION_STATUSES, key=statuses.STATUS_LABEL_VALUES.index)
-    by = "workspace, workflow_uid, workflow, run_name, run_uid, status"
+    by = "workspace, workflow_uid, workflow, run_name, run_uid, status, error"
     expr = (
         "label_replace(label_replace(max by (" + by + ") "
         "(captaindata_run_needs_action" + sel(selector) + "), "
@@ -132,9 +135,19 @@ def needs_action_table(selector: str, width: int = 24) -> table.Panel:
         url="${runbook_base_url}#" + status_alert("${__value.raw}").lower(),
         target_blank=True,
     )
-    columns = ["workspace", "workflow", "run_name", "run_uid", "status", "action", "runbook"]
-    names = ["Workspace", "Workflow", "Run name", "Run uid", "Status", "Recommended action", "Runbook"]
-    widths = [120, 180, 200, 200, 100, 0, 230]
+    # Run errors: the error column is the run's error as the exporter exports it (redacted, 200 characters).
+    columns = ["workspace", "workflow", "run_name", "run_uid", "status", "error", "action", "runbook"]
+    names = [
+        "Workspace",
+        "Workflow",
+        "Run name",
+        "Run uid",
+        "Status",
+        "Error",
+        "Recommended action",
+        "Runbook",
+    ]
+    widths = [120, 180, 200, 200, 100, 300, 0, 230]
     panel = (
         table.Panel()
         .title("Needs action")
@@ -167,6 +180,8 @@ def needs_action_table(selector: str, width: int = 24) -> table.Panel:
                 model.DynamicConfigValue(id_val="mappings", value=status_mappings),
                 model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
             ]
+        elif column == "error":
+            properties.append(model.DynamicConfigValue(id_val="custom.inspect", value=True))
         elif column == "action":
             properties += [
                 model.DynamicConfigValue(id_val="mappings", value=action_mappings),
@@ -180,6 +195,43 @@ def needs_action_table(selector: str, width: int = 24) -> table.Panel:
         elif column == "workflow":
             properties.append(model.DynamicConfigValue(id_val="links", value=[workflow_link]))
         panel = panel.override_by_name(column, properties)
+    return panel
+
+
+# Run errors (issue 17): the causes of the runs that entered warning, shutdown or paused.
+def top_failure_reasons(selector: str, width: int = 12) -> bargauge.Panel:
+    """Runs that entered warning, shutdown or paused in the time range, by cause, most first; each bar
+    is named by the cause's title (exporter/failures.yaml)."""
+    expr = (
+        "sort_desc(sum by (reason) ("
+        + dedup(
+            f"{PER_WORKFLOW}, status, reason",
+            f"increase(captaindata_run_failures_total{sel(selector)}[$__range])",
+        )
+        + "))"
+    )
+    panel = (
+        bargauge.Panel()
+        .title("Top failure reasons")
+        .datasource(DATASOURCE)
+        .with_target(query(expr, "{{reason}}", instant=True))
+        .unit("short")
+        .decimals(0)
+        .min(0)
+        .no_value("No run entered Warning, Shutdown or Paused")
+        .thresholds(thresholds((None, "orange")))
+        .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS))
+        .display_mode(common.BarGaugeDisplayMode.GRADIENT)
+        .orientation(common.VizOrientation.HORIZONTAL)
+        .show_unfilled(True)
+        .reduce_options(last_value())
+        .span(width)
+        .height(8)
+    )
+    for reason, entry in REASONS.items():
+        panel = panel.override_by_name(
+            reason, [model.DynamicConfigValue(id_val="displayName", value=entry.title)]
+        )
     return panel
 
 

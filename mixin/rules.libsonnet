@@ -47,7 +47,7 @@ function(c) {
         },
         {
           "alert": "CaptainDataRunWarning",
-          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"warning\"}[" + c.scrapeGap + "])\n)\nunless on (workspace, workflow_uid, run_uid)\n  captaindata_run_needs_action{" + c.selector + ", status=\"warning\"} offset " + c.recentWindow + "\nand on (workspace, workflow_uid)\n  (\n    increase(captaindata_run_status_changes_total{" + c.selector + ", status=\"warning\"}[" + c.recentWindow + "]) > 0\n  or\n    time() - captaindata_workflow_last_status_timestamp_seconds{" + c.selector + ", status=\"warning\"} < " + std.toString(seconds(c.recentWindow)) + "\n  )",
+          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name, error) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"warning\"}[" + c.scrapeGap + "])\n)\nunless on (workspace, workflow_uid, run_uid)\n  captaindata_run_needs_action{" + c.selector + ", status=\"warning\"} offset " + c.recentWindow + "\nand on (workspace, workflow_uid)\n  (\n    increase(captaindata_run_status_changes_total{" + c.selector + ", status=\"warning\"}[" + c.recentWindow + "]) > 0\n  or\n    time() - captaindata_workflow_last_status_timestamp_seconds{" + c.selector + ", status=\"warning\"} < " + std.toString(seconds(c.recentWindow)) + "\n  )",
           [if seconds(c.warningFor) > 0 then 'for']: c.warningFor,
           "labels": {
             "severity": "warning",
@@ -55,7 +55,7 @@ function(c) {
           },
           "annotations": {
             "summary": "A Captain Data run ended in warning.",
-            "description": "Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status warning. One or more steps hit a functional error (for example bad input or an invalid parameter).",
+            "description": "Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status warning. {{ if $labels.error }}Error: \"{{ $labels.error }}\". {{ end }}One or more steps hit a functional error (for example bad input or an invalid parameter).",
             "action": "Check the failed webhook for the error, fix the input or parameter, then reprocess the failed step with POST - Retry a Run.",
             "api_call": "POST https://api.captaindata.co/v3/jobs/{{ $labels.run_uid }}/retry",
             "api_call_v4": "GET https://api.captaindata.com/v4/runs/{{ $labels.run_uid }}",
@@ -65,7 +65,7 @@ function(c) {
         },
         {
           "alert": "CaptainDataRunShutdown",
-          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"shutdown\"}[" + c.scrapeGap + "])\n)\nunless on (workspace, workflow_uid, run_uid)\n  captaindata_run_needs_action{" + c.selector + ", status=\"shutdown\"} offset " + c.recentWindow + "\nand on (workspace, workflow_uid)\n  (\n    increase(captaindata_run_status_changes_total{" + c.selector + ", status=\"shutdown\"}[" + c.recentWindow + "]) > 0\n  or\n    time() - captaindata_workflow_last_status_timestamp_seconds{" + c.selector + ", status=\"shutdown\"} < " + std.toString(seconds(c.recentWindow)) + "\n  )",
+          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name, error) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"shutdown\"}[" + c.scrapeGap + "])\n)\nunless on (workspace, workflow_uid, run_uid)\n  captaindata_run_needs_action{" + c.selector + ", status=\"shutdown\"} offset " + c.recentWindow + "\nand on (workspace, workflow_uid)\n  (\n    increase(captaindata_run_status_changes_total{" + c.selector + ", status=\"shutdown\"}[" + c.recentWindow + "]) > 0\n  or\n    time() - captaindata_workflow_last_status_timestamp_seconds{" + c.selector + ", status=\"shutdown\"} < " + std.toString(seconds(c.recentWindow)) + "\n  )",
           [if seconds(c.shutdownFor) > 0 then 'for']: c.shutdownFor,
           "labels": {
             "severity": "warning",
@@ -73,7 +73,7 @@ function(c) {
           },
           "annotations": {
             "summary": "A Captain Data run shut down on a technical error.",
-            "description": "Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status shutdown. The automation hit a technical error, often from a third-party API or Captain Data's own systems.",
+            "description": "Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status shutdown. {{ if $labels.error }}Error: \"{{ $labels.error }}\". {{ end }}The automation hit a technical error, often from a third-party API or Captain Data's own systems.",
             "action": "Check the failed webhook for the error and reprocess the run with POST - Retry a Run; contact Captain Data support if the error persists.",
             "api_call": "POST https://api.captaindata.co/v3/jobs/{{ $labels.run_uid }}/retry",
             "api_call_v4": "GET https://api.captaindata.com/v4/runs/{{ $labels.run_uid }}",
@@ -99,7 +99,7 @@ function(c) {
         },
         {
           "alert": "CaptainDataRunPaused",
-          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"paused\"}[" + c.scrapeGap + "])\n)\nor on (workspace, workflow_uid)\nmax by (workspace, workflow_uid, workflow, status) (\n  last_over_time(captaindata_runs{" + c.selector + ", status=\"paused\"}[" + c.scrapeGap + "])\n) > 0",
+          "expr": "max by (workspace, workflow_uid, workflow, status, run_uid, run_name, error) (\n  max_over_time(captaindata_run_needs_action{" + c.selector + ", status=\"paused\"}[" + c.scrapeGap + "])\n)\nor on (workspace, workflow_uid)\nmax by (workspace, workflow_uid, workflow, status) (\n  last_over_time(captaindata_runs{" + c.selector + ", status=\"paused\"}[" + c.scrapeGap + "])\n) > 0",
           [if seconds(c.pausedFor) > 0 then 'for']: c.pausedFor,
           "labels": {
             "severity": "warning",
@@ -107,7 +107,7 @@ function(c) {
           },
           "annotations": {
             "summary": "A Captain Data run is paused.",
-            "description": "{{ if $labels.run_uid }}Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status paused.{{ else }}{{ $value | printf \"%.0f\" }} runs of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} are in status paused.{{ end }} The run paused because of invalid cookies, insufficient credits or outdated API keys.",
+            "description": "{{ if $labels.run_uid }}Run {{ $labels.run_name }} ({{ $labels.run_uid }}) of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} is in status paused.{{ else }}{{ $value | printf \"%.0f\" }} runs of workflow {{ $labels.workflow }} ({{ $labels.workflow_uid }}) in workspace {{ $labels.workspace }} are in status paused.{{ end }} {{ if $labels.error }}Error: \"{{ $labels.error }}\". {{ end }}The run paused because of invalid cookies, insufficient credits or outdated API keys.",
             "action": "Refresh the account(s) of the paused run (cookies, credits, API keys) and retry it, or refresh and resume in bulk with POST - Add or Update Integration Account and resume_paused_jobs: true.",
             "api_call": "{{ if $labels.run_uid }}POST https://api.captaindata.co/v3/jobs/{{ $labels.run_uid }}/retry{{ end }}",
             "api_call_v4": "{{ if $labels.run_uid }}POST https://api.captaindata.com/v4/runs/{{ $labels.run_uid }}/resume{{ end }}",

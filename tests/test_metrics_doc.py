@@ -159,11 +159,13 @@ async def test_the_exporter_emits_what_the_table_declares(sim: Simulator, harnes
     now = time.time()
     sim.add_run("wf-1", "running", start_time=now - 100)
     moving = sim.add_run("wf-1", "pending")
+    failing = sim.add_run("wf-1", "running", start_time=now - 100)  # run errors: counted by cause
     sim.add_run("wf-1", "warning", start_time=now - 100, finish_time=now)
     sim.add_fault("drop", count=1)
     harness = harness_for()
     await harness.poll()
     sim.update_run(moving, "finished", start_time=now - 30, finish_time=now)
+    sim.update_run(failing, "shutdown", finish_time=now)
     exposition = await harness.poll()
     assert emitted(exposition.text) == declared()
 

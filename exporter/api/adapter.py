@@ -10,6 +10,7 @@ from exporter import __version__
 
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig, _Reader
+    from exporter.failures import ErrorReader
     from exporter.guide import ApiCall, StatusGuide
     from exporter.parsing import Run
     from exporter.sink import PollSource
@@ -45,7 +46,9 @@ class RunParser(Protocol):
     """Parses the body of a one-run read; None when the run in it cannot be understood; raises
     ``BadResponse`` when the body is not a run object at all."""
 
-    def __call__(self, body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None: ...
+    def __call__(
+        self, body: bytes, unknown: UnknownStatuses, errors: ErrorReader, now: float | None = None
+    ) -> ReadRun | None: ...
 
 
 class SettingsReader(Protocol):

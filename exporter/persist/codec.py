@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 from exporter.apistats import ApiStats
-from exporter.families import API_STATUS_LABEL_VALUES
+from exporter.families import API_STATUS_LABEL_VALUES, RUN_FAILURE_REASONS
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
 from exporter.state import WorkflowState, WorkspaceState
-from exporter.statuses import STATUS_LABEL_VALUES
+from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
 _API_COUNTERS = ("requests", "failures", "rate_limited")
 _API_STATUSES = {value: value for value in API_STATUS_LABEL_VALUES}  # interned as the parsers make them
@@ -50,6 +50,8 @@ def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
         "api_statuses": [run.api_status for run in tracked.runs.values()]
         + [gone[1] for gone in tracked.vanished.values()],
         "status_changes": dict(tracked.status_changes),
+        # run errors: [status, reason, count]; a record without it (written before) restores as zeros
+        "failures": [[status, reason, count] for (status, reason), count in tracked.failures.items()],
         "durations": {status: h.export() for status, h in tracked.durations.items()},
         "last_status_time": dict(tracked.last_status_time),
         "last_success": tracked.last_success,
@@ -106,6 +108,7 @@ def restore_workspace(
                 # Only a run's owner saves it (a duplicate is skipped): ownership survives a restart.
                 state.owner[item[0]] = uid
         _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
+        _restore_failures(tracked.failures, record.get("failures"))
         durations = record.get("durations")
         if isinstance(durations, dict):
             for status in list(tracked.durations):  # every terminal status
@@ -164,6 +167,22 @@ def _finite(value: object) -> float | None:
 def _is_count(value: object) -> TypeGuard[int]:
     """Whether a value read back from a state file is a counter value (an int, not a bool, >= 0)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _restore_failures(target: dict[tuple[str, str], int], saved: object) -> None:
+    """Run errors: ``[status, reason, count]`` items of known statuses and reasons; others are dropped."""
+    if not isinstance(saved, list):
+        return
+    for item in saved:
+        if (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and item[0] in NEEDS_ACTION_STATUSES
+            and item[1] in RUN_FAILURE_REASONS
+            and _is_count(item[2])
+        ):
+            target[(item[0], item[1])] = item[2]
 
 
 def _restore_counts(target: dict[str, int], saved: object, allowed: Iterable[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from functools import partial
 
 from exporter.api import adapter
 from exporter.config import Config
+from exporter.failures import ErrorReader
 from exporter.poller import Poller
 from exporter.published import Published
 from exporter.push.body import PushEvent
@@ -30,6 +31,8 @@ class PushApplier:
         self.poller = poller
         self.api = adapter(poller.workspace.api_version)
         self.unknown = UnknownStatuses(poller.workspace.name)
+        # run errors: the read-back run's error and the webhook's own, cleaned as a polled one is
+        self.errors = ErrorReader([poller.workspace.api_key.reveal()], poller.workspace.name)
         self.stats: PushStats | None = None  # set once the service exists
         self._monotonic = monotonic
 
@@ -38,7 +41,7 @@ class PushApplier:
         name = poller.workspace.name
         if api.parse_run is None:
             return False
-        parse = partial(api.parse_run, unknown=self.unknown)
+        parse = partial(api.parse_run, unknown=self.unknown, errors=self.errors)
         try:
             read = await poller.transport.get(api.run_endpoint, api.run_path(event.run_uid), None, parse)
         except RequestFailed as error:
@@ -65,7 +68,11 @@ class PushApplier:
             if callable(adopt):  # v4: the source lists the action from now on
                 adopt(read.workflow_uid)
         snapshot, changed = await poller.sink.call(
-            poller.state.run_pushed, read.workflow_uid, read.run, event.error, add
+            poller.state.run_pushed,
+            read.workflow_uid,
+            read.run,
+            self.errors.clean(event.error) if event.error else None,
+            add,
         )
         poller.sink.publish(snapshot, now=True)
         if changed and self.stats is not None:

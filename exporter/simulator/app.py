@@ -28,6 +28,7 @@ SCRIPTABLE = (
     "launch",
     "update_run",
     "remove_run",
+    "add_hostile_error_runs",
     "set_rate_limit",
     "add_fault",
     "clear_faults",

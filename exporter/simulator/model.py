@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from exporter.clock import SYSTEM_CLOCK, Clock
+from exporter.simulator.errors import hostile_errors, v3_error
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
@@ -307,6 +308,21 @@ class Simulator:
         with self.lock:
             self.runs.pop(uid, None)
 
+    def add_hostile_error_runs(self, workflow_uid: str) -> list[str]:
+        """Fault: one run per fault text of run_errors.yaml (planted cookies, tokens and the workspace's
+        API key, control characters, a huge text), each in its status; returns their uids."""
+        with self.lock:
+            api_key = self.workspaces[self.workflows[workflow_uid].workspace_uid].api_key
+            now = self.clock.time()
+            return [
+                self.add_run(
+                    workflow_uid, status, start_time=now - 60, finish_time=now - 30, error_message=text
+                )
+                if status != "paused"
+                else self.add_run(workflow_uid, status, start_time=now - 60, error_message=text)
+                for status, _, text in hostile_errors(api_key)
+            ]
+
     def set_rate_limit(
         self, max_requests: int | None, window_seconds: float = 60.0, style: str = "seconds"
     ) -> None:
@@ -388,7 +404,8 @@ class Simulator:
                     name=name,
                     created_at=pilot.next_launch,
                     timeline=steps,
-                    error_message=_default_error(steps[-1][1]),
+                    # drawn apart from self.random, so that errors leave the runs' own draws unchanged
+                    error_message=v3_error(steps[-1][1], random.Random(run_uid)),
                 )
                 pilot.launched.append(run_uid)
                 pilot.next_launch += pilot.interval
@@ -423,8 +440,5 @@ def retire_launched(
 
 
 def _default_error(status: str) -> str | None:
-    return {
-        "warning": "Invalid input: the LinkedIn profile URL is malformed.",
-        "shutdown": "Error while completing action: the third-party API did not answer.",
-        "paused": "The LinkedIn account's cookie is invalid or expired.",
-    }.get(status.lower())
+    """The error of a scripted run in ``status``: the first of run_errors.yaml's for it."""
+    return v3_error(status)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.simulator.errors import PLANTED, V4_ERRORS, hostile_errors, v4_error
 from exporter.simulator.model import Simulator, retire_launched
 
 V4_STATUSES = (
@@ -30,24 +31,12 @@ V4_RESUMABLE = frozenset({"BLOCKED", "STOPPED"})
 V4_SORT_FIELDS = ("created_at", "updated_at", "status")
 V4_TIME_FORMATS = ("millis", "z", "offset", "naive", "epoch")
 BLOCKED_FOR = 3600.0  # how long a BLOCKED run says it is postponed by default
-#: last_error of a run that reached a status without a scripted one.
+#: last_error of a run that reached a status without a scripted one (the first of run_errors.yaml's).
 DEFAULT_ERRORS: dict[str, dict[str, Any]] = {
-    "FAILED": {
-        "label": "EXTERNAL_API_ERROR",
-        "message": "Error while completing the action: the third-party API did not answer.",
-        "params": {},
-    },
-    "INVALID": {
-        "label": "INVALID_INPUT",
-        "message": "The provided input is invalid: linkedin_profile_url is not a LinkedIn profile URL.",
-        "params": {"field": "linkedin_profile_url"},
-    },
-    "BLOCKED": {
-        "label": "LIMIT_REACHED",
-        "message": "The account reached its daily limit; the run goes on when the limit resets.",
-        "params": {},
-    },
+    status: error for status in V4_ERRORS if (error := v4_error(status)) is not None
 }
+#: The v4 status of each v3 status the fault texts of run_errors.yaml are in.
+_HOSTILE_STATUS = {"warning": "INVALID", "shutdown": "FAILED", "paused": "BLOCKED"}
 
 
 def format_v4_time(moment: float | None, style: str) -> str | float | None:
@@ -165,7 +154,15 @@ class V4Api:
     """The v4 runs of one :class:`Simulator`. Get it with :meth:`of`; every method is thread-safe (it
     takes the simulator's lock) and reachable over HTTP as ``POST /_sim/v4/<method>``."""
 
-    SCRIPTABLE = ("add_run", "launch", "update_run", "touch_run", "remove_run", "set_time_format")
+    SCRIPTABLE = (
+        "add_run",
+        "launch",
+        "update_run",
+        "touch_run",
+        "remove_run",
+        "set_time_format",
+        "add_hostile_error_runs",
+    )
 
     def __init__(self, sim: Simulator) -> None:
         self.sim = sim
@@ -277,6 +274,33 @@ class V4Api:
                 run.postponed_until = postponed_until
             self.sim.changed()
 
+    def add_hostile_error_runs(self, action_name: str, workspace_uid: str | None = None) -> list[str]:
+        """Fault: one run per fault text of run_errors.yaml with it as ``last_error.message`` (no label,
+        so the message gives the cause), and one with an unknown label that plants a token and control
+        characters; returns their uids."""
+        with self.sim.lock:
+            workspace = self.sim._default_workspace(workspace_uid)
+            api_key = self.sim.workspaces[workspace].api_key
+            uids = [
+                self.add_run(
+                    action_name,
+                    _HOSTILE_STATUS[status],
+                    workspace_uid=workspace,
+                    last_error={"label": None, "message": text, "params": {"cookie": PLANTED["li_at"]}},
+                )
+                for status, _, text in hostile_errors(api_key)
+            ]
+            label = f"LEAK_\x00{PLANTED['token']}\n"
+            uids.append(
+                self.add_run(
+                    action_name,
+                    "BLOCKED",
+                    workspace_uid=workspace,
+                    last_error={"label": label, "message": f"Bearer {PLANTED['bearer']}"},
+                )
+            )
+            return uids
+
     def touch_run(self, uid: str) -> None:
         """A change that is not a status change: only ``updated_at`` (and ``synced_at``) move."""
         with self.sim.lock:
@@ -342,7 +366,11 @@ class V4Api:
                 moment = pilot.next_launch
                 steps = [(moment + offset, status) for offset, status in pilot.plan(self.sim.random)]
                 action = self.sim.random.choice(pilot.actions)
-                pilot.launched.append(self._new_run(action, pilot.workspace_uid, moment, timeline=steps).uid)
+                run = self._new_run(action, pilot.workspace_uid, moment, timeline=steps)
+                # drawn apart from the simulator's random, so that errors leave the runs' own draws unchanged
+                draw = random.Random(run.uid)
+                run.last_error = next((v4_error(st, draw) for _, st in steps if st in V4_ERRORS), None)
+                pilot.launched.append(run.uid)
                 pilot.next_launch += pilot.interval
             pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)
 

@@ -34,6 +34,13 @@ INPUT_ERROR = {
     "params": {"field": "company_domain"},
 }
 
+#: The demo's paused (BLOCKED) runs of its history: an expired LinkedIn session (reason account_session).
+COOKIE_ERROR = {
+    "label": "ACCOUNT_SESSION_EXPIRED",
+    "message": "The LinkedIn session of the account expired: refresh its cookies.",
+    "params": {},
+}
+
 
 def v4_plan(rng: random.Random) -> list[tuple[float, str]]:
     """CREATED → QUEUED → RUNNING → an outcome within seconds; INVALID right away; BLOCKED for a few
@@ -89,7 +96,11 @@ def populate_demo_v4(sim: Simulator, workspace_uid: str) -> None:
                     created_at=created,
                     updated_at=updated,
                     started_at=started,
-                    last_error=INPUT_ERROR if status == "FAILED" and index == 0 else None,
+                    last_error=INPUT_ERROR
+                    if status == "FAILED" and index == 0
+                    else COOKIE_ERROR
+                    if status == "BLOCKED"
+                    else None,
                 )
     api.add_run(
         DEMO_ACTIONS[1],

@@ -44,9 +44,12 @@ def workflow(uid: str, name: str, runs: int = 7, **changes: Any) -> WorkflowSnap
         },
         last_success=NOW - 5,
         needs_action=(
-            RunView(f"{uid}-run-1", f"{name} run", WARNING, WARNING, NOW - 100),
+            RunView(
+                f"{uid}-run-1", f"{name} run", WARNING, WARNING, NOW - 100, f"Invalid input: {name}", "input"
+            ),
             RunView(f"{uid}-run-2", "paused run", PAUSED, PAUSED, None),
         ),
+        failures={(PAUSED, "account_session"): 2, (WARNING, "input"): 1},
     )
     return dataclasses.replace(made, **changes)
 

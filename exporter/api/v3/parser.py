@@ -9,6 +9,7 @@ from typing import Final
 
 from exporter.api.adapter import ReadRun
 from exporter.api.v3.statuses import v3_statuses
+from exporter.failures import ErrorReader
 from exporter.families import INVALID_TIMESTAMP, INVALID_UID
 from exporter.parsing import (
     BadResponse,
@@ -19,11 +20,14 @@ from exporter.parsing import (
     load_json,
     new_run,
 )
+from exporter.statuses import NEEDS_ACTION_STATUSES
 from exporter.text import clean_identifier, clean_text, plain_identifier
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 from exporter.unknown_statuses import UnknownStatuses
 
 _RUN_TIMES: Final = ("start_time", "finish_time", "scheduled_time")
+#: Errors read without a workspace's API key to redact (tests, tools); sources pass their own reader.
+_NO_KEY: Final = ErrorReader()
 
 
 def parse_workflows(payload: object) -> Parsed[Workflow]:
@@ -45,9 +49,12 @@ def parse_workflows(payload: object) -> Parsed[Workflow]:
     return parsed
 
 
-def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+def parse_runs(
+    payload: object, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[Run]:
     """``GET /v3/workflows/{uid}/jobs``: a bare array of run ("job") objects. ``now`` bounds how far
-    in the future a timestamp may lie (default: the current time)."""
+    in the future a timestamp may lie (default: the current time). A run that needs action keeps its
+    ``error_message`` as ``errors`` reads it."""
     now = time.time() if now is None else now
     parsed: Parsed[Run] = Parsed()
     for index, item, uid in identified_items(payload, "run", parsed):
@@ -62,7 +69,8 @@ def parse_runs(payload: object, unknown: UnknownStatuses, now: float | None = No
         status, api_status = v3_statuses(item.get("status"), unknown)
         # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
         name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
-        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled))
+        error = errors.v3(item.get("error_message")) if status in NEEDS_ACTION_STATUSES else None
+        parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled, None, error))
     return parsed
 
 
@@ -81,18 +89,22 @@ def parse_workflows_body(body: bytes) -> Parsed[Workflow]:
     return parse_workflows(load_json(body))
 
 
-def parse_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[Run]:
+def parse_runs_body(
+    body: bytes, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[Run]:
     """``parse_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
-    return parse_runs(load_json(body), unknown, now)
+    return parse_runs(load_json(body), unknown, now, errors)
 
 
-def parse_run_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+def parse_run_body(
+    body: bytes, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> ReadRun | None:
     """``GET /v3/jobs/{job_uid}``: one run object (as listed), with its ``workflow_uid``; None when
     the run cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
     payload = load_json(body)
     if not isinstance(payload, dict):
         raise BadResponse("expected a JSON object (one run)")
-    parsed = parse_runs([payload], unknown, now)
+    parsed = parse_runs([payload], unknown, now, errors)
     workflow_uid = clean_identifier(payload.get("workflow_uid"))
     if not parsed.items or workflow_uid is None:
         return None

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from exporter.api.v3 import RUNS_ENDPOINT, WORKFLOWS_ENDPOINT
 from exporter.api.v3.parser import parse_runs_body, parse_workflows_body
 from exporter.config import Config, WorkspaceConfig
+from exporter.failures import ErrorReader
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.sink import StateSink
 from exporter.transport import ApiTransport, NotFound, RequestFailed
@@ -37,6 +38,7 @@ class V3Source:
         self.filter = workspace.workflows
         self.part = workspace.part
         self.unknown = UnknownStatuses(workspace.name)
+        self.errors = ErrorReader([workspace.api_key.reveal()], workspace.name)  # run errors
         self.clock = clock  # bounds how far in the future a run's timestamp may lie
         self.page_size: int | None = None
         self._warned_cap = False
@@ -141,7 +143,7 @@ class V3Source:
         return self._done(workflow, runs, total, complete=True), ""
 
     def _parse_runs(self, body: bytes) -> Parsed[Run]:
-        return parse_runs_body(body, self.unknown, self.clock())
+        return parse_runs_body(body, self.unknown, self.clock(), self.errors)
 
     def _done(
         self, workflow: Workflow, runs: dict[str, Run], total: Parsed[Run], complete: bool

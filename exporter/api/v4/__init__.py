@@ -13,6 +13,7 @@ from exporter.api.v4.statuses import V4_API_STATUS_VALUES
 
 if TYPE_CHECKING:
     from exporter.config import Config, WorkspaceConfig
+    from exporter.failures import ErrorReader
     from exporter.guide import ApiCall, StatusGuide
     from exporter.sink import PollSource
     from exporter.transport import ApiTransport
@@ -44,10 +45,12 @@ def _run_path(uid: str) -> str:
     return "/v4/runs/" + quote(uid, safe="")
 
 
-def _parse_run(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+def _parse_run(
+    body: bytes, unknown: UnknownStatuses, errors: ErrorReader, now: float | None = None
+) -> ReadRun | None:
     from exporter.api.v4.parser import parse_v4_run_body
 
-    return parse_v4_run_body(body, unknown, now)
+    return parse_v4_run_body(body, unknown, now, errors)
 
 
 def _api_calls(guide: StatusGuide) -> tuple[ApiCall, ...]:

@@ -11,6 +11,7 @@ from typing import Final
 
 from exporter.api.adapter import ReadRun
 from exporter.api.v4.statuses import V4_FAILED_ON_INPUT, V4_INPUT_ERROR_PATTERNS, V4_STATUS_MAP
+from exporter.failures import ErrorReader
 from exporter.families import INVALID_ITEM, INVALID_TIMESTAMP
 from exporter.parsing import (
     BadResponse,
@@ -20,7 +21,7 @@ from exporter.parsing import (
     load_json,
     new_run,
 )
-from exporter.statuses import TERMINAL_STATUSES, UNKNOWN
+from exporter.statuses import NEEDS_ACTION_STATUSES, TERMINAL_STATUSES, UNKNOWN
 from exporter.text import clean_identifier
 from exporter.timestamps import InvalidTimestamp, read_timestamp
 from exporter.unknown_statuses import UnknownStatuses
@@ -29,6 +30,8 @@ _API_STATUS: Final = {status: sys.intern(status.lower()) for status in V4_STATUS
 _INPUT_PATTERNS: Final = tuple((key, re.compile(p, re.IGNORECASE)) for key, p in V4_INPUT_ERROR_PATTERNS)
 _TIMES: Final = ("started_at", "finished_at", "created_at", "updated_at", "postponed_until")
 _ERROR_TEXT_MAX: Final = 1000  # only the start of a long error message is searched
+#: Errors read without a workspace's API key to redact (tests, tools); sources pass their own reader.
+_NO_KEY: Final = ErrorReader()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +68,11 @@ def v4_status(raw: object, last_error: object, unknown: UnknownStatuses) -> tupl
     return status, _API_STATUS[key]
 
 
-def parse_v4_runs(payload: object, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
-    """``GET /v4/runs``: a bare array of run objects."""
+def parse_v4_runs(
+    payload: object, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[V4Item]:
+    """``GET /v4/runs``: a bare array of run objects. A run that needs action keeps its ``last_error``
+    as ``errors`` reads it."""
     now = time.time() if now is None else now
     parsed: Parsed[V4Item] = Parsed()
     for index, item, uid in identified_items(payload, "run", parsed):
@@ -81,10 +87,12 @@ def parse_v4_runs(payload: object, unknown: UnknownStatuses, now: float | None =
         except InvalidTimestamp as error:
             parsed.skip(INVALID_TIMESTAMP, f"run {index} has a timestamp that is {error}")
             continue
-        status, api_status = v4_status(item.get("status"), item.get("last_error"), unknown)
+        last_error = item.get("last_error")
+        status, api_status = v4_status(item.get("status"), last_error, unknown)
         if finished is None and status in TERMINAL_STATUSES:
             finished = updated
-        run = new_run(uid, "", status, api_status, started, finished, created, postponed)
+        run_error = errors.v4(last_error) if status in NEEDS_ACTION_STATUSES else None
+        run = new_run(uid, "", status, api_status, started, finished, created, postponed, run_error)
         changed = updated if updated is not None else _latest(started, finished, created)
         parsed.items.append(V4Item(run, sys.intern(action), changed))
     return parsed
@@ -95,18 +103,22 @@ def _latest(*moments: float | None) -> float | None:
     return max(known) if known else None
 
 
-def parse_v4_runs_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> Parsed[V4Item]:
+def parse_v4_runs_body(
+    body: bytes, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> Parsed[V4Item]:
     """``parse_v4_runs`` of a response body; raises ``BadResponse`` when it is not a JSON array."""
-    return parse_v4_runs(load_json(body), unknown, now)
+    return parse_v4_runs(load_json(body), unknown, now, errors)
 
 
-def parse_v4_run_body(body: bytes, unknown: UnknownStatuses, now: float | None = None) -> ReadRun | None:
+def parse_v4_run_body(
+    body: bytes, unknown: UnknownStatuses, now: float | None = None, errors: ErrorReader = _NO_KEY
+) -> ReadRun | None:
     """``GET /v4/runs/{run_uid}``: one run object (as listed), with its action; None when the run
     cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
     payload = load_json(body)
     if not isinstance(payload, dict):
         raise BadResponse("expected a JSON object (one run)")
-    parsed = parse_v4_runs([payload], unknown, now)
+    parsed = parse_v4_runs([payload], unknown, now, errors)
     if not parsed.items:
         return None
     item = parsed.items[0]

@@ -27,6 +27,7 @@ from exporter.api.v4 import RUNS_ENDPOINT
 from exporter.api.v4.parser import V4Item, parse_v4_runs_body
 from exporter.api.v4.settings import V4Config
 from exporter.config import Config, WorkspaceConfig
+from exporter.failures import ErrorReader
 from exporter.families import BAD_RESPONSE
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.sink import StateSink
@@ -76,6 +77,7 @@ class V4Source:
         self.filter = workspace.workflows
         self.overlap = OVERLAP_INTERVALS * config.poll.interval
         self.unknown = UnknownStatuses(workspace.name)
+        self.errors = ErrorReader([workspace.api_key.reveal()], workspace.name)  # run errors
         self.clock = clock
         self.high_water: float | None = None  # clock() when the last complete listing started
         self.last_resync: float | None = None  # clock() when the last full re-list started
@@ -166,7 +168,7 @@ class V4Source:
     async def _list(self, cutoff: float) -> _Listing:
         """Runs changed at or after ``cutoff``, newest first, until an older one or a short page."""
         page_size = self.settings.page_size
-        parse = partial(parse_v4_runs_body, unknown=self.unknown)
+        parse = partial(parse_v4_runs_body, unknown=self.unknown, errors=self.errors)
         listing = _Listing()
         for page in range(MAX_PAGES):
             params = {"sort": "-updated_at", "limit": str(page_size), "offset": str(page * page_size)}
