@@ -86,6 +86,35 @@ class WorkflowFilter:
         return (not self.include or matches(self.include)) and not matches(self.exclude)
 
 
+# Credits and account health (issue 17): side reads of the workspace, beside its runs poll.
+#: Shortest interval of a side read.
+MIN_SIDE_READ_INTERVAL = 1.0
+MAX_ACCOUNTS = 100_000
+_INTEGRATION_UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class CreditsConfig:
+    """``credits:``: read the workspace's credits (1 request per interval)."""
+
+    enabled: bool = True
+    interval: float = 300.0
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """``accounts:``: read each integration's accounts (1 request per page per integration per
+    interval); an empty ``integrations`` list turns it off."""
+
+    integrations: tuple[str, ...] = ("linkedin",)
+    interval: float = 300.0
+    max_accounts: int = 500
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.integrations)
+
+
 @dataclass(frozen=True)
 class WorkspaceConfig:
     name: str
@@ -96,6 +125,19 @@ class WorkspaceConfig:
     workflows: WorkflowFilter = field(default_factory=WorkflowFilter)
     #: The API version's own block (``v4:``), as its adapter reads it; None when it has none.
     settings: object = None
+    #: Side reads; a version whose adapter has no such read ignores them (the configuration turns
+    #: them off for it).
+    credits: CreditsConfig = field(default_factory=CreditsConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+
+    def side_read_enabled(self, name: str) -> bool:
+        """Whether the side read ``name`` (``credits``, ``accounts``) is on for this workspace."""
+        if name == "credits":
+            return self.credits.enabled
+        return name == "accounts" and self.accounts.enabled
+
+    def side_read_interval(self, name: str) -> float:
+        return self.credits.interval if name == "credits" else self.accounts.interval
 
 
 @dataclass(frozen=True)
@@ -440,6 +482,49 @@ def _read_settings(reader: _Reader, section: dict[str, Any], path: str, api_vers
     return api.read_settings(reader, section.get(api.settings_key), _join(path, api.settings_key))
 
 
+def _interval(reader: _Reader, section: dict[str, Any], path: str, default: float) -> float:
+    seconds = reader.duration(section, "interval", path, default)
+    if seconds < MIN_SIDE_READ_INTERVAL:
+        raise ConfigError(_join(path, "interval"), f"must be at least {MIN_SIDE_READ_INTERVAL:g}s")
+    return seconds
+
+
+def _read_credits(reader: _Reader, value: object, path: str, available: bool) -> CreditsConfig:
+    section = reader.mapping(value, path, ("enabled", "interval"))
+    enabled = reader.boolean(section, "enabled", path, available)
+    if enabled and not available:
+        raise ConfigError(
+            _join(path, "enabled"), "this API version documents no credits endpoint; credits stay off"
+        )
+    return CreditsConfig(enabled=enabled, interval=_interval(reader, section, path, CreditsConfig.interval))
+
+
+def _read_accounts(reader: _Reader, value: object, path: str, available: bool) -> AccountsConfig:
+    section = reader.mapping(value, path, ("integrations", "interval", "max_accounts"))
+    if "integrations" in section:
+        integrations = reader.strings(section, "integrations", path)
+    else:
+        integrations = AccountsConfig.integrations if available else ()
+    for index, integration in enumerate(integrations):
+        if not _INTEGRATION_UID.fullmatch(integration):
+            raise ConfigError(
+                f"{_join(path, 'integrations')}[{index}]",
+                "must be an integration's slug (lower-case letters, digits, - and _), e.g. linkedin",
+            )
+    if integrations and not available:
+        raise ConfigError(
+            _join(path, "integrations"),
+            "this API version documents no accounts endpoint; accounts stay off (use an empty list)",
+        )
+    return AccountsConfig(
+        integrations=tuple(dict.fromkeys(integrations)),
+        interval=_interval(reader, section, path, AccountsConfig.interval),
+        max_accounts=reader.number(
+            section, "max_accounts", path, AccountsConfig.max_accounts, int, 1, MAX_ACCOUNTS
+        ),
+    )
+
+
 def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfig:
     section = reader.mapping(
         value,
@@ -452,6 +537,8 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "api_version",
             "base_url",
             "workflows",
+            "credits",
+            "accounts",
             *_SETTINGS_KEYS.values(),
         ),
     )
@@ -481,6 +568,12 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
         base_url=base_url,
         workflows=_read_workflow_filter(reader, section.get("workflows"), _join(path, "workflows")),
         settings=settings,
+        credits=_read_credits(
+            reader, section.get("credits"), _join(path, "credits"), api.has_side_read("credits")
+        ),
+        accounts=_read_accounts(
+            reader, section.get("accounts"), _join(path, "accounts"), api.has_side_read("accounts")
+        ),
     )
 
 

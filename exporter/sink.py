@@ -7,10 +7,12 @@ import asyncio
 import functools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
+from exporter.health import Account, Credits
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -108,6 +110,19 @@ class StateSink:
 
     async def truncated(self, workflow: Workflow, message: str) -> None:
         await self.call(self.state.truncated, workflow, message)
+
+    # Credits and account health (issue 17): what the side reads hand over.
+
+    async def credits_read(self, credits: Credits, skipped: Counter[str], now: float | None = None) -> None:
+        await self._apply(self.state.credits_read, credits, skipped, now)
+
+    async def accounts_read(
+        self, listings: dict[str, tuple[list[Account], bool]], skipped: Counter[str]
+    ) -> None:
+        await self._apply(self.state.accounts_read, listings, skipped)
+
+    async def side_failed(self, read: str, reason: str, message: str) -> None:
+        await self._apply(self.state.side_failed, read, reason, message)
 
     def stalest_first(self, workflows: Sequence[Workflow]) -> list[Workflow]:
         return self.state.stalest_first(workflows)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from exporter.api.adapter import USER_AGENT, ApiAdapter
+from exporter.api.adapter import USER_AGENT, ApiAdapter, SideRead, SideReader
 from exporter.api.v3.statuses import API_STATUS_VALUES
 
 if TYPE_CHECKING:
@@ -19,6 +19,9 @@ DEFAULT_BASE_URL: Final = "https://api.captaindata.co"
 #: The ``endpoint`` label of each request (the runs path with its workflow left as a placeholder).
 WORKFLOWS_ENDPOINT: Final = "/v3/workflows"
 RUNS_ENDPOINT: Final = "/v3/workflows/{workflow_uid}/jobs"
+# Credits and account health (issue 17): the side reads' endpoints.
+WORKSPACE_ENDPOINT: Final = "/v3/workspace"
+ACCOUNTS_ENDPOINT: Final = "/v3/integrations/{integration_uid}/accounts"
 
 
 def _headers(workspace: WorkspaceConfig) -> dict[str, str]:
@@ -42,6 +45,18 @@ def _source(
     return V3Source(transport, workspace, config, clock)
 
 
+def _credits(transport: ApiTransport, workspace: WorkspaceConfig) -> SideReader:
+    from exporter.api.v3.side import CreditsReader  # see _source
+
+    return CreditsReader(transport, workspace)
+
+
+def _accounts(transport: ApiTransport, workspace: WorkspaceConfig) -> SideReader:
+    from exporter.api.v3.side import AccountsReader
+
+    return AccountsReader(transport, workspace)
+
+
 def _api_calls(guide: StatusGuide) -> tuple[ApiCall, ...]:
     return guide.api_calls
 
@@ -59,4 +74,8 @@ ADAPTER: Final = ApiAdapter(
     source=_source,
     api_calls=_api_calls,
     action=_action,
+    side_reads=(
+        SideRead("credits", (WORKSPACE_ENDPOINT,), _credits),
+        SideRead("accounts", (ACCOUNTS_ENDPOINT,), _accounts),
+    ),
 )
