@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from exporter.simulator.health import HealthModel
+
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
 FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble")
@@ -46,6 +48,7 @@ class SimRun:
     error_message: str | None = None
     time_format: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    account_uid: str | None = None  # the integration account it uses (exporter/simulator/health.py)
 
     def status_at(self, now: float) -> str:
         current = self.timeline[0][1]
@@ -91,7 +94,7 @@ class SimRun:
             "number_inputs": 10,
             "row_count": 9 if status.lower() == "finished" else 0,
             "total_row_count": 9 if status.lower() == "finished" else 0,
-            "accounts": [],
+            "accounts": [self.account_uid] if self.account_uid else [],
             "configuration": {},
             **self.extra,
         }
@@ -140,7 +143,7 @@ class Autopilot:
     launched: list[str] = field(default_factory=list)
 
 
-class Simulator:
+class Simulator(HealthModel):
     """A faithful stand-in for the Captain Data v3 API (see docs/simulator.md)."""
 
     def __init__(
@@ -164,6 +167,7 @@ class Simulator:
         self.rate_limit: RateLimit | None = None
         self.autopilot: Autopilot | None = None
         self.request_log: list[dict[str, Any]] = []
+        self._init_health()
 
     def _uid(self) -> str:
         return str(uuid.UUID(int=self.random.getrandbits(128), version=4))
@@ -251,6 +255,7 @@ class Simulator:
                 time_format=time_format,
                 extra=dict(extra or {}),
             )
+            self._track(self.runs[run_uid])
             return run_uid
 
     def launch(self, workflow_uid: str, timeline: Sequence[Sequence[Any]], name: str | None = None) -> str:
@@ -267,6 +272,7 @@ class Simulator:
                 timeline=sorted(steps),
                 error_message=_default_error(steps[-1][1]),
             )
+            self._track(self.runs[run_uid])
             return run_uid
 
     def update_run(
@@ -361,10 +367,12 @@ class Simulator:
     def advance(self) -> None:
         """Let the autopilot launch and retire runs up to now."""
         with self.lock:
+            now = self.clock()
+            if self._unbilled:
+                self._advance_health(now)
             pilot = self.autopilot
             if pilot is None:
                 return
-            now = self.clock()
             workflows = sorted(self.workflows)
             while pilot.next_launch <= now and workflows:
                 workflow_uid = self.random.choice(workflows)
@@ -379,6 +387,7 @@ class Simulator:
                     timeline=steps,
                     error_message=_default_error(steps[-1][1]),
                 )
+                self._track(self.runs[run_uid])
                 pilot.launched.append(run_uid)
                 pilot.next_launch += pilot.interval
             pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)
