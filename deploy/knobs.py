@@ -52,6 +52,13 @@ class Knobs:
     workflow_stale_threshold: str = _knob("workflow_stale_threshold")
     workflow_stale_for: str = _knob("workflow_stale_for")
     internal_errors_window: str = _knob("internal_errors_window")
+    # Credits and account health (issue 17).
+    credits_burn_window: str = _knob("credits_burn_window")
+    credits_exhausted_soon_for: str = _knob("credits_exhausted_soon_for")
+    credits_exhausted_for: str = _knob("credits_exhausted_for")
+    account_invalid_for: str = _knob("account_invalid_for")
+    account_limit_percent: int = _knob("account_limit_percent")
+    account_limit_for: str = _knob("account_limit_for")
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
