@@ -59,6 +59,13 @@ CONTRACT_METRICS = frozenset(
         "captaindata_runs_skipped_total",
         "captaindata_runs_by_api_status",
         "captaindata_runs_postponed",
+        # credits and account health (issue 17)
+        "captaindata_workspace_credits_remaining",
+        "captaindata_workspace_credits_period_end_timestamp_seconds",
+        "captaindata_account_valid",
+        "captaindata_account_limit_used",
+        "captaindata_account_limit",
+        "captaindata_account_inputs_queued",
         "up",
     }
 )
