@@ -53,5 +53,17 @@
     workflowStaleFor: "10m",
     // a Prometheus duration; CaptainDataExporterInternalError reports internal errors (exporter bugs) within this window
     internalErrorsWindow: "1h",
+    // a Prometheus duration; CaptainDataCreditsExhaustedSoon measures the credits' burn rate over this window
+    creditsBurnWindow: "6h",
+    // a Prometheus duration; for: of CaptainDataCreditsExhaustedSoon
+    creditsExhaustedSoonFor: "15m",
+    // a Prometheus duration; for: of CaptainDataCreditsExhausted
+    creditsExhaustedFor: "0s",
+    // a Prometheus duration; for: of CaptainDataAccountInvalid
+    accountInvalidFor: "10m",
+    // share of an account's limit (in percent) used, with inputs queued, that CaptainDataAccountLimitNearlyReached reports
+    accountLimitPercent: 90,
+    // a Prometheus duration; for: of CaptainDataAccountLimitNearlyReached
+    accountLimitFor: "15m",
   },
 }
