@@ -10,6 +10,7 @@ from exporter.families import (
     INVALID_UID,
     INVALID_VALUE,
     POLL_ERROR_REASONS,
+    SIDE_ERROR_REASONS,
     SIDE_READS,
     SKIP_REASONS,
     TIMEOUT,
@@ -91,7 +92,7 @@ def workspace(name: str, workflows: tuple[WorkflowSnapshot, ...], **changes: Any
                 4.0,
             ),
         ),
-        side_errors={(read, reason): 0 for read in SIDE_READS for reason in POLL_ERROR_REASONS}
+        side_errors={(read, reason): 0 for read in SIDE_READS for reason in SIDE_ERROR_REASONS}
         | {("accounts", TIMEOUT): 1},
         side_skipped={(read, INVALID_VALUE): 0 for read in SIDE_READS},
     )
