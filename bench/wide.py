@@ -104,7 +104,12 @@ def main() -> int:
     parser.add_argument("--v3-workflows", type=int, default=5000)
     parser.add_argument("--v4-actions", type=int, default=10_000)
     parser.add_argument("--serve", nargs=2, metavar=("VERSION", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
+    )
     args = parser.parse_args()
+    if args.tiny:
+        args.v3_workflows, args.v4_actions = 20, 20
     if args.serve:
         asyncio.run(_serve(args.serve[0], int(args.serve[1])))
         return 0

@@ -65,7 +65,11 @@ DEFAULT_RUNBOOK_BASE_URL = conventions.RUNBOOK_BASE_URL
 # --- The model: rules with their runbook sections, read from deploy/alerts.yaml ----------------------------
 
 SPEC_FILE = REPO / "deploy" / "alerts.yaml"
-GROUPS = {"runs": "captaindata-runs", "exporter": "captaindata-exporter"}
+GROUPS = {
+    "runs": "captaindata-runs",
+    "health": "captaindata-health",  # credits and account health (issue 17)
+    "exporter": "captaindata-exporter",
+}
 GROUP_RECORDING = "captaindata-recording"
 ALERT_FIELDS = frozenset(
     {

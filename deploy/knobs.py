@@ -55,6 +55,13 @@ class Knobs:
     # push (#16)
     push_missed_window: str = _knob("push_missed_window")
     push_missed_for: str = _knob("push_missed_for")
+    # Credits and account health (issue 17).
+    credits_burn_window: str = _knob("credits_burn_window")
+    credits_exhausted_soon_for: str = _knob("credits_exhausted_soon_for")
+    credits_exhausted_for: str = _knob("credits_exhausted_for")
+    account_invalid_for: str = _knob("account_invalid_for")
+    account_limit_percent: int = _knob("account_limit_percent")
+    account_limit_for: str = _knob("account_limit_for")
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

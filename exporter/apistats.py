@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from exporter.families import FAILURE_REASONS
@@ -20,7 +21,16 @@ class ApiStats:
     retry_after: float = 0.0  # what the exporter will actually wait after the latest 429
 
     def __post_init__(self) -> None:
-        for endpoint in self.endpoints:
+        self._present(self.endpoints)
+
+    def add_endpoints(self, endpoints: Sequence[str]) -> None:
+        """More endpoints present at 0 (the side reads that are on)."""
+        added = tuple(endpoint for endpoint in endpoints if endpoint not in self.endpoints)
+        self.endpoints = (*self.endpoints, *added)
+        self._present(added)
+
+    def _present(self, endpoints: tuple[str, ...]) -> None:
+        for endpoint in endpoints:
             self.rate_limited.setdefault((endpoint, "none"), 0)
             for reason in FAILURE_REASONS:  # present at 0, as the other counters are
                 self.failures.setdefault((endpoint, reason), 0)

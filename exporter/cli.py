@@ -29,9 +29,11 @@ from exporter.config import (
     DEFAULT_LISTEN_ADDRESS,
     LOG_FORMATS,
     LOG_LEVELS,
+    AccountsConfig,
     ApiConfig,
     Config,
     ConfigError,
+    CreditsConfig,
     PollConfig,
     Secret,
     ShardingConfig,
@@ -68,6 +70,7 @@ STATE_PATH_ENV = "CAPTAINDATA_EXPORTER_STATE_PATH"
 DEMO_POLL_INTERVAL = 30.0
 #: The demo's push listener: loopback only, any free port (the simulator is told which).
 DEMO_PUSH_ADDRESS = "127.0.0.1:0"
+DEMO_SIDE_READ_INTERVAL = 5.0  # credits and accounts (issue 17): the demo's credits run out in minutes
 GC_THRESHOLDS = (50_000, 50, 100)  # CPython's defaults: (700 or 2000, 10, 10)
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
@@ -199,7 +202,12 @@ def _demo_config(
     return Config(
         workspaces=(
             WorkspaceConfig(
-                name="demo", workspace_uid=workspace_uid, api_key=Secret(api_key), base_url=base_url
+                name="demo",
+                workspace_uid=workspace_uid,
+                api_key=Secret(api_key),
+                base_url=base_url,
+                credits=CreditsConfig(interval=DEMO_SIDE_READ_INTERVAL),
+                accounts=AccountsConfig(interval=DEMO_SIDE_READ_INTERVAL),
             ),
             *((v4,) if v4_api_key else ()),
         ),
@@ -330,6 +338,9 @@ async def _poll_once_and_print(config: Config) -> int:
 
     async def poll(poller: Poller) -> bool:
         ok = await poller.poll_once()
+        for side in poller.side_loops:  # credits and accounts (issue 17): once each, never failing --once
+            await side.read_once()
+        poller.sink.flush()
         name = poller.workspace.name
         mine = _totals(await _text(published)).get(name, {})
         logger.info(
@@ -577,6 +588,34 @@ def _shard_report(config: Config) -> str:
     return "\n".join(lines)
 
 
+def side_read_summary(config: Config) -> list[str]:
+    """--check-config: each workspace's credits and accounts reads and their request cost (issue 17)."""
+    from exporter.api import adapter
+    from exporter.durations import format_duration
+
+    lines = []
+    for workspace in config.workspaces:
+        api = adapter(workspace.api_version)
+        parts = []
+        for name in ("credits", "accounts"):
+            if not api.has_side_read(name):
+                parts.append(f"{name} off (the {workspace.api_version} API documents no {name} endpoint yet)")
+            elif not workspace.side_read_enabled(name):
+                parts.append(f"{name} off")
+            elif name == "credits":
+                every = format_duration(workspace.credits.interval)
+                parts.append(f"credits every {every} (1 request)")
+            else:
+                every = format_duration(workspace.accounts.interval)
+                integrations = ", ".join(workspace.accounts.integrations)
+                parts.append(
+                    f"accounts of {integrations} every {every} (1 request per page of accounts per "
+                    f"integration; at most {workspace.accounts.max_accounts} accounts)"
+                )
+        lines.append(f"  {workspace.name} ({workspace.api_version}): " + "; ".join(parts))
+    return lines
+
+
 def _web_config_error(path: Path, error: ConfigError) -> int:
     print(f"captaindata-exporter: configuration error: {path}: {error}", file=sys.stderr)
     return EXIT_CONFIG_ERROR
@@ -627,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.config}: OK ({len(config.workspaces)} workspace(s))")
         if config.sharding.current.sharded:
             print(_shard_report(config))
+        for line in side_read_summary(config):
+            print(line)
         return 0
     if args.listen_address:
         config = dataclasses.replace(

@@ -107,6 +107,35 @@ class WorkflowFilter:
         return (not self.include or matches(self.include)) and not matches(self.exclude)
 
 
+# Credits and account health (issue 17): side reads of the workspace, beside its runs poll.
+#: Shortest interval of a side read.
+MIN_SIDE_READ_INTERVAL = 1.0
+MAX_ACCOUNTS = 100_000
+_INTEGRATION_UID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class CreditsConfig:
+    """``credits:``: read the workspace's credits (1 request per interval)."""
+
+    enabled: bool = True
+    interval: float = 300.0
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    """``accounts:``: read each integration's accounts (1 request per page per integration per
+    interval); an empty ``integrations`` list turns it off."""
+
+    integrations: tuple[str, ...] = ("linkedin",)
+    interval: float = 300.0
+    max_accounts: int = 500
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.integrations)
+
+
 @dataclass(frozen=True)
 class WorkspaceConfig:
     name: str
@@ -121,6 +150,20 @@ class WorkspaceConfig:
     shard_by: ShardBy = "workspace"
     #: This shard's part of the workspace, set when the pollers are built (exporter/poller.py).
     part: Part = WHOLE
+
+    #: Side reads; a version whose adapter has no such read ignores them (the configuration turns
+    #: them off for it).
+    credits: CreditsConfig = field(default_factory=CreditsConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+
+    def side_read_enabled(self, name: str) -> bool:
+        """Whether the side read ``name`` (``credits``, ``accounts``) is on for this workspace."""
+        if name == "credits":
+            return self.credits.enabled
+        return name == "accounts" and self.accounts.enabled
+
+    def side_read_interval(self, name: str) -> float:
+        return self.credits.interval if name == "credits" else self.accounts.interval
 
 
 #: Workflows (v3) and actions (v4) tracked per workspace by default: each costs about 10 kB of /metrics
@@ -564,6 +607,49 @@ def _read_settings(reader: _Reader, section: dict[str, Any], path: str, api_vers
     return api.read_settings(reader, section.get(api.settings_key), _join(path, api.settings_key))
 
 
+def _interval(reader: _Reader, section: dict[str, Any], path: str, default: float) -> float:
+    seconds = reader.duration(section, "interval", path, default)
+    if seconds < MIN_SIDE_READ_INTERVAL:
+        raise ConfigError(_join(path, "interval"), f"must be at least {MIN_SIDE_READ_INTERVAL:g}s")
+    return seconds
+
+
+def _read_credits(reader: _Reader, value: object, path: str, available: bool) -> CreditsConfig:
+    section = reader.mapping(value, path, ("enabled", "interval"))
+    enabled = reader.boolean(section, "enabled", path, available)
+    if enabled and not available:
+        raise ConfigError(
+            _join(path, "enabled"), "this API version documents no credits endpoint; credits stay off"
+        )
+    return CreditsConfig(enabled=enabled, interval=_interval(reader, section, path, CreditsConfig.interval))
+
+
+def _read_accounts(reader: _Reader, value: object, path: str, available: bool) -> AccountsConfig:
+    section = reader.mapping(value, path, ("integrations", "interval", "max_accounts"))
+    if "integrations" in section:
+        integrations = reader.strings(section, "integrations", path)
+    else:
+        integrations = AccountsConfig.integrations if available else ()
+    for index, integration in enumerate(integrations):
+        if not _INTEGRATION_UID.fullmatch(integration):
+            raise ConfigError(
+                f"{_join(path, 'integrations')}[{index}]",
+                "must be an integration's slug (lower-case letters, digits, - and _), e.g. linkedin",
+            )
+    if integrations and not available:
+        raise ConfigError(
+            _join(path, "integrations"),
+            "this API version documents no accounts endpoint; accounts stay off (use an empty list)",
+        )
+    return AccountsConfig(
+        integrations=tuple(dict.fromkeys(integrations)),
+        interval=_interval(reader, section, path, AccountsConfig.interval),
+        max_accounts=reader.number(
+            section, "max_accounts", path, AccountsConfig.max_accounts, int, 1, MAX_ACCOUNTS
+        ),
+    )
+
+
 def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfig:
     section = reader.mapping(
         value,
@@ -577,6 +663,8 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
             "base_url",
             "workflows",
             "sharding",
+            "credits",
+            "accounts",
             *_SETTINGS_KEYS.values(),
             *PUSH_WORKSPACE_KEYS,
         ),
@@ -609,6 +697,12 @@ def _read_workspace(reader: _Reader, value: object, path: str) -> WorkspaceConfi
         workflows=_read_workflow_filter(reader, section.get("workflows"), _join(path, "workflows")),
         settings=settings,
         shard_by=shard_by,
+        credits=_read_credits(
+            reader, section.get("credits"), _join(path, "credits"), api.has_side_read("credits")
+        ),
+        accounts=_read_accounts(
+            reader, section.get("accounts"), _join(path, "accounts"), api.has_side_read("accounts")
+        ),
     )
 
 

@@ -20,3 +20,16 @@ def parse_duration(text: str) -> float:
     return sum(
         int(value) * factor for value, factor in zip(match.groups(), _UNITS.values(), strict=True) if value
     )
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` the way the configuration writes it: ``5m``, ``1h30m``, ``90s``, ``1.5s``."""
+    if seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, rest = divmod(rest, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"

@@ -343,6 +343,112 @@ STATE_SAVE_ERRORS: Final = Family(
     labels=WORKSPACE,
     stability="experimental",
 )
+# Credits and account health (issue 17): the workspace's credits and its integration accounts, read
+# beside the runs poll (exporter/api/v3/side.py).
+CREDITS: Final = "credits"
+ACCOUNTS: Final = "accounts"
+#: Values of the ``read`` label: the side reads.
+SIDE_READS: Final[tuple[str, ...]] = (CREDITS, ACCOUNTS)
+INVALID_VALUE: Final = "invalid_value"  # a negative, non-finite or non-numeric number (the item is kept)
+OVER_MAX_ACCOUNTS: Final = "over_max_accounts"  # beyond accounts.max_accounts
+#: Values of the ``reason`` label of captaindata_side_read_skipped_total.
+SIDE_SKIP_REASONS: Final[tuple[str, ...]] = (INVALID_ITEM, INVALID_UID, INVALID_VALUE, OVER_MAX_ACCOUNTS)
+#: Values of the ``reason`` label of captaindata_side_read_errors_total: the poll's, but for the runs
+#: poll's own not_found (a 404 of a side read is a bad_response) and over_limit.
+SIDE_ERROR_REASONS: Final[tuple[str, ...]] = tuple(
+    reason for reason in POLL_ERROR_REASONS if reason not in (NOT_FOUND, OVER_LIMIT)
+)
+ACCOUNT: Final = (*WORKSPACE, "integration", "account_uid")
+CREDITS_REMAINING: Final = Family(
+    name="captaindata_workspace_credits_remaining",
+    type="gauge",
+    help="Credits (tasks) left in the workspace's current period (GET /v3/workspace tasks_left).",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+CREDITS_LIMIT: Final = Family(
+    name="captaindata_workspace_credits_limit",
+    type="gauge",
+    help="Credits (tasks) of the workspace's period (tasks_max).",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+CREDITS_USED: Final = Family(
+    name="captaindata_workspace_credits_used",
+    type="gauge",
+    help="Credits (tasks) used in the workspace's current period (tasks_used).",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+CREDITS_PERIOD_END: Final = Family(
+    name="captaindata_workspace_credits_period_end_timestamp_seconds",
+    type="gauge",
+    help="When the workspace's credit period ends and its credits renew (current_month_end).",
+    unit="seconds",
+    labels=WORKSPACE,
+    stability="experimental",
+)
+WORKSPACE_INFO: Final = Family(
+    name="captaindata_workspace_info",
+    type="gauge",
+    help="The workspace's plan (plan_name); always 1.",
+    labels=(*WORKSPACE, "plan"),
+    stability="experimental",
+)
+ACCOUNT_VALID: Final = Family(
+    name="captaindata_account_valid",
+    type="gauge",
+    help="1 if the integration account's session (cookies) is valid, 0 if not (is_valid).",
+    labels=(*ACCOUNT, "account"),
+    stability="experimental",
+)
+ACCOUNT_LIMIT_USED: Final = Family(
+    name="captaindata_account_limit_used",
+    type="gauge",
+    help="Items the account used of each of its limits in the limit's current time range (item_scraped).",
+    labels=(*ACCOUNT, "limit"),
+    stability="experimental",
+)
+ACCOUNT_LIMIT: Final = Family(
+    name="captaindata_account_limit",
+    type="gauge",
+    help="Each limit of the account: items allowed per time range (limit_value).",
+    labels=(*ACCOUNT, "limit"),
+    stability="experimental",
+)
+ACCOUNT_LIMIT_RESET: Final = Family(
+    name="captaindata_account_limit_reset_timestamp_seconds",
+    type="gauge",
+    help="When the current time range of each of the account's limits ends (end_time_range).",
+    unit="seconds",
+    labels=(*ACCOUNT, "limit"),
+    stability="experimental",
+)
+ACCOUNT_INPUTS_QUEUED: Final = Family(
+    name="captaindata_account_inputs_queued",
+    type="gauge",
+    help="Inputs queued on the account for the next seven days (nbr_inputs_queued_next_seven_days, the "
+    "largest over its limits).",
+    labels=ACCOUNT,
+    stability="experimental",
+)
+SIDE_READ_ERRORS: Final = Family(
+    name="captaindata_side_read_errors",
+    type="counter",
+    help="Credits and accounts reads that failed, by reason; the last values read are kept.",
+    labels=(*WORKSPACE, "read", "reason"),
+    vocab={"read": SIDE_READS, "reason": SIDE_ERROR_REASONS},
+    stability="experimental",
+)
+SIDE_READ_SKIPPED: Final = Family(
+    name="captaindata_side_read_skipped",
+    type="counter",
+    help="Accounts, limits and credit fields the exporter could not understand or did not keep, by reason.",
+    labels=(*WORKSPACE, "read", "reason"),
+    vocab={"read": SIDE_READS, "reason": SIDE_SKIP_REASONS},
+    stability="experimental",
+)
+
 BUILD_INFO: Final = Family(
     name="captaindata_exporter_build_info",
     type="gauge",
@@ -411,6 +517,19 @@ FAMILIES: Final[tuple[Family, ...]] = (
     PUSH_APPLY,
     # count-once (#19)
     STATE_SAVE_ERRORS,
+    # Credits and account health (issue 17).
+    CREDITS_REMAINING,
+    CREDITS_LIMIT,
+    CREDITS_USED,
+    CREDITS_PERIOD_END,
+    WORKSPACE_INFO,
+    ACCOUNT_VALID,
+    ACCOUNT_LIMIT_USED,
+    ACCOUNT_LIMIT,
+    ACCOUNT_LIMIT_RESET,
+    ACCOUNT_INPUTS_QUEUED,
+    SIDE_READ_ERRORS,
+    SIDE_READ_SKIPPED,
     BUILD_INFO,
     WEB_CONFIG_RELOADS,
     SHARD_INFO,

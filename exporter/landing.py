@@ -38,6 +38,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}.n{text-align:right}
 .s-warning{background:#fff1e0}.s-shutdown{background:#fde4e4}.s-paused{background:#fff9d6}
 .s-running_too_long{background:#e6f0ff}code{background:#f3f3f3;padding:0 .2rem;word-break:break-all}
 .muted{color:#666}.inv{color:#a4161a;background:#fde4e4;font-family:monospace}.reason{font-weight:bold}
+.c-credits_exhausted,.c-account_invalid{background:#fde4e4}.c-credits_soon,.c-account_limit{background:#fff1e0}
 """
 _STATUS_TITLES = {**{s: GUIDE[s].title for s in STATUS_LABEL_VALUES}, "running_too_long": "Running too long"}
 
@@ -140,6 +141,72 @@ def _needs_action(status: dict[str, Any], now: float) -> str:
     )
 
 
+def _number(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:,.0f}"
+
+
+def _until(moment: float | None, now: float) -> str:
+    """When a future moment comes: "in 2h 5m (2026-12-02 03:00 UTC)"."""
+    if moment is None:
+        return "unknown"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(moment))
+    left = max(0, int(moment - now))
+    days, rest = divmod(left, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        span = f"{days}d {hours}h"
+    elif hours:
+        span = f"{hours}h {minutes}m"
+    else:
+        span = f"{minutes}m {seconds}s"
+    return f"in {span} ({stamp})"
+
+
+def _coming_up_what(row: dict[str, Any], now: float) -> str:
+    """The row's facts: credits and their forecast, the account, or the limit's use."""
+    if row["kind"].startswith("credits"):
+        left = f"{_number(row['remaining'])} of {_number(row['limit'])} credits left"
+        if row["burn_per_hour"] is None:
+            rate = "burn rate not measured yet"
+        elif row["runs_out_at"] is None:
+            rate = "none used lately (burn rate 0)"
+        else:
+            rate = f"{_number(row['burn_per_hour'])}/h: run out {_until(row['runs_out_at'], now)}"
+        renews = f"period renews {_until(row['period_end'], now)}"
+        return escape(f"{left}; {rate}; {renews}")
+    account = f"{row['account'] or row['account_uid']} ({row['integration']}, {row['account_uid']})"
+    if row["kind"] == "account_invalid":
+        return escape(f"{account}: session invalid") + f"<br><code>{escape(row['api_call'])}</code>"
+    share = row["used"] / row["value"]
+    queued = "unknown" if row["queued"] is None else _number(row["queued"])
+    return escape(
+        f"{account}: {row['limit']} {_number(row['used'])} of {_number(row['value'])} ({share:.0%}), "
+        f"{queued} input(s) queued; resets {_until(row['reset'], now)}"
+    )
+
+
+def _coming_up(status: dict[str, Any], now: float) -> str:
+    rows = [
+        f'<tr class="c-{escape(row["kind"])}"><td>{escape(row["title"])}</td>'
+        f"<td>{escape(row['workspace'])}</td><td>{_coming_up_what(row, now)}</td>"
+        f'<td>{escape(row["action"])}</td><td><a href="{escape(row["runbook"])}">runbook</a></td></tr>'
+        for row in status["coming_up"]
+    ]
+    if not rows:
+        return (
+            '<p id="coming-up-empty">Nothing coming up: no credits or accounts read yet, or none to show '
+            "(the credits and accounts reads are on for v3 workspaces).</p>"
+        )
+    return (
+        '<table id="coming-up"><tr><th>What</th><th>Workspace</th><th>Details</th><th>What to do</th>'
+        "<th>Runbook</th></tr>\n"
+        + "\n".join(rows)
+        + "\n</table>"
+        + _more(len(rows), status["coming_up_total"], "rows")
+    )
+
+
 def _workflows(status: dict[str, Any], now: float) -> str:
     head = "".join(f"<th>{escape(GUIDE[s].title)}</th>" for s in STATUS_LABEL_VALUES)
     rows = []
@@ -229,6 +296,8 @@ def render_landing_page(
 <a href="{escape(status["runbooks"])}">Runbooks</a></p>
 <h2>Needs action now</h2>
 {_needs_action(status, now)}
+<h2>Coming up</h2>
+{_coming_up(status, now)}
 <h2>Workflows</h2>
 {_workflows(status, now)}
 <h2>Workspaces</h2>

@@ -16,6 +16,7 @@ from exporter.families import INTERNAL, TIMEOUT
 from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
 from exporter.ratelimit import Backoff
+from exporter.sideloop import SideLoop
 from exporter.sink import Checkpoint, StateSink
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -41,10 +42,18 @@ class Poller:
         self.workspace = workspace
         self.config = config
         self.clock = clock
+        api = adapter(workspace.api_version)
+        # Credits and account health (issue 17): the adapter's side reads that the workspace turns on;
+        # their endpoints are the workspace's too, so a restart restores their counters. A workspace
+        # split by workflow reads them on its owner shard only (they hold the whole workspace's values).
+        side_reads = [
+            read for read in api.side_reads if workspace.side_read_enabled(read.name) and workspace.part.owner
+        ]
+        endpoints = [*api.endpoints, *(e for read in side_reads for e in read.endpoints)]
         if state is None and saver is not None:
-            state = saver.restore()  # None: nothing usable saved, a fresh baseline
+            state = saver.restore(endpoints)  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
-            workspace.name, config.metrics.needs_action_limit, workspace.api_version
+            workspace.name, config.metrics.needs_action_limit, workspace.api_version, endpoints
         )
         self.state.clock = clock
         self.checkpoint = checkpoint
@@ -52,7 +61,6 @@ class Poller:
         self.sink = StateSink(
             self.state, publish, checkpoint, saver.save if saver else None, clock, self._progress
         )
-        api = adapter(workspace.api_version)
         self.transport = ApiTransport(
             workspace.base_url,
             api.headers(workspace),
@@ -63,6 +71,21 @@ class Poller:
             clock,
         )
         self.source = api.source(self.transport, workspace, config, clock.time)
+        self.state.enable_side_reads(
+            [read.name for read in side_reads], [e for read in side_reads for e in read.endpoints]
+        )
+        self.side_loops = [
+            SideLoop(
+                read.name,
+                workspace.name,
+                read.reader(self.transport, workspace),
+                self.sink,
+                workspace.side_read_interval(read.name),
+                config.poll.timeout,
+                clock,
+            )
+            for read in side_reads
+        ]
         self._guard: asyncio.Timeout | None = None
         self._restarts = Backoff(*RESTART_BACKOFF)
         self._internal_streak = 0
@@ -125,6 +148,19 @@ class Poller:
             )
 
     async def run_forever(self) -> None:
+        """Poll (and run the side reads) until cancelled."""
+        side = [
+            asyncio.create_task(loop.run_forever(), name=f"{loop.name} {self.workspace.name}")
+            for loop in self.side_loops
+        ]
+        try:
+            await self._poll_forever()
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+
+    async def _poll_forever(self) -> None:
         """Poll until cancelled; an exception anywhere restarts the loop after a backoff."""
         restarts = 0
         while True:

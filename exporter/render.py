@@ -29,11 +29,20 @@ from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
 from exporter.families import (
+    ACCOUNT_INPUTS_QUEUED,
+    ACCOUNT_LIMIT,
+    ACCOUNT_LIMIT_RESET,
+    ACCOUNT_LIMIT_USED,
+    ACCOUNT_VALID,
     API_DURATION,
     API_FAILURES,
     API_RATE_LIMITED,
     API_REQUESTS,
     BUILD_INFO,
+    CREDITS_LIMIT,
+    CREDITS_PERIOD_END,
+    CREDITS_REMAINING,
+    CREDITS_USED,
     FAMILIES,
     LAST_POLL_SUCCESS,
     LAST_STATUS,
@@ -56,6 +65,8 @@ from exporter.families import (
     RUNS_SKIPPED,
     SHARD,
     SHARD_INFO,
+    SIDE_READ_ERRORS,
+    SIDE_READ_SKIPPED,
     STATE_SAVE_ERRORS,
     STATUS_CHANGES,
     UP,
@@ -64,6 +75,7 @@ from exporter.families import (
     WORKFLOW_LAST_SUCCESS,
     WORKFLOWS,
     WORKSPACE,
+    WORKSPACE_INFO,
     Family,
 )
 from exporter.needs_action import newest_first
@@ -343,6 +355,7 @@ def render_workspace_own(workspace: str, snapshot: WorkspaceSnapshot, part: Part
     elif part.owner and snapshot.workflows_tracked is not None:
         lines.gauge(WORKFLOWS, workspace, snapshot.workflows_tracked)
     lines.samples(STATE_SAVE_ERRORS, own, {None: snapshot.state_save_errors}, _count)
+    _render_health(lines, workspace, snapshot)  # the owner shard's only: it alone reads them
     return lines.chunks()
 
 
@@ -367,6 +380,38 @@ def render_push(figures: PushFigures) -> Chunks:
         if histogram is not None:
             lines.histograms(PUSH_APPLY, label, {None: histogram})
     return lines.chunks()
+
+
+def _render_health(lines: _Lines, workspace: str, snapshot: WorkspaceSnapshot) -> None:
+    """Credits and account health (issue 17)."""
+    credits = snapshot.credits
+    if credits is not None:
+        for family, value in (
+            (CREDITS_REMAINING, credits.remaining),
+            (CREDITS_LIMIT, credits.limit),
+            (CREDITS_USED, credits.used),
+            (CREDITS_PERIOD_END, credits.period_end),
+        ):
+            if value is not None:
+                lines.gauge(family, workspace, value)
+        if credits.plan:
+            lines.gauge(WORKSPACE_INFO, workspace, 1, credits.plan)
+    for account in snapshot.accounts:
+        key = (account.integration, account.uid)
+        if account.valid is not None:
+            lines.gauge(ACCOUNT_VALID, workspace, 1 if account.valid else 0, (*key, account.name))
+        for limit in account.limits:
+            for family, value in (
+                (ACCOUNT_LIMIT_USED, limit.used),
+                (ACCOUNT_LIMIT, limit.value),
+                (ACCOUNT_LIMIT_RESET, limit.reset),
+            ):
+                if value is not None:
+                    lines.gauge(family, workspace, value, (*key, limit.name))
+        if account.queued is not None:
+            lines.gauge(ACCOUNT_INPUTS_QUEUED, workspace, account.queued, key)
+    lines.counters(SIDE_READ_ERRORS, workspace, snapshot.side_errors)
+    lines.counters(SIDE_READ_SKIPPED, workspace, snapshot.side_skipped)
 
 
 def join_workspace(workflows: Iterable[Chunks], own: Chunks) -> Chunks:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from exporter.clock import SYSTEM_CLOCK, Clock
+from exporter.health import Account, Credits
 from exporter.parsing import Parsed, Run, Workflow
 from exporter.snapshot import WorkspaceSnapshot
 from exporter.state import WorkspaceState
@@ -64,12 +66,15 @@ class StateSink:
 
     async def call(self, apply: Callable[..., T], *args: object) -> T:
         """``apply(*args)`` on the state in a worker thread, under the sink's lock."""
-        result = await asyncio.get_running_loop().run_in_executor(
-            self.executor, functools.partial(self._locked, apply, *args)
-        )
+        result = await self._run(apply, *args)
         if self._progress is not None:
             self._progress(0.0)
         return result
+
+    async def _run(self, apply: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(self._locked, apply, *args)
+        )
 
     def publish(self, snapshot: WorkspaceSnapshot, now: bool = False) -> None:
         """Hand ``snapshot`` over now if ``now`` or none was in the last PUBLISH_EVERY seconds, else
@@ -136,6 +141,23 @@ class StateSink:
 
     async def truncated(self, workflow: Workflow, message: str) -> None:
         await self.call(self.state.truncated, workflow, message)
+
+    # Credits and account health (issue 17): what the side reads hand over. Not progress of the runs
+    # poll (poll.timeout), as their requests are not either.
+
+    async def _apply_side(self, apply: Callable[..., WorkspaceSnapshot], *args: object) -> None:
+        self.publish(await self._run(apply, *args))
+
+    async def credits_read(self, credits: Credits, skipped: Counter[str], now: float | None = None) -> None:
+        await self._apply_side(self.state.credits_read, credits, skipped, now)
+
+    async def accounts_read(
+        self, listings: dict[str, tuple[list[Account], bool]], skipped: Counter[str]
+    ) -> None:
+        await self._apply_side(self.state.accounts_read, listings, skipped)
+
+    async def side_failed(self, read: str, reason: str, message: str) -> None:
+        await self._apply_side(self.state.side_failed, read, reason, message)
 
     def stalest_first(self, workflows: Sequence[Workflow]) -> list[Workflow]:
         return self.state.stalest_first(workflows)

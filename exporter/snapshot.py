@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from exporter.config import MetricsConfig
 from exporter.families import POLL_ERROR_REASONS, SKIP_REASONS
+from exporter.health import Account, Credits, Forecast
 
 _versions = itertools.count(1)
 
@@ -96,3 +97,10 @@ class WorkspaceSnapshot:
     # A workspace split by workflow: the workflows its last list tracked in all (every shard's); None
     # until listed, and for a workspace polled whole (then it tracks them all: len(workflows)).
     workflows_tracked: int | None = None
+    # Credits and account health (issue 17): the side reads' last values (kept when a read fails).
+    credits: Credits | None = None  # None: credits are off or not read yet
+    forecast: Forecast | None = None  # None until two credit reads
+    accounts: tuple[Account, ...] = ()  # by integration, then as listed; at most accounts.max_accounts
+    side_errors: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (read, reason)
+    side_skipped: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (read, reason)
+    side_last_error: Mapping[str, str] = field(default_factory=dict)  # read -> "" or reason: message

@@ -13,14 +13,20 @@ from exporter.api import adapter
 from exporter.apistats import ApiStats
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.families import (
+    ACCOUNTS,
+    CREDITS,
     DUPLICATE_UID,
+    INVALID_VALUE,
     NOT_FOUND,
     OTHER_REASON,
     OVER_LIMIT,
     PAGE_CAP,
     POLL_ERROR_REASONS,
+    SIDE_ERROR_REASONS,
+    SIDE_SKIP_REASONS,
     SKIP_REASONS,
 )
+from exporter.health import Account, CreditHistory, Credits
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
 from exporter.parsing import Parsed, Run, Workflow
@@ -230,6 +236,14 @@ class WorkspaceState:
         self._snapshots: list[WorkflowSnapshot] = []
         self._index: dict[str, int] = {}
         self._dirty: set[str] = set()
+        # Credits and account health (issue 17): the side reads that are on, and their last values.
+        self.side_reads: tuple[str, ...] = ()
+        self.credits: Credits | None = None
+        self.credit_history = CreditHistory()
+        self.accounts: dict[str, tuple[Account, ...]] = {}  # integration -> accounts, as listed
+        self.side_errors: Counter[tuple[str, str]] = Counter()
+        self.side_skipped: Counter[tuple[str, str]] = Counter()
+        self.side_last_error: dict[str, str] = {}
         # The poll in progress.
         self._listed = False
         self._failures: dict[str, str] = {}  # reason -> message, this poll
@@ -513,6 +527,60 @@ class WorkspaceState:
         self._failures = {}
         return self._build(now)
 
+    # Credits and account health (issue 17): the side reads' operations.
+
+    def enable_side_reads(self, reads: Sequence[str], endpoints: Sequence[str]) -> None:
+        """Turn on the side reads ``reads``: their counters and endpoints are present at 0."""
+        self.side_reads = tuple(reads)
+        self.api.add_endpoints(endpoints)
+        for read in self.side_reads:
+            self.side_last_error.setdefault(read, "")
+            for reason in SIDE_ERROR_REASONS:
+                if reason != PAGE_CAP:  # an accounts page cap is logged, the values read are kept
+                    self.side_errors.setdefault((read, reason), 0)
+            for reason in SIDE_SKIP_REASONS if read == ACCOUNTS else (INVALID_VALUE,):
+                self.side_skipped.setdefault((read, reason), 0)
+        self._build()
+
+    def credits_read(
+        self, credits: Credits, skipped: Counter[str], now: float | None = None
+    ) -> WorkspaceSnapshot:
+        now = self.clock.time() if now is None else now
+        self.credits = credits
+        if credits.remaining is not None:
+            self.credit_history.add(now, credits.remaining)
+        self._skipped(CREDITS, skipped)
+        self.side_last_error[CREDITS] = ""
+        return self._build(now)
+
+    def accounts_read(
+        self, listings: dict[str, tuple[list[Account], bool]], skipped: Counter[str]
+    ) -> WorkspaceSnapshot:
+        """Each integration's accounts; a complete listing replaces the last one (an account no longer
+        listed loses its series), an incomplete one updates the accounts it lists."""
+        for integration, (accounts, complete) in listings.items():
+            if complete:
+                self.accounts[integration] = tuple(accounts)
+            else:
+                merged = {account.uid: account for account in self.accounts.get(integration, ())}
+                merged.update((account.uid, account) for account in accounts)
+                self.accounts[integration] = tuple(merged.values())
+        self.accounts = {name: self.accounts[name] for name in listings if name in self.accounts}
+        self._skipped(ACCOUNTS, skipped)
+        self.side_last_error[ACCOUNTS] = ""
+        return self._build()
+
+    def side_failed(self, read: str, reason: str, message: str) -> WorkspaceSnapshot:
+        """A side read failed: counted; its last values are kept, the runs poll is not touched."""
+        self.side_errors[(read, reason)] += 1
+        self.side_last_error[read] = f"{reason}: {message}"
+        return self._build()
+
+    def _skipped(self, read: str, skipped: Counter[str]) -> None:
+        for reason, count in skipped.items():
+            if reason in SIDE_SKIP_REASONS:
+                self.side_skipped[(read, reason)] += count
+
     def stalest_first(self, workflows: Sequence[Workflow]) -> list[Workflow]:
         def staleness(workflow: Workflow) -> float:
             tracked = self.workflows.get(workflow.uid)
@@ -563,6 +631,12 @@ class WorkspaceState:
             needs_action_limit=self.needs_action_limit,
             workflows=tuple(self._snapshots),
             workflows_tracked=self.workflows_tracked,
+            credits=self.credits,
+            forecast=self.credit_history.forecast(self.credits.period_end if self.credits else None),
+            accounts=tuple(account for accounts in self.accounts.values() for account in accounts),
+            side_errors=dict(self.side_errors),
+            side_skipped=dict(self.side_skipped),
+            side_last_error=dict(self.side_last_error),
         )
         return self._snapshot
 

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from exporter import __version__
 from exporter.api import adapter
+from exporter.coming_up import build_coming_up
 from exporter.conventions import RUNBOOK_BASE_URL, RUNNING_TOO_LONG_ALERT, alert_name, threshold_seconds
 from exporter.failures import REASONS
 from exporter.guide import GUIDE, StatusGuide
@@ -142,10 +143,14 @@ def build_status(
     # Most recent first (a run whose time the API did not give last); then the ones to look at first.
     shown = newest_first(needs_action, NEEDS_ACTION_CAP, lambda row: row["since"])
     workflows.sort(key=lambda row: (not row["last_error"], -row["needs_action"], row["workflow"].lower()))
+    coming_up, coming_up_total = build_coming_up(snapshots)
     return {
         "version": __version__,
         "generated_at": now,
         "workspaces": workspaces,
+        # Credits and account health (issue 17): what will pause runs before it does.
+        "coming_up_total": coming_up_total,
+        "coming_up": coming_up,
         "needs_action_total": len(needs_action),
         "needs_action": shown,
         "workflows_total": len(workflows),

@@ -148,9 +148,12 @@ class ApiTransport:
         path: str,
         params: Mapping[str, str] | None,
         parse: Callable[[bytes], T],
+        side: bool = False,
     ) -> T:
         """GET ``path`` until it answers 200 (or fails for good), then ``parse`` its body off the loop.
-        ``parse`` raises BadResponse for a body that is not what the endpoint returns."""
+        ``parse`` raises BadResponse for a body that is not what the endpoint returns. A ``side`` read
+        (credits, accounts) shares the budget and the 429 window, but its answers are no progress of
+        the runs poll."""
         failures = 0
         rate_limited = 0
         while True:
@@ -180,7 +183,8 @@ class ApiTransport:
             else:
                 self.stats.record_response(endpoint, code, self.clock.monotonic() - started)
                 if code == 200:
-                    self._progress(0.0)
+                    if not side:
+                        self._progress(0.0)
                     try:
                         loop = asyncio.get_running_loop()
                         return await loop.run_in_executor(self.executor, functools.partial(parse, body))
@@ -204,12 +208,13 @@ class ApiTransport:
                             "endpoint": endpoint,
                             "wait_seconds": round(wait, 3),
                             "limit_type": limit_type,
-                            "said": summarize_error_body(body, self._secrets),
+                            # A side read's error body is not quoted: the accounts endpoint carries cookies.
+                            "said": "" if side else summarize_error_body(body, self._secrets),
                         },
                     )
                     self._progress(wait)
                     continue
-                said = summarize_error_body(body, self._secrets)
+                said = "" if side else summarize_error_body(body, self._secrets)
                 said = f" ({said})" if said else ""
                 if code in (401, 403):
                     raise RequestFailed(

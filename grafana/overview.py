@@ -27,7 +27,10 @@ from grafana.library import (
     workflow_bar_gauge,
 )
 from grafana.sections import (
+    accounts_table,
     base_dashboard,
+    credits_burn_down,
+    credits_run_out,
     duration_heatmap,
     duration_quantiles,
     needs_action_table,
@@ -61,6 +64,14 @@ def dashboard(runbook_base_url: str) -> dash.Dashboard:
     board = board.with_row(row("Needs action")).with_panel(needs_action_table(WORKFLOWS))
     # Run errors (issue 17): why runs need action.
     board = board.with_panel(top_failure_reasons(WORKFLOWS))
+
+    # Credits and account health (issue 17): what will pause runs before it does.
+    board = (
+        board.with_row(row("Coming up: credits and accounts"))
+        .with_panel(credits_burn_down(WORKSPACE))
+        .with_panel(credits_run_out(WORKSPACE))
+        .with_panel(accounts_table(WORKSPACE))
+    )
 
     longest = workflow_bar_gauge(
         "Longest-running run per workflow",

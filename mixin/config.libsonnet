@@ -57,5 +57,17 @@
     pushMissedWindow: "30m",
     // a Prometheus duration; for: of CaptainDataPushMissing
     pushMissedFor: "0s",
+    // a Prometheus duration; CaptainDataCreditsExhaustedSoon measures the credits' burn rate over this window
+    creditsBurnWindow: "6h",
+    // a Prometheus duration; for: of CaptainDataCreditsExhaustedSoon
+    creditsExhaustedSoonFor: "15m",
+    // a Prometheus duration; for: of CaptainDataCreditsExhausted
+    creditsExhaustedFor: "0s",
+    // a Prometheus duration; for: of CaptainDataAccountInvalid
+    accountInvalidFor: "10m",
+    // share of an account's limit (in percent) used, with inputs queued, that CaptainDataAccountLimitNearlyReached reports
+    accountLimitPercent: 90,
+    // a Prometheus duration; for: of CaptainDataAccountLimitNearlyReached
+    accountLimitFor: "15m",
   },
 }

@@ -24,6 +24,10 @@ function(c) {
           "record": "workflow:captaindata_run_success_ratio:increase1d",
           "expr": "sum by (workspace, workflow_uid, workflow) (workflow:captaindata_run_status_changes:increase1d{status=\"finished\"})\n/\n(sum by (workspace, workflow_uid, workflow) (workflow:captaindata_run_status_changes:increase1d{status=~\"finished|warning|shutdown\"}) > 0)",
         },
+        {
+          "record": "workspace:captaindata_workspace_credits_burn_rate:deriv",
+          "expr": "max by (workspace) (\n  -deriv(captaindata_workspace_credits_remaining{" + c.selector + "}[" + c.creditsBurnWindow + "])\n)",
+        },
       ],
     },
     {
@@ -143,6 +147,71 @@ function(c) {
             "action": "Read the exporter's log and the landing page (/) for this workflow's last error; fix what makes its run list fail (a workflow the key cannot read, a page cap, a response the exporter refuses), or remove the workflow from the configuration's filter.",
             "runbook_url": c.runbookBaseUrl + "#captaindataworkflowstale",
             "dashboard_url": c.grafanaUrl + "/d/captaindata-workflow/captaindata-workflow?var-workspace={{ $labels.workspace | urlquery }}&var-workflow={{ $labels.workflow_uid | urlquery }}",
+          },
+        },
+      ],
+    },
+    {
+      "name": "captaindata-health",
+      "rules": [
+        {
+          "alert": "CaptainDataCreditsExhaustedSoon",
+          "expr": "(\n  max by (workspace) (last_over_time(captaindata_workspace_credits_remaining{" + c.selector + "}[" + c.scrapeGap + "]))\n  /\n  (max by (workspace) (-deriv(captaindata_workspace_credits_remaining{" + c.selector + "}[" + c.creditsBurnWindow + "])) > 0)\n) > 0\n< on (workspace)\n(\n  max by (workspace) (last_over_time(captaindata_workspace_credits_period_end_timestamp_seconds{" + c.selector + "}[" + c.scrapeGap + "]))\n  - time()\n)",
+          [if seconds(c.creditsExhaustedSoonFor) > 0 then 'for']: c.creditsExhaustedSoonFor,
+          "labels": {
+            "severity": "warning",
+          },
+          "annotations": {
+            "summary": "Workspace {{ $labels.workspace }} will run out of Captain Data credits before its period ends.",
+            "description": "At the burn rate of the last " + c.creditsBurnWindow + ", the credits of workspace {{ $labels.workspace }} run out in {{ $value | humanizeDuration }}, before the period renews. Runs will then pause for insufficient credits (Paused).",
+            "action": "Buy credits or upgrade the plan, or slow down launches (fewer inputs, fewer schedules) before runs pause for insufficient credits.",
+            "runbook_url": c.runbookBaseUrl + "#captaindatacreditsexhaustedsoon",
+            "dashboard_url": c.grafanaUrl + "/d/captaindata-overview/captaindata-overview?var-workspace={{ $labels.workspace | urlquery }}",
+          },
+        },
+        {
+          "alert": "CaptainDataCreditsExhausted",
+          "expr": "max by (workspace) (last_over_time(captaindata_workspace_credits_remaining{" + c.selector + "}[" + c.scrapeGap + "])) == 0",
+          [if seconds(c.creditsExhaustedFor) > 0 then 'for']: c.creditsExhaustedFor,
+          "labels": {
+            "severity": "critical",
+          },
+          "annotations": {
+            "summary": "Workspace {{ $labels.workspace }} has no Captain Data credits left.",
+            "description": "The credits of workspace {{ $labels.workspace }} are used up until the period renews. Runs will pause for insufficient credits (Paused).",
+            "action": "Buy credits or upgrade the plan now, then resume the paused runs; runs pause for insufficient credits until then.",
+            "runbook_url": c.runbookBaseUrl + "#captaindatacreditsexhausted",
+            "dashboard_url": c.grafanaUrl + "/d/captaindata-overview/captaindata-overview?var-workspace={{ $labels.workspace | urlquery }}",
+          },
+        },
+        {
+          "alert": "CaptainDataAccountInvalid",
+          "expr": "max by (workspace, integration, account_uid, account) (\n  last_over_time(captaindata_account_valid{" + c.selector + "}[" + c.scrapeGap + "])\n) == 0",
+          [if seconds(c.accountInvalidFor) > 0 then 'for']: c.accountInvalidFor,
+          "labels": {
+            "severity": "warning",
+          },
+          "annotations": {
+            "summary": "Captain Data account {{ $labels.account }} ({{ $labels.integration }}) is invalid.",
+            "description": "The {{ $labels.integration }} account {{ $labels.account }} ({{ $labels.account_uid }}) of workspace {{ $labels.workspace }} has been invalid for " + c.accountInvalidFor + "; its session cookies expired or were revoked. Runs using it will pause (Paused).",
+            "action": "Refresh the account's cookies (log in again and update them with POST - Add or Update Integration Account), then resume its paused runs with \"resume_paused_jobs\": true.",
+            "runbook_url": c.runbookBaseUrl + "#captaindataaccountinvalid",
+            "dashboard_url": c.grafanaUrl + "/d/captaindata-overview/captaindata-overview?var-workspace={{ $labels.workspace | urlquery }}",
+          },
+        },
+        {
+          "alert": "CaptainDataAccountLimitNearlyReached",
+          "expr": "(\n  max by (workspace, integration, account_uid, limit) (last_over_time(captaindata_account_limit_used{" + c.selector + "}[" + c.scrapeGap + "]))\n  /\n  (max by (workspace, integration, account_uid, limit) (last_over_time(captaindata_account_limit{" + c.selector + "}[" + c.scrapeGap + "])) > 0)\n) > " + std.toString(c.accountLimitPercent) + " / 100\nand on (workspace, integration, account_uid)\n(\n  max by (workspace, integration, account_uid) (last_over_time(captaindata_account_inputs_queued{" + c.selector + "}[" + c.scrapeGap + "]))\n  > 0\n)",
+          [if seconds(c.accountLimitFor) > 0 then 'for']: c.accountLimitFor,
+          "labels": {
+            "severity": "info",
+          },
+          "annotations": {
+            "summary": "Captain Data account {{ $labels.account_uid }} has nearly reached its {{ $labels.limit }} limit.",
+            "description": "The {{ $labels.integration }} account {{ $labels.account_uid }} of workspace {{ $labels.workspace }} used {{ $value | humanizePercentage }} of its {{ $labels.limit }} limit, and inputs are queued on it. Its runs will wait or pause when the limit is reached.",
+            "action": "Spread the queued inputs over more days, add an account, or enable account rotation (accounts_rotation_enabled) so that runs do not wait or pause on this account's limit.",
+            "runbook_url": c.runbookBaseUrl + "#captaindataaccountlimitnearlyreached",
+            "dashboard_url": c.grafanaUrl + "/d/captaindata-overview/captaindata-overview?var-workspace={{ $labels.workspace | urlquery }}",
           },
         },
       ],

@@ -68,6 +68,14 @@ class Harness:
             await poller.poll_once()
         return await self.exposition()
 
+    async def read_side(self) -> ScrapedMetrics:
+        """One read of every side read that is on (credits, accounts), as their loops make."""
+        for poller in self.pollers:
+            for loop in poller.side_loops:
+                await loop.read_once()
+            poller.sink.flush()  # now, rather than within the sink's PUBLISH_EVERY
+        return await self.exposition()
+
     async def exposition(self) -> ScrapedMetrics:
         return ScrapedMetrics((await self.published.exposition(openmetrics=False, gzip=False)).decode())
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from exporter.api.v3.side import CreditsReader
 from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.poller import build
@@ -120,6 +121,11 @@ async def test_metrics_and_status_are_unchanged_for_a_fixed_scenario() -> None:
     sim = Simulator(seed=3, page_size=5, clock=clock)
     sim.add_workspace(V3_UID, V3_KEY)
     populate_demo(sim, V3_UID)
+    # Credits and account health (issue 17); fixed cookies, so the seeded runs stay the same.
+    sim.set_credits(5000, workspace_uid=V3_UID)
+    sim.add_account(
+        "Golden account", uid="acct-golden", workspace_uid=V3_UID, cookies={"li_at": "AQEDgolden"}, queued=2
+    )
     v4_key = add_demo_v4_workspace(sim)
     with running_simulator(sim) as url:
         v4 = {
@@ -135,10 +141,15 @@ async def test_metrics_and_status_are_unchanged_for_a_fixed_scenario() -> None:
             for poller in pollers:
                 if isinstance(poller.source, V4Source):
                     poller.source.clock = clock
+                for loop in poller.side_loops:  # the credits forecast times its readings
+                    if isinstance(loop.reader, CreditsReader):
+                        loop.reader.clock = clock
             for step in (0.0, 30.0, 45.0):
                 clock.advance(step)
                 for poller in pollers:
                     assert await poller.poll_once(), poller.state.last_error
+                    for loop in poller.side_loops:
+                        assert await loop.read_once(), poller.state.side_last_error
             text = (await published.exposition(openmetrics=False, gzip=False)).decode()
             openmetrics = (await published.exposition(openmetrics=True, gzip=False)).decode()
             status = build_status(published.workspaces(), now=clock())

@@ -98,10 +98,10 @@ def test_the_demo_page_in_chromium(tmp_path: Path) -> None:
             continue
         if cells[1] == "demo-v4":  # the action's own call: read last_error, or resume a BLOCKED run
             assert re.fullmatch(
-                r"(GET|POST) https://api\.captaindata\.com/v4/runs/[0-9a-f-]+(/resume)?", cells[6]
+                r"(GET|POST) https://api\.captaindata\.com/v4/runs/[0-9a-f-]+(/resume)?", cells[7]
             )
         else:
-            assert cells[6].startswith("POST https://api.captaindata.co/v3/jobs/"), cells
+            assert cells[7].startswith("POST https://api.captaindata.co/v3/jobs/"), cells
     assert {"/metrics", "/api/v1/status", "/-/healthy", "/-/ready"} <= set(dom.links)
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

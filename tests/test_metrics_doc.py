@@ -162,10 +162,13 @@ async def test_the_exporter_emits_what_the_table_declares(sim: Simulator, harnes
     failing = sim.add_run("wf-1", "running", start_time=now - 100)  # run errors: counted by cause
     sim.add_run("wf-1", "warning", start_time=now - 100, finish_time=now)
     sim.add_fault("drop", count=1)
+    sim.set_credits(500)  # credits and account health (issue 17)
+    sim.add_account("Ann", uid="acct-1", queued=3)
     harness = harness_for()
     await harness.poll()
     sim.update_run(moving, "finished", start_time=now - 30, finish_time=now)
     sim.update_run(failing, "shutdown", finish_time=now)
+    await harness.read_side()
     exposition = await harness.poll()
     assert emitted(exposition.text) == declared()
 

@@ -64,7 +64,7 @@ def test_alerts_are_the_generated_alert_groups() -> None:
     alerts = evaluate("prometheusAlerts")
     expected = [group for group in groups() if any("alert" in rule for rule in group["rules"])]
     assert alerts == {"groups": expected}
-    assert len(expected) == 2
+    assert len(expected) == 3  # runs, health (credits and accounts, issue 17), exporter
 
 
 def test_recording_rules_are_the_generated_recording_group() -> None:

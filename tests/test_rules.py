@@ -67,6 +67,13 @@ CONTRACT_METRICS = frozenset(
         "captaindata_push_apply_seconds_bucket",
         "captaindata_push_apply_seconds_sum",
         "captaindata_push_apply_seconds_count",
+        # credits and account health (issue 17)
+        "captaindata_workspace_credits_remaining",
+        "captaindata_workspace_credits_period_end_timestamp_seconds",
+        "captaindata_account_valid",
+        "captaindata_account_limit_used",
+        "captaindata_account_limit",
+        "captaindata_account_inputs_queued",
         "up",
     }
 )

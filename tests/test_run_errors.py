@@ -31,6 +31,7 @@ from exporter.parsing import RunError
 from exporter.persist.codec import export_workflow, restore_workspace
 from exporter.poller import build
 from exporter.simulator import Simulator
+from exporter.simulator import health as simulated_health
 from exporter.simulator.errors import PLANTED, V3_ERRORS, V4_ERRORS, hostile_errors
 from exporter.simulator.scenarios import build_demo_simulator
 from exporter.simulator.v4 import V4Api
@@ -110,6 +111,18 @@ def test_every_simulated_v3_error_reads_as_its_cause(status: str, reason: str, t
     assert error is not None
     assert error.reason == reason
     assert error.text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [(simulated_health.COOKIE_ERROR, "account_session"), (simulated_health.CREDITS_ERROR, "credits")],
+)
+def test_the_simulated_health_pauses_read_as_their_cause(text: str, reason: str) -> None:
+    """Credits and account health (issue 17): the simulator pauses runs of an expired account and of a
+    workspace out of credits with these errors."""
+    error = ErrorReader().v3(text)
+    assert error is not None
+    assert error.reason == reason
 
 
 @pytest.mark.parametrize(

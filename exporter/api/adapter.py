@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from exporter.failures import ErrorReader
     from exporter.guide import ApiCall, StatusGuide
     from exporter.parsing import Run
-    from exporter.sink import PollSource
+    from exporter.sink import PollSource, StateSink
     from exporter.transport import ApiTransport
     from exporter.unknown_statuses import UnknownStatuses
 
@@ -49,6 +49,29 @@ class RunParser(Protocol):
     def __call__(
         self, body: bytes, unknown: UnknownStatuses, errors: ErrorReader, now: float | None = None
     ) -> ReadRun | None: ...
+
+
+class SideReader(Protocol):
+    """One periodic read beside the runs poll (credits, accounts): reads and hands what it read to
+    the sink; raises RequestFailed when it cannot."""
+
+    async def read(self, sink: StateSink) -> None: ...
+
+
+class SideReaderFactory(Protocol):
+    def __call__(self, transport: ApiTransport, workspace: WorkspaceConfig) -> SideReader: ...
+
+
+@dataclass(frozen=True)
+class SideRead:
+    """A periodic read of a version's API beside the runs poll, on its own interval, through the
+    workspace's transport (same request budget and 429 window). ``name`` is the workspace's
+    configuration block that turns it on (``credits``, ``accounts``)."""
+
+    name: str
+    #: Its values of the ``endpoint`` label, present at 0 from the start when it is on.
+    endpoints: tuple[str, ...]
+    reader: SideReaderFactory
 
 
 class SettingsReader(Protocol):
@@ -87,3 +110,9 @@ class ApiAdapter:
     #: ``WorkspaceConfig.settings``); None when the version has none.
     settings_key: str | None = None
     read_settings: SettingsReader | None = None
+    #: Periodic reads beside the runs poll (v3: credits, accounts; v4 documents none yet: a v4
+    #: credits source is one more SideRead here once the API documents its shape).
+    side_reads: tuple[SideRead, ...] = ()
+
+    def has_side_read(self, name: str) -> bool:
+        return any(read.name == name for read in self.side_reads)

@@ -14,7 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeGuard
 
 from exporter.apistats import ApiStats
-from exporter.families import API_STATUS_LABEL_VALUES, RUN_FAILURE_REASONS
+from exporter.families import (
+    API_STATUS_LABEL_VALUES,
+    RUN_FAILURE_REASONS,
+    SIDE_ERROR_REASONS,
+    SIDE_READS,
+    SIDE_SKIP_REASONS,
+)
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
 from exporter.state import WorkflowState, WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
@@ -32,6 +38,9 @@ def export_workspace(state: WorkspaceState) -> dict[str, Any]:
         "poll_errors": dict(state.poll_errors),
         "runs_skipped": dict(state.runs_skipped),
         "workflows": list(state.workflows),
+        # Credits and account health (issue 17): the side reads' counters (their values are re-read).
+        "side_errors": [[*key, value] for key, value in state.side_errors.items()],
+        "side_skipped": [[*key, value] for key, value in state.side_skipped.items()],
     }
 
 
@@ -84,6 +93,8 @@ def restore_workspace(
     state.last_success = _finite(workspace_record.get("last_success"))
     _restore_counts(state.poll_errors, workspace_record.get("poll_errors"))
     _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
+    _restore_pairs(state.side_errors, workspace_record.get("side_errors"), SIDE_ERROR_REASONS)
+    _restore_pairs(state.side_skipped, workspace_record.get("side_skipped"), SIDE_SKIP_REASONS)
     for record in workflow_records:
         uid, wf_name = record.get("uid"), record.get("name")
         if not isinstance(uid, str) or not isinstance(wf_name, str):
@@ -180,6 +191,19 @@ def _restore_failures(target: dict[tuple[str, str], int], saved: object) -> None
             and isinstance(item[0], str)
             and item[0] in NEEDS_ACTION_STATUSES
             and item[1] in RUN_FAILURE_REASONS
+            and _is_count(item[2])
+        ):
+            target[(item[0], item[1])] = item[2]
+
+
+def _restore_pairs(target: Counter[tuple[str, str]], saved: object, reasons: Sequence[str]) -> None:
+    """Counters keyed by (side read, reason), saved as [read, reason, count] items."""
+    for item in saved if isinstance(saved, list) else ():
+        if (
+            isinstance(item, list)
+            and len(item) == 3
+            and item[0] in SIDE_READS
+            and item[1] in reasons
             and _is_count(item[2])
         ):
             target[(item[0], item[1])] = item[2]

@@ -32,6 +32,15 @@ SCRIPTABLE = (
     "set_rate_limit",
     "add_fault",
     "clear_faults",
+    # Credits and account health (exporter/simulator/health.py).
+    "set_credits",
+    "add_account",
+    "add_accounts",
+    "remove_account",
+    "expire_account",
+    "set_account_limit",
+    "set_health_fault",
+    "use_account",
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -201,15 +210,27 @@ async def get_run(request: web.Request) -> web.Response:
 
 
 async def get_workspace(request: web.Request) -> web.Response:
-    return web.json_response(
-        {
-            "name": "Simulated workspace",
-            "tasks_left": 9966,
-            "tasks_max": 10000,
-            "tasks_used": 34,
-            "plan_name": "Growth",
-        }
+    sim = request.app[SIMULATOR_KEY]
+    return web.json_response(sim.workspace_json(request[WORKSPACE_KEY].uid, sim.clock.time()))
+
+
+async def list_accounts(request: web.Request) -> web.Response:
+    """GET /v3/integrations/{integration_uid}/accounts?page=N&stats=true (exporter/simulator/health.py)."""
+    sim = request.app[SIMULATOR_KEY]
+    try:
+        page = int(request.query.get("page", "0"))
+    except ValueError:
+        return _error(400, "page must be an integer.")
+    if page < 0:
+        return _error(400, "page must be at least 0.")
+    stats = request.query.get("stats", "true").lower() != "false"
+    error = sim.accounts_error(request[WORKSPACE_KEY].uid)
+    if error is not None:
+        return web.json_response(error, status=400)
+    body = sim.accounts_json(
+        request[WORKSPACE_KEY].uid, request.match_info["integration_uid"], page, stats, sim.clock.time()
     )
+    return web.json_response(body)
 
 
 async def script(request: web.Request) -> web.Response:
@@ -246,6 +267,7 @@ def create_simulator_app(sim: Simulator) -> web.Application:
     app.router.add_get("/v3/workflows/{workflow_uid}/jobs", list_runs)
     app.router.add_get("/v3/jobs/{job_uid}", get_run)
     app.router.add_get("/v3/workspace", get_workspace)
+    app.router.add_get("/v3/integrations/{integration_uid}/accounts", list_accounts)
     app.router.add_post("/_sim/{method}", script)
     app.router.add_get("/_sim/requests", requests_seen)
     add_v4_routes(app, sim, WORKSPACE_KEY, IGNORE_PAGE_KEY)

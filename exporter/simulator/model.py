@@ -13,6 +13,7 @@ from typing import Any
 
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.simulator.errors import hostile_errors, v3_error
+from exporter.simulator.health import HealthModel
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
@@ -48,6 +49,7 @@ class SimRun:
     error_message: str | None = None
     time_format: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    account_uid: str | None = None  # the integration account it uses (exporter/simulator/health.py)
 
     def status_at(self, now: float) -> str:
         current = self.timeline[0][1]
@@ -93,7 +95,7 @@ class SimRun:
             "number_inputs": 10,
             "row_count": 9 if status.lower() == "finished" else 0,
             "total_row_count": 9 if status.lower() == "finished" else 0,
-            "accounts": [],
+            "accounts": [self.account_uid] if self.account_uid else [],
             "configuration": {},
             **self.extra,
         }
@@ -142,7 +144,7 @@ class Autopilot:
     launched: list[str] = field(default_factory=list)
 
 
-class Simulator:
+class Simulator(HealthModel):
     """A faithful stand-in for the Captain Data v3 API (see docs/simulator.md)."""
 
     def __init__(
@@ -167,6 +169,7 @@ class Simulator:
         self.autopilot: Autopilot | None = None
         self.request_log: list[dict[str, Any]] = []
         self.on_change: list[Callable[[], None]] = []  # told of scripted changes (exporter/simulator/push.py)
+        self._init_health()
 
     def changed(self) -> None:
         for listener in self.on_change:
@@ -258,6 +261,7 @@ class Simulator:
                 time_format=time_format,
                 extra=dict(extra or {}),
             )
+            self._track(self.runs[run_uid])
             self.changed()
             return run_uid
 
@@ -275,6 +279,7 @@ class Simulator:
                 timeline=sorted(steps),
                 error_message=_default_error(steps[-1][1]),
             )
+            self._track(self.runs[run_uid])
             self.changed()
             return run_uid
 
@@ -388,10 +393,12 @@ class Simulator:
     def advance(self) -> None:
         """Let the autopilot launch and retire runs up to now."""
         with self.lock:
+            now = self.clock.time()
+            if self._unbilled:
+                self._advance_health(now)
             pilot = self.autopilot
             if pilot is None:
                 return
-            now = self.clock.time()
             workflows = sorted(self.workflows)
             while pilot.next_launch <= now and workflows:
                 workflow_uid = self.random.choice(workflows)
@@ -407,6 +414,7 @@ class Simulator:
                     # drawn apart from self.random, so that errors leave the runs' own draws unchanged
                     error_message=v3_error(steps[-1][1], random.Random(run_uid)),
                 )
+                self._track(self.runs[run_uid])
                 pilot.launched.append(run_uid)
                 pilot.next_launch += pilot.interval
             pilot.launched = retire_launched(self.runs, pilot.launched, now, pilot.retention)

@@ -74,6 +74,30 @@ def populate_demo(sim: Simulator, workspace_uid: str) -> None:
     sim.start_autopilot(interval=2.0, retention=600.0, plan=demo_plan)
 
 
+# Credits and account health (issue 17): in --demo the credits run out within minutes and one account
+# expires; the runs using it pause DEMO_PAUSE_AFTER_INVALID later, so the page shows the invalid
+# account (and the credits forecast) before the runs pause.
+DEMO_CREDITS_LEFT = 500
+DEMO_ACCOUNT_EXPIRES_IN = 45.0
+DEMO_PAUSE_AFTER_INVALID = 30.0
+
+
+def populate_demo_health(sim: Simulator, workspace_uid: str) -> None:
+    """Credits that run out within minutes, three LinkedIn accounts (one nearly at its daily limit with
+    inputs queued, one whose cookies expire in DEMO_ACCOUNT_EXPIRES_IN seconds)."""
+    sim.set_credits(DEMO_CREDITS_LEFT, tasks_max=10_000, cost_per_run=10.0, workspace_uid=workspace_uid)
+    sim.pause_after_invalid = DEMO_PAUSE_AFTER_INVALID
+    sim.add_account("Alice Martin", uid="acct-alice", workspace_uid=workspace_uid, limit_used=20, queued=0)
+    sim.add_account(
+        "Bob Durand",
+        uid="acct-bob",
+        workspace_uid=workspace_uid,
+        expires_in=DEMO_ACCOUNT_EXPIRES_IN,
+        limit_used=10,
+    )
+    sim.add_account("Chloe Petit", uid="acct-chloe", workspace_uid=workspace_uid, limit_used=92, queued=40)
+
+
 #: ``--demo``'s request budget: 20 requests per 10 s. Two demo polls (5 s apart) need more, and more
 #: once the autopilot's runs fill pages, so the API answers some requests 429 with Retry-After and
 #: X-RateLimit-* headers; the exporter waits a few seconds and the poll still succeeds.
@@ -89,6 +113,7 @@ def build_demo_simulator(
     sim = Simulator(seed=seed)
     uid = sim.add_workspace(workspace_uid, api_key)
     populate_demo(sim, uid)
+    populate_demo_health(sim, uid)
     if request_budget is not None:
         sim.set_rate_limit(*request_budget, style="seconds")
     return sim

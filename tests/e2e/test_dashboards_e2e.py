@@ -51,6 +51,17 @@ NOT_YET_EMITTED = frozenset(
         'captaindata_poll_errors_total{reason="internal"}',
     }
 )
+#: Push (#16) is off in this exporter (no push: section), and its families are rendered only when push is
+#: on: the Push row's panels are the only ones allowed to stay empty here.
+PUSH_ONLY = frozenset(
+    {
+        "captaindata_push_requests_total",
+        "captaindata_push_applied_total",
+        "captaindata_push_missed_total",
+        "captaindata_push_last_event_timestamp_seconds",
+        "captaindata_push_apply_seconds",
+    }
+)
 _REGEX_SPECIAL = re.compile(r"[\\$^*{}\[\]'+?.()|]")
 
 
@@ -230,7 +241,13 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
     workspace = next(iter(sim.workspaces.values()))
     began = time.monotonic()
     with running_simulator(sim) as base_url:
-        config = fast_config([workspace_config("demo", base_url, workspace.uid, workspace.api_key)], "1s")
+        # Credits and accounts (issue 17) read every second: the demo's credits burn within the test.
+        demo = {
+            **workspace_config("demo", base_url, workspace.uid, workspace.api_key),
+            "credits": {"interval": "1s"},
+            "accounts": {"interval": "1s"},
+        }
+        config = fast_config([demo], "1s")
         with (
             running_exporter(config, workdir) as exporter,
             running_prometheus(
@@ -259,7 +276,8 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
                     list(run_panels(prom, overview, overview_vars, start, end)),
                     list(run_panels(prom, workflow, workflow_vars, start, end)),
                 )
-                if not problems(results[0] + results[1], not_emitted) or time.monotonic() > deadline:
+                excused = not_emitted | PUSH_ONLY
+                if not problems(results[0] + results[1], excused) or time.monotonic() > deadline:
                     break
                 time.sleep(3)
             annotation_errors = []
@@ -301,13 +319,15 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checked]:
 
 
 def test_every_overview_query_returns_data(checked: Checked) -> None:
-    found = problems(checked.overview, checked.pending)
+    found = problems(checked.overview, checked.pending | PUSH_ONLY)
     assert not found, "Overview panels without data:\n" + "\n".join(found)
+    excused = {o.title for o in checked.overview if any(reads(o.query, name) for name in PUSH_ONLY)}
+    assert excused == {"Push events by outcome", "Missed pushes", "Push apply latency"}, excused
     assert len(checked.overview) >= 25
 
 
 def test_every_workflow_query_returns_data(checked: Checked) -> None:
-    found = problems(checked.workflow, checked.pending)
+    found = problems(checked.workflow, checked.pending | PUSH_ONLY)
     assert not found, f"Workflow panels ({checked.workflow_name}) without data:\n" + "\n".join(found)
     assert len(checked.workflow) >= 20
 
@@ -325,7 +345,7 @@ def test_stats_count_the_runs_the_simulator_lists(checked: Checked) -> None:
 def test_needs_action_rows_carry_every_table_column(checked: Checked) -> None:
     """Each row has the labels the table shows, and its status has a recommended-action mapping."""
     board = load(OVERVIEW)
-    (table,) = [p for p in data_panels(board) if p["type"] == "table"]
+    (table,) = [p for p in data_panels(board) if p["type"] == "table" and p["title"] == "Needs action"]
     mapped = {}
     for override in table["fieldConfig"]["overrides"]:
         for prop in override["properties"]:

@@ -6,7 +6,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from exporter.families import INVALID_UID, POLL_ERROR_REASONS, SKIP_REASONS, TIMEOUT
+from exporter.families import (
+    INVALID_UID,
+    INVALID_VALUE,
+    POLL_ERROR_REASONS,
+    SIDE_ERROR_REASONS,
+    SIDE_READS,
+    SKIP_REASONS,
+    TIMEOUT,
+)
+from exporter.health import Account, AccountLimit, Credits
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS
 from exporter.snapshot import (
     ApiStatsSnapshot,
@@ -71,6 +80,21 @@ def workspace(name: str, workflows: tuple[WorkflowSnapshot, ...], **changes: Any
             durations={endpoint: histogram(REQUEST_DURATION_BUCKETS, 12, 3.25) for endpoint in endpoints},
         ),
         workflows=workflows,
+        # Credits and account health (issue 17).
+        credits=Credits(900.0, 1000.0, 100.0, NOW - 86400, NOW + 29 * 86400, "Growth"),
+        accounts=(
+            Account(
+                "linkedin",
+                "acct-1",
+                "Ann",
+                True,
+                (AccountLimit("connection requests", 92.0, 100.0, NOW + 3600),),
+                4.0,
+            ),
+        ),
+        side_errors={(read, reason): 0 for read in SIDE_READS for reason in SIDE_ERROR_REASONS}
+        | {("accounts", TIMEOUT): 1},
+        side_skipped={(read, INVALID_VALUE): 0 for read in SIDE_READS},
     )
     return dataclasses.replace(made, **changes)
 

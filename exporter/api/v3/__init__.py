@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-from exporter.api.adapter import USER_AGENT, ApiAdapter, ReadRun
+from exporter.api.adapter import USER_AGENT, ApiAdapter, ReadRun, SideRead, SideReader
 from exporter.api.v3.statuses import API_STATUS_VALUES
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ WORKFLOWS_ENDPOINT: Final = "/v3/workflows"
 RUNS_ENDPOINT: Final = "/v3/workflows/{workflow_uid}/jobs"
 #: The ``endpoint`` label of the one-run read a push event becomes.
 RUN_ENDPOINT: Final = "/v3/jobs/{job_uid}"
+# Credits and account health (issue 17): the side reads' endpoints.
+WORKSPACE_ENDPOINT: Final = "/v3/workspace"
+ACCOUNTS_ENDPOINT: Final = "/v3/integrations/{integration_uid}/accounts"
 
 
 def _headers(workspace: WorkspaceConfig) -> dict[str, str]:
@@ -59,6 +62,18 @@ def _parse_run(
     return parse_run_body(body, unknown, now, errors)
 
 
+def _credits(transport: ApiTransport, workspace: WorkspaceConfig) -> SideReader:
+    from exporter.api.v3.side import CreditsReader  # see _source
+
+    return CreditsReader(transport, workspace)
+
+
+def _accounts(transport: ApiTransport, workspace: WorkspaceConfig) -> SideReader:
+    from exporter.api.v3.side import AccountsReader
+
+    return AccountsReader(transport, workspace)
+
+
 def _api_calls(guide: StatusGuide) -> tuple[ApiCall, ...]:
     return guide.api_calls
 
@@ -79,4 +94,8 @@ ADAPTER: Final = ApiAdapter(
     run_endpoint=RUN_ENDPOINT,
     run_path=_run_path,
     parse_run=_parse_run,
+    side_reads=(
+        SideRead("credits", (WORKSPACE_ENDPOINT,), _credits),
+        SideRead("accounts", (ACCOUNTS_ENDPOINT,), _accounts),
+    ),
 )
