@@ -7,6 +7,7 @@ from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from grafana.credits import accounts_table, credits_burn_down, credits_run_out
 from grafana.library import (
     EXPORTER,
     OVERVIEW_UID,
@@ -26,15 +27,12 @@ from grafana.library import (
     value_map,
     workflow_bar_gauge,
 )
+from grafana.push import push_panels
 from grafana.sections import (
-    accounts_table,
     base_dashboard,
-    credits_burn_down,
-    credits_run_out,
     duration_heatmap,
     duration_quantiles,
     needs_action_table,
-    push_panels,
     runs_by_status,
     status_changes,
     status_stats,

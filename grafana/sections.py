@@ -13,7 +13,7 @@ from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from exporter import statuses
-from exporter.conventions import KNOBS, alert_name, status_alert
+from exporter.conventions import alert_name, status_alert
 from exporter.failures import REASONS
 from exporter.guide import GUIDE
 from grafana.library import (
@@ -24,7 +24,6 @@ from grafana.library import (
     RUNS_PER_HOUR,
     STATUS_COLOURS,
     TAGS,
-    WORKSPACE,
     ThresholdStep,
     dedup,
     graph,
@@ -391,167 +390,4 @@ def base_dashboard(title: str, uid: str, *, multi_workflow: bool, runbook_base_u
         .variables(variables(multi_workflow=multi_workflow, runbook_base_url=runbook_base_url))
         .annotation(alert_annotation())
         .links(dashboard_links())
-    )
-
-
-# push (#16)
-def push_panels() -> list[timeseries.Panel]:
-    """Push events by outcome, missed pushes and apply latency (empty when push is off)."""
-    events = graph(
-        "Push events by outcome",
-        "reqps",
-        [
-            query(
-                "sum by (outcome) ("
-                + dedup(
-                    "workspace, outcome",
-                    f"rate(captaindata_push_requests_total{sel(WORKSPACE)}[$__rate_interval])",
-                )
-                + ")",
-                "{{outcome}}",
-            )
-        ],
-        width=8,
-    )
-    missed = graph(
-        "Missed pushes",
-        "short",
-        [
-            query(
-                "max by (workspace) (increase(captaindata_push_missed_total"
-                f"{sel(WORKSPACE)}[$__rate_interval]))",
-                "{{workspace}}",
-            )
-        ],
-        width=8,
-        bars=True,
-    )
-    latency = graph(
-        "Push apply latency",
-        "s",
-        [
-            query(
-                f"histogram_quantile({q}, sum by (le) ("
-                + dedup(
-                    "workspace, le",
-                    f"rate(captaindata_push_apply_seconds_bucket{sel(WORKSPACE)}[$__rate_interval])",
-                )
-                + "))",
-                f"p{round(q * 100)}",
-                ref=ref,
-            )
-            for ref, q in QUANTILES
-        ],
-        width=8,
-    )
-    return [events, missed, latency]
-
-
-# Credits and account health (issue 17): the credits burn-down with its forecast, and the accounts.
-
-#: The recording rule of the credits' burn rate (deploy/alerts.yaml), per workspace.
-CREDITS_BURN_RATE = "workspace:captaindata_workspace_credits_burn_rate:deriv"
-
-
-def credits_burn_down(selector: str) -> timeseries.Panel:
-    """Credits left, and where they will be at the period's end at the current burn rate (below 0: they
-    run out before it)."""
-    left = f"max by (workspace) (captaindata_workspace_credits_remaining{sel(selector)})"
-    period_end = (
-        f"max by (workspace) (captaindata_workspace_credits_period_end_timestamp_seconds{sel(selector)})"
-    )
-    burn = CREDITS_BURN_RATE + '{workspace=~"$workspace"}'
-    return graph(
-        "Credits burn-down",
-        "short",
-        [
-            query(left, "{{workspace}} credits left"),
-            query(
-                f"{left} - {burn} * ({period_end} - time())", "{{workspace}} forecast at period end", ref="B"
-            ),
-        ],
-        width=12,
-        minimum=None,
-    ).override_by_regexp(
-        ".*forecast.*",
-        [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})],
-    )
-
-
-def credits_run_out(selector: str) -> stat.Panel:
-    left = f"max by (workspace) (captaindata_workspace_credits_remaining{sel(selector)})"
-    return stat_panel(
-        "Credits run out in",
-        f'{left} / ({CREDITS_BURN_RATE}{{workspace=~"$workspace"}} > 0)',
-        "{{workspace}}",
-        unit="s",
-        span=4,
-        height=8,
-        steps=((None, "red"), (86400, "orange"), (7 * 86400, "green")),
-        color_mode=common.BigValueColorMode.VALUE,
-        text_mode=common.BigValueTextMode.VALUE_AND_NAME,
-    )
-
-
-def accounts_table(selector: str, width: int = 8) -> table.Panel:
-    """Each integration account: valid or not, and the use of each of its limits."""
-    account = "workspace, integration, account_uid"
-    valid = f"max by ({account}, account) (captaindata_account_valid{sel(selector)})"
-    use = (
-        f"max by ({account}, limit) (captaindata_account_limit_used{sel(selector)})"
-        f" / (max by ({account}, limit) (captaindata_account_limit{sel(selector)}) > 0)"
-    )
-    validity = value_map(
-        {
-            "0": model.ValueMappingResult(text="Invalid: refresh its cookies", color="red", index=0),
-            "1": model.ValueMappingResult(text="Valid", color="green", index=1),
-        }
-    )
-    panel = (
-        table.Panel()
-        .title("Accounts")
-        .datasource(DATASOURCE)
-        .with_target(query(valid, ref="A", instant=True, fmt=PromQueryFormat.TABLE))
-        .with_target(query(use, ref="B", instant=True, fmt=PromQueryFormat.TABLE))
-        .unit("none")
-        .no_value("No account read (accounts are read for v3 workspaces)")
-        .show_header(True)
-        .cell_height(common.TableCellHeight.SM)
-        .with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
-        .with_transformation(
-            model.DataTransformerConfig(
-                id_val="organize",
-                options={
-                    "excludeByName": {"Time": True},
-                    "renameByName": {"Value #A": "Session", "Value #B": "Limit used"},
-                },
-            )
-        )
-        .span(width)
-        .height(8)
-    )
-    panel = panel.override_by_name(
-        "Value #A",
-        [
-            model.DynamicConfigValue(id_val="mappings", value=validity),
-            model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"}),
-        ],
-    )
-    return panel.override_by_name(
-        "Value #B",
-        [
-            model.DynamicConfigValue(id_val="unit", value="percentunit"),
-            model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"}),
-            model.DynamicConfigValue(
-                id_val="thresholds",
-                value={
-                    "mode": "absolute",
-                    "steps": [
-                        {"value": None, "color": "green"},
-                        {"value": 0.75, "color": "orange"},
-                        {"value": int(KNOBS["account_limit_percent"].default) / 100, "color": "red"},
-                    ],
-                },
-            ),
-        ],
     )
