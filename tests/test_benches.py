@@ -17,7 +17,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: Modules of bench/ that are not benchmarks, and why.
 HELPERS = {"sim_host": "the simulator process bench.perf starts"}
-BENCHES = sorted(path.stem for path in (ROOT / "bench").glob("*.py") if path.stem not in HELPERS)
+#: Benches whose --tiny run a test of their own checks more closely, and where.
+OWN_TESTS = {"push_latency": "tests/test_bench_push_latency.py"}
+BENCHES = sorted(
+    path.stem for path in (ROOT / "bench").glob("*.py") if path.stem not in HELPERS | OWN_TESTS.keys()
+)
 #: A figure: a number followed by a unit or a ratio (the benches print "12.3 ms", "4.9x", "18 ...").
 FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|x|MiB|MB|kB|B|requests|runs|series|bytes)?\b")
 
