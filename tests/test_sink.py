@@ -390,10 +390,11 @@ async def test_scrapes_are_answered_while_a_state_update_runs(sim: Simulator, ha
 async def test_a_long_poll_publishes_as_it_goes_and_stays_healthy(sim: Simulator, harness_for: Any) -> None:
     for i in range(6):
         sim.add_workflow(f"wf-{i}", f"W{i}")
-    # 13 requests at 5/s take about 2.6 s, far past the 1 s allowance of a stuck loop; each request has
-    # that second to answer, so a loaded machine does not time the poll out.
+    # 13 requests at 2/s take about 6.5 s, far past the 1 s allowance of a stuck loop and over six of the
+    # sink's 1 s publish spacing; each request has that second to answer, so a loaded machine neither
+    # times the poll out nor lets the scrapes miss every partial publish.
     harness = harness_for(
-        poll={"interval": "100ms", "timeout": "1s"}, api={"requests_per_second": 5, "burst": 1}
+        poll={"interval": "100ms", "timeout": "1s"}, api={"requests_per_second": 2, "burst": 1}
     )
     health: Callable[[], list[str]] = lambda: unhealthy(harness.pollers)  # noqa: E731
     answers = []
