@@ -510,3 +510,22 @@ def test_fuzz_every_body_gets_202_or_a_4xx(
     response = client.post(f"/push/{workspace}", content=body, headers=headers)
     assert response.status_code == 202 or 400 <= response.status_code < 500, response.status_code
     assert sim.request_log == []
+
+
+async def test_a_shard_receives_only_for_the_workspaces_it_polls(sim: Simulator, sim_url: str) -> None:
+    """With --shard, the pollers (and so the fetchers) are this shard's workspaces only: the service
+    starts, counts none of the others (another shard exports them), and answers their pushes as for a
+    workspace it does not know."""
+    config = parse_config(push_config_dict(sim_url))
+    reader = SimReader(config)
+    service = PushService(config, config.push, {"acme": reader.fetcher("acme")})  # type: ignore[arg-type]
+    await service.start()
+    pushing = Pushing(service, reader, sim)
+    try:
+        assert (await pushing.post("beta", v3_webhook("job-1"), bearer("beta"))).status_code == 401
+        assert pushing.count(UNKNOWN, "unknown_workspace") == 1
+        assert {workspace for workspace, _ in service.stats.counts()} == {"acme", UNKNOWN}
+        assert (await pushing.post("acme", v3_webhook("job-1"), bearer("acme"))).status_code == 202
+    finally:
+        await pushing.client.aclose()
+        await service.aclose()

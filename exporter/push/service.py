@@ -37,7 +37,10 @@ class PushService:
         assert push.listen_address is not None
         self.config = config
         self.push = push
-        self.stats = PushStats((w.name for w in config.workspaces), now)
+        # The workspaces this process polls: with --shard, another shard owns (and counts) the rest, and
+        # a push for one of those is answered as for a workspace this listener does not know.
+        owned = [w for w in config.workspaces if w.name in fetchers]
+        self.stats = PushStats((w.name for w in owned), now)
         self.queues = {
             w.name: PushQueue(
                 w.name,
@@ -48,13 +51,13 @@ class PushService:
                 coalesce_window=coalesce_window,
                 monotonic=monotonic,
             )
-            for w in config.workspaces
+            for w in owned
         }
         self.web_source = web_source_for(push.web_config_file)
         self.receiver = Receiver(
             (
                 PushWorkspace(w.name, w.api_version, push.tokens.get(w.name), self.queues[w.name])
-                for w in config.workspaces
+                for w in owned
             ),
             self.stats,
             max_body_bytes=push.max_body_bytes,
