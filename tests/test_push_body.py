@@ -84,6 +84,19 @@ def test_a_mebibyte_of_brackets_is_refused_quickly() -> None:
     assert parse_body(flat) == Invalid("not a JSON object")
 
 
+def test_unterminated_strings_are_measured_in_linear_time() -> None:
+    # Every quote of a run of escaped quotes left open used to start a scan to the end of the body.
+    body = b'["' + b'\\"' * ((1 << 15) - 1)  # 64 KiB: the receiver parses it on the event loop
+    started = time.perf_counter()
+    assert parse_body(body) == Invalid("not JSON")
+    assert parse_body(b'"\\' * (1 << 15)) == Invalid("not JSON")
+    assert time.perf_counter() - started < 1.0  # a few milliseconds; quadratic was seconds
+    # What json reads before the open string still counts; what follows it is never read.
+    assert nesting_depth_exceeds(nested(MAX_DEPTH + 1)[: MAX_DEPTH + 1] + b'"\\"\\"')
+    assert not nesting_depth_exceeds(b'["' + b"[" * 100)
+    assert not nesting_depth_exceeds(b'["\\' + b"[" * 100 + b"\\")
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (

@@ -17,8 +17,9 @@ ERROR_MAX_CHARS: Final = 500
 STATUS_MAX_CHARS: Final = 40
 # A run uid goes into an API path (GET /v3/jobs/{uid}, GET /v4/runs/{uid}): a conservative alphabet.
 _UID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-# A JSON string (an unrolled loop: linear, no backtracking).
-_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string (an unrolled loop: no backtracking). One left open runs to the end of the body (as far as
+# json's parser reads it): were it refused, every later quote would start a scan to the end (quadratic).
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS: Final = bytes(c for c in range(256) if c not in b"[]{}")
 _STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 
