@@ -22,8 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import parse_config
+from exporter.failures import ErrorReader
 from exporter.logs import setup_logging
-from exporter.push.body import PushEvent
+from exporter.push.body import ERROR_MAX_CHARS, PushEvent
 from exporter.push.service import PushService
 from exporter.push.stats import OUTCOMES, UNKNOWN
 from exporter.simulator import Simulator
@@ -453,6 +454,35 @@ async def test_secrets_never_appear_in_answers_logs_or_counts(
     for secret in SECRETS:
         for text in shown:
             assert secret not in text
+
+
+async def test_an_error_cut_at_its_limit_keeps_no_start_of_a_secret(pushing: Pushing) -> None:
+    """A Failed webhook's error is cut to ERROR_MAX_CHARS before it is redacted: a secret the cut goes
+    through would no longer match, so its start must go with the cut."""
+    seen: list[PushEvent] = []
+
+    async def record(event: PushEvent) -> bool:
+        seen.append(event)
+        return True
+
+    pushing.service.queues["acme"]._fetch_and_apply = record
+    secrets = (V3_KEY, TOKENS["acme"], TOKENS["beta"])
+    for index, secret in enumerate(secrets):
+        for kept in (6, 12, 20):  # characters of the secret before the cut
+            error = "x" * (ERROR_MAX_CHARS - 2 - kept) + " " + secret + " and more"
+            response = await pushing.post(
+                "acme", v3_webhook(f"job-{index}-{kept}", error=error), bearer("acme")
+            )
+            assert response.status_code == 202
+    await pushing.drained()
+    assert len(seen) == 9
+    reader = ErrorReader([V3_KEY], "acme")  # what the run keeps (exporter/push/apply.py)
+    for event in seen:
+        assert event.error is not None
+        assert len(event.error) <= ERROR_MAX_CHARS
+        for text in (event.error, reader.clean(event.error)):
+            for secret in secrets:
+                assert secret[:6] not in text, (secret, text[-30:])
 
 
 @pytest.fixture(scope="module")
