@@ -28,6 +28,7 @@ from exporter.push.body import ERROR_MAX_CHARS, PushEvent
 from exporter.push.service import PushService
 from exporter.push.stats import OUTCOMES, UNKNOWN
 from exporter.simulator import Simulator
+from exporter.webguard import FAILURE_BURST
 from tests.support.push import (
     TOKENS,
     V3_KEY,
@@ -208,6 +209,33 @@ async def test_basic_auth_of_the_push_web_config_admits_a_workspace_without_toke
         assert (await p.client.get("/-/healthy")).status_code == 200
         assert p.count("gamma", "accepted") == 1
         assert p.count("gamma", "unauthorized") == 1
+    finally:
+        await p.client.aclose()
+        await p.service.aclose()
+
+
+async def test_wrong_basic_passwords_in_bulk_stop_getting_checked(
+    sim: Simulator, sim_url: str, tmp_path: Path
+) -> None:
+    """The push port's basic auth has /metrics' per-client failure limit: past it, no bcrypt check is
+    made for credentials that are not cached successes (a brute force gets no answers), while a pusher
+    already admitted goes on."""
+    users = f"basic_auth_users:\n  captain: '{HASH}'\n  mate: '{HASH}'\n"
+    p = await started(sim, sim_url, tmp_path, web_config=users)
+    try:
+
+        def basic(user: str, password: str) -> dict[str, str]:
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+        assert (await p.post("gamma", v3_webhook("job-0"), basic("captain", PASSWORD))).status_code == 202
+        for index in range(FAILURE_BURST):
+            assert (
+                await p.post("gamma", v3_webhook(f"job-{index}"), basic("mate", "guess"))
+            ).status_code == 401
+        # the right password of a user not admitted yet is not checked either: the limit is reached
+        assert (await p.post("gamma", v3_webhook("job-x"), basic("mate", PASSWORD))).status_code == 401
+        assert (await p.post("gamma", v3_webhook("job-y"), basic("captain", PASSWORD))).status_code == 202
+        assert p.count("gamma", "unauthorized") == FAILURE_BURST + 1
     finally:
         await p.client.aclose()
         await p.service.aclose()
