@@ -150,8 +150,10 @@ def load_json(body: bytes) -> object:
         return _items_one_by_one(text)
 
 
-# A JSON string, or a character that opens, closes or separates values.
-_TOKENS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
+# A JSON string, or a character that opens, closes or separates values. A string left open runs to the end
+# of the text (the array then does not end): were it no token, every later quote would start another scan
+# to the end (quadratic).
+_TOKENS: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)|[\[\]{},]', re.DOTALL)
 
 
 def _items_one_by_one(text: str) -> list[object]:

@@ -152,9 +152,12 @@ class StateSink:
         await self._apply_side(self.state.credits_read, credits, skipped, now)
 
     async def accounts_read(
-        self, listings: dict[str, tuple[list[Account], bool]], skipped: Counter[str]
+        self,
+        listings: dict[str, tuple[list[Account], bool]],
+        skipped: Counter[str],
+        limit: int | None = None,
     ) -> None:
-        await self._apply_side(self.state.accounts_read, listings, skipped)
+        await self._apply_side(self.state.accounts_read, listings, skipped, limit)
 
     async def side_failed(self, read: str, reason: str, message: str) -> None:
         await self._apply_side(self.state.side_failed, read, reason, message)

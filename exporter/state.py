@@ -554,10 +554,15 @@ class WorkspaceState:
         return self._build(now)
 
     def accounts_read(
-        self, listings: dict[str, tuple[list[Account], bool]], skipped: Counter[str]
+        self,
+        listings: dict[str, tuple[list[Account], bool]],
+        skipped: Counter[str],
+        limit: int | None = None,
     ) -> WorkspaceSnapshot:
         """Each integration's accounts; a complete listing replaces the last one (an account no longer
-        listed loses its series), an incomplete one updates the accounts it lists."""
+        listed loses its series), an incomplete one updates the accounts it lists and keeps the others.
+        At most ``limit`` accounts in all (accounts.max_accounts): those kept from earlier reads go first,
+        the oldest first, so incomplete listings that list other accounts each time cannot pile up."""
         for integration, (accounts, complete) in listings.items():
             if complete:
                 self.accounts[integration] = tuple(accounts)
@@ -566,9 +571,27 @@ class WorkspaceState:
                 merged.update((account.uid, account) for account in accounts)
                 self.accounts[integration] = tuple(merged.values())
         self.accounts = {name: self.accounts[name] for name in listings if name in self.accounts}
+        if limit is not None:
+            self._cap_accounts(listings, limit)
         self._skipped(ACCOUNTS, skipped)
         self.side_last_error[ACCOUNTS] = ""
         return self._build()
+
+    def _cap_accounts(self, listings: dict[str, tuple[list[Account], bool]], limit: int) -> None:
+        over = sum(map(len, self.accounts.values())) - limit
+        for integration, (accounts, complete) in listings.items():
+            if over <= 0:
+                return
+            if complete or integration not in self.accounts:
+                continue
+            read = {account.uid for account in accounts}
+            kept = []
+            for account in self.accounts[integration]:
+                if over > 0 and account.uid not in read:
+                    over -= 1
+                else:
+                    kept.append(account)
+            self.accounts[integration] = tuple(kept)
 
     def side_failed(self, read: str, reason: str, message: str) -> WorkspaceSnapshot:
         """A side read failed: counted; its last values are kept, the runs poll is not touched."""

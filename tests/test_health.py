@@ -175,6 +175,25 @@ async def test_accounts_beyond_max_accounts_are_counted_not_exported(
     assert "more accounts than accounts.max_accounts" in caplog.text
 
 
+async def test_incomplete_listings_never_keep_more_than_max_accounts(
+    sim: Simulator, harness_for: Any
+) -> None:
+    # The page cap ends each read early (an incomplete listing keeps the accounts read before); the API
+    # lists other accounts each time: what is kept stays within max_accounts.
+    sim.accounts_page_size = 3
+    sim.add_accounts(30)
+    harness = harness_for(workspace={"accounts": {"max_accounts": 7}}, api={"max_pages": 1})
+    for _ in range(6):
+        text = (await harness.read_side()).text
+        shown = gauges(text, "captaindata_account_valid")
+        assert 3 <= len(shown) <= 7
+        with sim.lock:
+            listed = list(sim.accounts)[:3]  # page 0, the one page read
+        for uid in listed:
+            assert f'account_uid="{uid}"' in text  # the accounts just read are kept
+            sim.remove_account(uid)  # the next read lists others
+
+
 @pytest.mark.parametrize("fault", ["junk", "negative", "non_finite", "missing"])
 async def test_hostile_fields_are_skipped_per_item(sim: Simulator, harness_for: Any, fault: str) -> None:
     sim.set_credits(100)

@@ -96,6 +96,17 @@ def test_an_item_past_pythons_json_limits_is_skipped_not_the_page(item: bytes, w
     assert parsed.first_skip == f"invalid_item: run 1 is {why}"
 
 
+def test_a_string_left_open_after_pythons_limits_is_read_in_linear_time() -> None:
+    # Past an integer too long for json, the array is read item by item: every quote of a run of escaped
+    # quotes left open (or broken by a backslash-newline) used to start another scan to the end.
+    for tail in (b'\\"' * (1 << 15), b'\\"' * (1 << 15) + b"\\\n"):
+        body = b'[{"uid": "a", "n": ' + b"9" * 5000 + b'}, "' + tail
+        started = time.perf_counter()
+        with pytest.raises(BadResponse, match="the array does not end"):
+            parse_runs_body(body, UnknownStatuses())
+        assert time.perf_counter() - started < 1.0  # milliseconds; quadratic was seconds
+
+
 def test_bodies_parse_with_or_without_a_byte_order_mark() -> None:
     body = json.dumps([{"uid": "wf", "name": "Leads"}]).encode()
     assert parse_workflows_body(body).items == parse_workflows_body(b"\xef\xbb\xbf" + body).items

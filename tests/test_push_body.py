@@ -33,10 +33,15 @@ def test_v3_webhooks_succeeded_and_failed() -> None:
 
 
 def test_v3_error_is_bounded() -> None:
-    event = parse_body(json.dumps(v3_webhook("job-1", error="e" * 100_000)).encode())
+    event = parse_body(json.dumps(v3_webhook("job-1", error="word " * 100_000)).encode())
     assert isinstance(event, PushEvent)
     assert event.error is not None
-    assert len(event.error) == ERROR_MAX_CHARS
+    assert ERROR_MAX_CHARS - 6 <= len(event.error) <= ERROR_MAX_CHARS
+    assert event.error.endswith(" word\u2026")
+    # Cut inside a word, the word goes: it may be the start of a secret redaction no longer recognises.
+    event = parse_body(json.dumps(v3_webhook("job-1", error="e" * 100_000)).encode())
+    assert isinstance(event, PushEvent)
+    assert event.error == "\u2026"
 
 
 def test_v4_callback() -> None:
@@ -82,6 +87,19 @@ def test_a_mebibyte_of_brackets_is_refused_quickly() -> None:
     assert time.perf_counter() - started < 10.0  # linear: about 0.5 s in all; quadratic would be hours
     flat = b"[" + b"[]," * ((1 << 20) // 3 - 1) + b"[]]"  # wide, not deep: parsed, then not a push
     assert parse_body(flat) == Invalid("not a JSON object")
+
+
+def test_unterminated_strings_are_measured_in_linear_time() -> None:
+    # Every quote of a run of escaped quotes left open used to start a scan to the end of the body.
+    body = b'["' + b'\\"' * ((1 << 15) - 1)  # 64 KiB: the receiver parses it on the event loop
+    started = time.perf_counter()
+    assert parse_body(body) == Invalid("not JSON")
+    assert parse_body(b'"\\' * (1 << 15)) == Invalid("not JSON")
+    assert time.perf_counter() - started < 1.0  # a few milliseconds; quadratic was seconds
+    # What json reads before the open string still counts; what follows it is never read.
+    assert nesting_depth_exceeds(nested(MAX_DEPTH + 1)[: MAX_DEPTH + 1] + b'"\\"\\"')
+    assert not nesting_depth_exceeds(b'["' + b"[" * 100)
+    assert not nesting_depth_exceeds(b'["\\' + b"[" * 100 + b"\\")
 
 
 json_values = st.recursive(

@@ -22,11 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import parse_config
+from exporter.failures import ErrorReader
 from exporter.logs import setup_logging
-from exporter.push.body import PushEvent
+from exporter.push.body import ERROR_MAX_CHARS, PushEvent
 from exporter.push.service import PushService
 from exporter.push.stats import OUTCOMES, UNKNOWN
 from exporter.simulator import Simulator
+from exporter.webguard import FAILURE_BURST
 from tests.support.push import (
     TOKENS,
     V3_KEY,
@@ -207,6 +209,33 @@ async def test_basic_auth_of_the_push_web_config_admits_a_workspace_without_toke
         assert (await p.client.get("/-/healthy")).status_code == 200
         assert p.count("gamma", "accepted") == 1
         assert p.count("gamma", "unauthorized") == 1
+    finally:
+        await p.client.aclose()
+        await p.service.aclose()
+
+
+async def test_wrong_basic_passwords_in_bulk_stop_getting_checked(
+    sim: Simulator, sim_url: str, tmp_path: Path
+) -> None:
+    """The push port's basic auth has /metrics' per-client failure limit: past it, no bcrypt check is
+    made for credentials that are not cached successes (a brute force gets no answers), while a pusher
+    already admitted goes on."""
+    users = f"basic_auth_users:\n  captain: '{HASH}'\n  mate: '{HASH}'\n"
+    p = await started(sim, sim_url, tmp_path, web_config=users)
+    try:
+
+        def basic(user: str, password: str) -> dict[str, str]:
+            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+        assert (await p.post("gamma", v3_webhook("job-0"), basic("captain", PASSWORD))).status_code == 202
+        for index in range(FAILURE_BURST):
+            assert (
+                await p.post("gamma", v3_webhook(f"job-{index}"), basic("mate", "guess"))
+            ).status_code == 401
+        # the right password of a user not admitted yet is not checked either: the limit is reached
+        assert (await p.post("gamma", v3_webhook("job-x"), basic("mate", PASSWORD))).status_code == 401
+        assert (await p.post("gamma", v3_webhook("job-y"), basic("captain", PASSWORD))).status_code == 202
+        assert p.count("gamma", "unauthorized") == FAILURE_BURST + 1
     finally:
         await p.client.aclose()
         await p.service.aclose()
@@ -453,6 +482,35 @@ async def test_secrets_never_appear_in_answers_logs_or_counts(
     for secret in SECRETS:
         for text in shown:
             assert secret not in text
+
+
+async def test_an_error_cut_at_its_limit_keeps_no_start_of_a_secret(pushing: Pushing) -> None:
+    """A Failed webhook's error is cut to ERROR_MAX_CHARS before it is redacted: a secret the cut goes
+    through would no longer match, so its start must go with the cut."""
+    seen: list[PushEvent] = []
+
+    async def record(event: PushEvent) -> bool:
+        seen.append(event)
+        return True
+
+    pushing.service.queues["acme"]._fetch_and_apply = record
+    secrets = (V3_KEY, TOKENS["acme"], TOKENS["beta"])
+    for index, secret in enumerate(secrets):
+        for kept in (6, 12, 20):  # characters of the secret before the cut
+            error = "x" * (ERROR_MAX_CHARS - 2 - kept) + " " + secret + " and more"
+            response = await pushing.post(
+                "acme", v3_webhook(f"job-{index}-{kept}", error=error), bearer("acme")
+            )
+            assert response.status_code == 202
+    await pushing.drained()
+    assert len(seen) == 9
+    reader = ErrorReader([V3_KEY], "acme")  # what the run keeps (exporter/push/apply.py)
+    for event in seen:
+        assert event.error is not None
+        assert len(event.error) <= ERROR_MAX_CHARS
+        for text in (event.error, reader.clean(event.error)):
+            for secret in secrets:
+                assert secret[:6] not in text, (secret, text[-30:])
 
 
 @pytest.fixture(scope="module")

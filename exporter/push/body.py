@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Final, Literal
 
-from exporter.text import clean_text
+from exporter.text import ELLIPSIS, clean_text
 
 MAX_DEPTH: Final = 64
 #: Longest error text kept from a v3 Failed webhook (characters; cut with an ellipsis).
@@ -17,8 +17,10 @@ ERROR_MAX_CHARS: Final = 500
 STATUS_MAX_CHARS: Final = 40
 # A run uid goes into an API path (GET /v3/jobs/{uid}, GET /v4/runs/{uid}): a conservative alphabet.
 _UID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
-# A JSON string (an unrolled loop: linear, no backtracking).
-_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A JSON string (an unrolled loop: no backtracking). One left open runs to the end of the body (as far as
+# json's parser reads it): were it refused, every later quote would start a scan to the end (quadratic).
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_LAST_WORD: Final = re.compile(r"\s\S*\Z")
 _NOT_BRACKETS: Final = bytes(c for c in range(256) if c not in b"[]{}")
 _STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 
@@ -84,9 +86,21 @@ def _v3(body: dict[str, object]) -> PushEvent | Invalid:
     run_uid = _uid(body.get("job_uid"))
     if run_uid is None:
         return Invalid("job_uid is not a run uid")
-    error = body.get("error")
-    text = clean_text(error.strip(), ERROR_MAX_CHARS) if isinstance(error, str) and error.strip() else None
-    return PushEvent("v3", run_uid, _uid(body.get("workflow_uid")) or "", _v3_event(body), text)
+    workflow_uid = _uid(body.get("workflow_uid")) or ""
+    return PushEvent("v3", run_uid, workflow_uid, _v3_event(body), _error(body.get("error")))
+
+
+def _error(value: object) -> str | None:
+    """A Failed webhook's error, cleaned and bounded. When it is cut, its last word goes too: it may be the
+    start of a secret that redaction (in the receiver, then the run's error reader) no longer recognises."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > ERROR_MAX_CHARS:
+        head = text[: ERROR_MAX_CHARS - 1]
+        last_word = _LAST_WORD.search(head)
+        text = head[: last_word.start() if last_word is not None else 0].rstrip() + ELLIPSIS
+    return clean_text(text, ERROR_MAX_CHARS)
 
 
 def _v4(run: dict[str, object]) -> PushEvent | Invalid:

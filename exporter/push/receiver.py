@@ -37,7 +37,7 @@ from exporter.push.stats import (
     PushStats,
 )
 from exporter.webconfig import Loaded, WebConfigSource
-from exporter.webguard import Authenticator
+from exporter.webguard import Authenticator, FailureLimit
 from exporter.webguard import install as install_web_guard
 
 logger = logging.getLogger("exporter.push")
@@ -122,6 +122,7 @@ class Receiver:
         self._web_source = web_source
         self._monotonic = monotonic
         self._authenticator = Authenticator()
+        self._failures = FailureLimit()
         # Digests, compared in constant time; a workspace without a token gets a random one that no
         # presented token can match, so every refusal costs the same.
         self._digests = {
@@ -149,10 +150,20 @@ class Receiver:
         credentials = _basic(header)
         if not users or credentials is None:
             return False
+        if self._authenticator.cached(users, *credentials):
+            return True
+        # As on /metrics (exporter/webguard.py): past its failure limit a client's credentials get no
+        # bcrypt check, and a client without recent failures is checked first.
+        client = request.remote or ""
+        if not self._failures.allowed(client):
+            return False
         try:
-            return await self._authenticator.check(users, *credentials)
+            ok = await self._authenticator.check(users, *credentials, urgent=self._failures.clean(client))
         except Exception:  # a refused check (e.g. too many waiting): not admitted
             return False
+        if not ok:
+            self._failures.failed(client)
+        return ok
 
     async def _body(self, request: web.Request) -> bytes | None:
         """The body, or None once it passes the cap (nothing more is read)."""

@@ -213,7 +213,7 @@ class AccountsReader:
                     "over": skipped[OVER_MAX_ACCOUNTS],
                 },
             )
-        await sink.accounts_read(listings, skipped)
+        await sink.accounts_read(listings, skipped, self.settings.max_accounts)
 
     async def _integration(
         self, integration: str, room: int, skipped: Counter[str]
