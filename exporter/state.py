@@ -320,6 +320,21 @@ class WorkspaceState:
     def _holder(self, uid: str) -> WorkflowState | None:
         return self.workflows.get(uid) or self.missing.get(uid)
 
+    def _owner_lists(self, owner: str, uid: str) -> bool:
+        """Whether run ``uid``'s owner is listed and lists it: the run is counted there."""
+        other = self.workflows.get(owner)
+        return other is not None and uid in other.runs
+
+    def _take_over(self, owner: str, uid: str) -> tuple[str, str] | None:
+        """Run ``uid``'s owner no longer lists it (or is missing): another workflow takes it over; what
+        its owner knew of it."""
+        other = self._holder(owner)
+        if other is None:
+            return None
+        known = other.release(uid)
+        self._touch(other)
+        return known
+
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
     ) -> WorkspaceSnapshot:
@@ -354,14 +369,10 @@ class WorkspaceState:
             owner = owners.get(uid)
             previous = tracked.known(uid)
             if owner is not None and owner != tracked.uid:
-                other = self._holder(owner)
-                if other is not None:
-                    if uid in other.runs and owner in self.workflows:
-                        duplicates += 1  # listed by its owner too: counted there
-                        continue
-                    # Its owner no longer lists it: this workflow takes it over, with what was known.
-                    previous = other.release(uid) or previous
-                    self._touch(other)
+                if self._owner_lists(owner, uid):
+                    duplicates += 1  # listed by its owner too: counted there
+                    continue
+                previous = self._take_over(owner, uid) or previous
             owners[uid] = tracked.uid
             if counting and _is_transition(run, previous, history):
                 self._count(tracked, run)
@@ -424,9 +435,10 @@ class WorkspaceState:
         owner = self.owner.get(run.uid)
         previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:
-            other = self._holder(owner)
-            if other is not None and run.uid in other.runs:
+            if self._owner_lists(owner, run.uid):
                 return self._snapshot, False  # listed by another workflow: the poll counts it there
+            # Its owner no longer lists it: taken over with what was known, as a poll would.
+            previous = self._take_over(owner, run.uid) or previous
         counting = tracked.read or not tracked.baseline
         history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
         changed = previous is None or previous[0] != run.status

@@ -90,3 +90,44 @@ def test_announcements_count_a_change_missed_unless_pushed_within_the_window() -
     assert len(missed) == 2
     announced.polled_change("z")
     assert len(missed) == 2
+
+
+def finished(state: WorkspaceState) -> dict[str, int]:
+    return {w.uid: w.runs_by_status["finished"] for w in state.snapshot.workflows}
+
+
+def counted(state: WorkspaceState, status: str) -> int:
+    held = [*state.workflows.values(), *state.missing.values()]
+    return sum(tracked.status_changes[status] for tracked in held)
+
+
+def test_a_pushed_run_its_owner_no_longer_lists_is_taken_over_without_counting_it_again() -> None:
+    a, b = Workflow("wf-a", "A"), Workflow("wf-b", "B")
+    state = WorkspaceState("acme")
+    state.workflows_listed([a, b])
+    state.runs_read(a, Parsed([]))
+    state.runs_read(b, Parsed([]))  # the baseline
+    done = run("r1", "finished")
+    state.runs_read(a, Parsed([done]))  # counted under A, its owner
+    state.runs_read(a, Parsed([]))  # A no longer lists it: remembered there
+    _, changed = state.run_pushed(b.uid, done, None)  # the API says it is B's now
+    assert not changed
+    assert counted(state, "finished") == 1  # as a poll of B would: taken over, not counted again
+    assert finished(state) == {"wf-a": 0, "wf-b": 1}
+    state.runs_read(a, Parsed([done]))  # A lists it again: B owns it now
+    assert counted(state, "finished") == 1
+    assert state.runs_skipped["duplicate_uid"] == 1
+
+
+def test_a_pushed_run_of_a_missing_workflow_is_taken_over_as_a_poll_would() -> None:
+    a, b = Workflow("wf-a", "A"), Workflow("wf-b", "B")
+    state = WorkspaceState("acme")
+    state.workflows_listed([a, b])
+    state.runs_read(a, Parsed([]))
+    state.runs_read(b, Parsed([]))
+    done = run("r1", "finished")
+    state.runs_read(a, Parsed([done]))
+    state.workflows_listed([b])  # A is missing from this list; its memory is kept
+    state.run_pushed(b.uid, done, None)
+    assert counted(state, "finished") == 1
+    assert finished(state) == {"wf-b": 1}
