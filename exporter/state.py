@@ -285,12 +285,7 @@ class WorkspaceState:
         for workflow in listed.values():
             tracked = self.workflows.get(workflow.uid)
             if tracked is None:
-                tracked = self.missing.pop(workflow.uid, None)  # back: it resumes
-                if tracked is not None:
-                    tracked.absent = 0
-                    tracked.snapshot = None
-                    self.changed.add(workflow.uid)
-                    self.removed.discard(workflow.uid)
+                tracked = self._resumed(workflow.uid)
             if tracked is None:
                 baseline = not self.listed_once
                 # New since the last list: what happened before that list is history.
@@ -311,6 +306,16 @@ class WorkspaceState:
         self.listed_at = now
         self._listed = True
         return self._build(now)
+
+    def _resumed(self, uid: str) -> WorkflowState | None:
+        """A missing workflow that is back (listed, or pushed), with its memory; None if none is."""
+        tracked = self.missing.pop(uid, None)
+        if tracked is not None:
+            tracked.absent = 0
+            tracked.snapshot = None
+            self.changed.add(uid)
+            self.removed.discard(uid)
+        return tracked
 
     def _forget(self, gone: WorkflowState) -> None:
         for run_uid in (*gone.runs, *gone.vanished):
@@ -428,8 +433,10 @@ class WorkspaceState:
         if tracked is None:
             if not (add_workflow and self.listed_once):
                 return self._snapshot, False
-            since = self.listed_at if self.listed_at is not None else self.clock.time()
-            tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
+            tracked = self._resumed(workflow_uid)  # missing from the last list(s): it resumes
+            if tracked is None:
+                since = self.listed_at if self.listed_at is not None else self.clock.time()
+                tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
             self.workflows[workflow_uid] = tracked
             self._order = None
         owner = self.owner.get(run.uid)

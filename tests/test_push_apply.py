@@ -131,3 +131,18 @@ def test_a_pushed_run_of_a_missing_workflow_is_taken_over_as_a_poll_would() -> N
     state.run_pushed(b.uid, done, None)
     assert counted(state, "finished") == 1
     assert finished(state) == {"wf-b": 1}
+
+
+def test_a_pushed_action_missing_from_the_last_list_resumes_with_its_counters() -> None:
+    action = Workflow("action-a", "action-a")
+    state = WorkspaceState("acme", api_version="v4")
+    state.workflows_listed([action])
+    state.runs_read(action, Parsed([]))  # the baseline
+    state.runs_read(action, Parsed([run("r1", "finished")]))
+    state.workflows_listed([])  # its runs left the lookback: missing, remembered
+    state.run_pushed(action.uid, run("r2", "warning"), None, add_workflow=True)
+    assert action.uid not in state.missing
+    counts = state.snapshot.workflows[0].status_changes
+    assert (counts["finished"], counts["warning"]) == (1, 1)
+    state.workflows_listed([action])
+    assert counted(state, "finished") == 1
