@@ -439,6 +439,7 @@ class WorkspaceState:
                 tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
             self.workflows[workflow_uid] = tracked
             self._order = None
+            self._read.add(workflow_uid)  # read now: a poll in progress did not list it, and need not
         owner = self.owner.get(run.uid)
         previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:

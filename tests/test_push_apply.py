@@ -146,3 +146,22 @@ def test_a_pushed_action_missing_from_the_last_list_resumes_with_its_counters() 
     assert (counts["finished"], counts["warning"]) == (1, 1)
     state.workflows_listed([action])
     assert counted(state, "finished") == 1
+
+
+def test_an_action_a_push_adds_during_a_poll_does_not_fail_that_poll() -> None:
+    """The poll read every action it listed; the one a push added meanwhile was read by the push."""
+    action = Workflow("action-a", "action-a")
+    state = WorkspaceState("acme", api_version="v4")
+
+    def poll(pushed: bool) -> None:
+        state.begin_poll()
+        state.workflows_listed([action])
+        state.runs_read(action, Parsed([]))
+        if pushed:  # a push lands between the poll's last read and its end
+            state.run_pushed("action-b", run("r", "warning"), None, add_workflow=True)
+        snapshot = state.end_poll(1.0)
+        assert snapshot.up, snapshot.last_error
+
+    poll(pushed=False)
+    poll(pushed=True)
+    assert "action-b" in state.workflows
