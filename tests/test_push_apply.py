@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
+from exporter.api.v4 import source as v4_source
+from exporter.config import parse_config
 from exporter.parsing import Parsed, Run, Workflow, new_run
+from exporter.poller import Poller, build
 from exporter.push.missed import Announcements
+from exporter.simulator import Simulator
+from exporter.simulator.v4 import V4Api
 from exporter.state import WorkspaceState
+from tests.support.sim_server import running_simulator
 
 WF = Workflow("wf-1", "One")
 
@@ -165,3 +173,38 @@ def test_an_action_a_push_adds_during_a_poll_does_not_fail_that_poll() -> None:
     poll(pushed=False)
     poll(pushed=True)
     assert "action-b" in state.workflows
+
+
+async def test_an_action_adopted_while_a_v4_poll_applies_its_batches_does_not_break_the_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A push's read adopts its action (V4Source.adopt) on the event loop, which runs while the poll
+    awaits each batch's apply: the poll's loop over the actions must not see the list change."""
+    monkeypatch.setattr(v4_source, "APPLY_BATCH", 1)  # every action is a batch: the poll awaits between
+    sim = Simulator(seed=3)
+    sim.add_workspace("ws", "4a7e" * 16)
+    api = V4Api.of(sim)
+    for action in ("alpha", "beta", "gamma"):
+        api.add_run(action, "SUCCEEDED", updated_at=time.time() - 60)
+    adopted: list[str] = []
+    pollers: list[Poller] = []
+
+    def checkpoint(point: str) -> None:
+        if point == "apply" and pollers and not adopted and pollers[0].state.listed_once:
+            source = pollers[0].source
+            assert isinstance(source, v4_source.V4Source)
+            adopted.append("pushed-action")  # as PushApplier does, between two of the poll's applies
+            source.adopt("pushed-action")
+
+    with running_simulator(sim) as url:
+        workspace = {"name": "growth", "api_version": "v4", "api_key": "4a7e" * 16, "base_url": url}
+        config = parse_config({"workspaces": [workspace], "api": {"requests_per_second": 500, "burst": 500}})
+        _, found = build(config, checkpoint=checkpoint)
+        pollers.extend(found)
+        try:
+            assert await pollers[0].poll_once(), pollers[0].state.last_error
+        finally:
+            await pollers[0].aclose()
+    assert adopted
+    assert pollers[0].state.poll_errors["internal"] == 0
+    assert {"alpha", "beta", "gamma"} <= set(pollers[0].state.workflows)

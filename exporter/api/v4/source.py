@@ -134,7 +134,8 @@ class V4Source:
             logger.warning("runs skipped", extra=dict(sorted(skipped.items())))
         batch: list[tuple[Workflow, Parsed[Run]]] = []
         size = 0
-        for action, workflow in self.actions.items():
+        # A copy: a push may adopt an action (adopt()) while this awaits an apply.
+        for action, workflow in list(self.actions.items()):
             runs = by_action.get(action, [])
             batch.append((workflow, Parsed[Run](runs, skipped)))
             skipped = Counter()  # counted once, with the first action
