@@ -275,12 +275,15 @@ class WorkspaceState:
                 and now - gone.absent_since >= FORGET_MISSING_WORKFLOWS_AFTER
             ):
                 self._forget(self.missing.pop(uid))
+                self.changed.discard(uid)
+                self.removed.add(uid)
+            else:
+                self.changed.add(uid)  # saved as missing: a restart remembers it too
         for uid in [uid for uid in self.workflows if uid not in listed]:
             gone = self.workflows[uid]
             gone.absent, gone.absent_since = 1, now
             self.missing[uid] = gone
-            self.changed.discard(uid)
-            self.removed.add(uid)
+            self.changed.add(uid)
         current: dict[str, WorkflowState] = {}
         for workflow in listed.values():
             tracked = self.workflows.get(workflow.uid)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.parsing import Parsed, Run, Workflow, new_run
 from exporter.persist.codec import export_workflow, export_workspace, restore_workspace
+from exporter.persist.journal import WorkspaceIdentity, WorkspaceJournal
+from exporter.persist.saver import WorkspaceSaver
 from exporter.poller import build
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
@@ -247,6 +250,47 @@ def test_an_hour_without_three_lists_does_not_forget() -> None:
 
 
 # End to end (v4 over loopback): the API repeats a page during the first listing.
+
+
+def test_a_missing_workflow_is_remembered_across_a_restart(tmp_path: Path) -> None:
+    """A workflow missing from the list before a restart keeps its memory through the saved state, as
+    it would without the restart: back, it resumes its counters and counts nothing of its history."""
+    identity = WorkspaceIdentity("acme", "", "http://127.0.0.1:1", "v3")
+    saver = WorkspaceSaver(WorkspaceJournal(tmp_path, identity))
+    state = baselined("wf-a", "wf-b")
+    done = run("r1", FINISHED, T0 + 100)
+    listed(state, "wf-a", "wf-b", now=T0 + 120)
+    read(state, "wf-a", [done], T0 + 120)
+    read(state, "wf-b", [], T0 + 120)
+    saver.save(state)
+    listed(state, "wf-b", now=T0 + 180)  # a flaky list: A is missing
+    read(state, "wf-b", [], T0 + 180)
+    saver.save(state)
+    restored = WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).restore()
+    assert restored is not None
+    assert set(restored.missing) == {"wf-a"}
+    listed(restored, "wf-a", "wf-b", now=T0 + 240)  # back
+    read(restored, "wf-a", [done], T0 + 240)
+    assert counted(restored, FINISHED) == 1  # its counter resumed; its run not counted again
+    assert snapshot(restored, "wf-a").runs_by_status[FINISHED] == 1
+
+
+def test_a_restored_missing_workflow_is_still_forgotten_after_three_lists_and_an_hour(tmp_path: Path) -> None:
+    identity = WorkspaceIdentity("acme", "", "http://127.0.0.1:1", "v3")
+    state = baselined("wf-a", "wf-b")
+    listed(state, "wf-b", now=T0 + 60)
+    listed(state, "wf-b", now=T0 + 120)
+    WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).save(state)
+    saver = WorkspaceSaver(WorkspaceJournal(tmp_path, identity))
+    restored = saver.restore()
+    assert restored is not None
+    assert restored.missing["wf-a"].absent == 2
+    listed(restored, "wf-b", now=T0 + 60 + HOUR)  # the third list, an hour after the first
+    assert restored.missing == {}
+    saver.save(restored)
+    again = WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).restore()
+    assert again is not None
+    assert (again.missing, set(again.workflows)) == ({}, {"wf-b"})
 
 
 async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next_poll() -> None:

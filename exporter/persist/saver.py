@@ -102,7 +102,7 @@ class WorkspaceSaver:
         except Exception as error:  # a record the state cannot take: never stop the exporter
             self.journal.discard(f"{type(error).__name__}: {error}")
             return None
-        for uid in state.workflows:
+        for uid in (*state.workflows, *state.missing):
             saved = loaded.workflows.get(uid)
             if saved is not None:
                 self._digests[uid] = _digest(saved)
@@ -135,12 +135,13 @@ class WorkspaceSaver:
         """Whether it wrote."""
         records: dict[str, dict[str, Any] | None] = {}
         changed, removed = take_changes(state)
+        held = (state.workflows, state.missing)  # listed, or missing and remembered
         for uid in removed:
-            if uid not in state.workflows:
+            if not any(uid in workflows for workflows in held):
                 records[uid] = None
                 self._digests.pop(uid, None)
         for uid in changed:
-            if uid not in state.workflows:
+            if not any(uid in workflows for workflows in held):
                 continue
             record = export_workflow(state, uid)
             digest = _digest(record)
