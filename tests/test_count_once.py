@@ -14,7 +14,7 @@ from exporter.config import parse_config
 from exporter.parsing import Parsed, Run, Workflow, new_run
 from exporter.persist.codec import export_workflow, export_workspace, restore_workspace
 from exporter.persist.journal import WorkspaceIdentity, WorkspaceJournal
-from exporter.persist.saver import WorkspaceSaver
+from exporter.persist.saver import WorkspaceSaver, open_state
 from exporter.poller import build
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
@@ -291,6 +291,35 @@ def test_a_restored_missing_workflow_is_still_forgotten_after_three_lists_and_an
     again = WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).restore()
     assert again is not None
     assert (again.missing, set(again.workflows)) == ({}, {"wf-b"})
+
+
+async def test_a_poller_restores_its_state_on_its_own_clock(tmp_path: Path) -> None:
+    """The restored runs are remembered from the restore on the poller's clock (a day on that clock
+    forgets them), not on the system's."""
+    workspace = {
+        "name": "acme",
+        "workspace_uid": "5b7c6a0e",
+        "api_key": "k" * 32,
+        "base_url": "http://127.0.0.1:1",
+    }
+    config = parse_config({"workspaces": [workspace], "state": {"path": str(tmp_path)}})
+    directory, savers = open_state(config)
+    assert directory is not None
+    assert savers is not None
+    state = baselined("wf-a")
+    read(state, "wf-a", [run("r1", FINISHED, T0 - 100)], T0 + 60)
+    savers["acme"].save(state)
+    directory.close()
+    clock = ManualClock(T0 + 120)
+    directory, savers = open_state(config)
+    assert directory is not None
+    assert savers is not None
+    try:
+        _, (poller,) = build(config, savers=savers, clock=clock)
+        await poller.aclose()
+    finally:
+        directory.close()
+    assert poller.state.workflows["wf-a"].vanished["r1"][2] == T0 + 120
 
 
 async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next_poll() -> None:

@@ -74,9 +74,12 @@ class WorkspaceSaver:
         self._workspace_digest = _UNKNOWN
         self._failing = False
 
-    def restore(self, endpoints: Sequence[str] | None = None) -> WorkspaceState | None:
+    def restore(
+        self, endpoints: Sequence[str] | None = None, now: float | None = None
+    ) -> WorkspaceState | None:
         """The state to continue from, or None for a fresh baseline. Never raises. ``endpoints``
-        default to those of the journal's API version."""
+        default to those of the journal's API version; ``now``: the poller's clock (default: the
+        system's)."""
         loaded = self.journal.load()
         if loaded is None or loaded.workspace is None:
             return None
@@ -97,6 +100,7 @@ class WorkspaceSaver:
                 needs_action_limit=self.needs_action_limit,
                 api_version=ident.api_version,
                 endpoints=endpoints,
+                now=now,
             )
             restore_api(state.api, workspace.get("api"))
         except Exception as error:  # a record the state cannot take: never stop the exporter
