@@ -354,3 +354,30 @@ async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next
             await poller.aclose()
     assert second.value("captaindata_runs", workflow_uid="old", status="shutdown") == 6
     assert second.total("captaindata_run_status_changes_total") == 0
+
+
+async def test_a_v4_poll_reads_timestamps_against_its_own_clock() -> None:
+    """Timestamps later than now + a day are dropped as hostile (exporter/timestamps.py); "now" is the
+    poller's clock, as for v3, not the system's: a run that just finished on a clock 3 days ahead of it
+    keeps its finish time."""
+    clock = ManualClock(time.time() + 3 * DAY)
+    sim = Simulator(seed=13, clock=clock)
+    sim.add_workspace("ws", "4a7e" * 16)
+    api = V4Api.of(sim)
+    finished_at = float(int(clock() - 60))
+    api.add_run(
+        "fresh", "SUCCEEDED", updated_at=finished_at, started_at=finished_at - 60, finished_at=finished_at
+    )
+    with running_simulator(sim) as url:
+        workspace = {"name": "growth", "api_version": "v4", "api_key": "4a7e" * 16, "base_url": url}
+        config = parse_config({"workspaces": [workspace], "api": {"requests_per_second": 500, "burst": 500}})
+        published, (poller,) = build(config, clock=clock)
+        try:
+            assert await poller.poll_once()
+            scraped = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+        finally:
+            await poller.aclose()
+    last = scraped.value(
+        "captaindata_workflow_last_status_timestamp_seconds", workflow_uid="fresh", status="finished"
+    )
+    assert last == finished_at
