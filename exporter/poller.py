@@ -51,7 +51,7 @@ class Poller:
         ]
         endpoints = [*api.endpoints, *(e for read in side_reads for e in read.endpoints)]
         if state is None and saver is not None:
-            state = saver.restore(endpoints)  # None: nothing usable saved, a fresh baseline
+            state = saver.restore(endpoints, clock.time())  # None: nothing usable saved, a fresh baseline
         self.state = state or WorkspaceState(
             workspace.name, config.metrics.needs_action_limit, workspace.api_version, endpoints
         )

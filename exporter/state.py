@@ -275,22 +275,20 @@ class WorkspaceState:
                 and now - gone.absent_since >= FORGET_MISSING_WORKFLOWS_AFTER
             ):
                 self._forget(self.missing.pop(uid))
+                self.changed.discard(uid)
+                self.removed.add(uid)
+            else:
+                self.changed.add(uid)  # saved as missing: a restart remembers it too
         for uid in [uid for uid in self.workflows if uid not in listed]:
             gone = self.workflows[uid]
             gone.absent, gone.absent_since = 1, now
             self.missing[uid] = gone
-            self.changed.discard(uid)
-            self.removed.add(uid)
+            self.changed.add(uid)
         current: dict[str, WorkflowState] = {}
         for workflow in listed.values():
             tracked = self.workflows.get(workflow.uid)
             if tracked is None:
-                tracked = self.missing.pop(workflow.uid, None)  # back: it resumes
-                if tracked is not None:
-                    tracked.absent = 0
-                    tracked.snapshot = None
-                    self.changed.add(workflow.uid)
-                    self.removed.discard(workflow.uid)
+                tracked = self._resumed(workflow.uid)
             if tracked is None:
                 baseline = not self.listed_once
                 # New since the last list: what happened before that list is history.
@@ -312,6 +310,16 @@ class WorkspaceState:
         self._listed = True
         return self._build(now)
 
+    def _resumed(self, uid: str) -> WorkflowState | None:
+        """A missing workflow that is back (listed, or pushed), with its memory; None if none is."""
+        tracked = self.missing.pop(uid, None)
+        if tracked is not None:
+            tracked.absent = 0
+            tracked.snapshot = None
+            self.changed.add(uid)
+            self.removed.discard(uid)
+        return tracked
+
     def _forget(self, gone: WorkflowState) -> None:
         for run_uid in (*gone.runs, *gone.vanished):
             if self.owner.get(run_uid) == gone.uid:
@@ -319,6 +327,21 @@ class WorkspaceState:
 
     def _holder(self, uid: str) -> WorkflowState | None:
         return self.workflows.get(uid) or self.missing.get(uid)
+
+    def _owner_lists(self, owner: str, uid: str) -> bool:
+        """Whether run ``uid``'s owner is listed and lists it: the run is counted there."""
+        other = self.workflows.get(owner)
+        return other is not None and uid in other.runs
+
+    def _take_over(self, owner: str, uid: str) -> tuple[str, str] | None:
+        """Run ``uid``'s owner no longer lists it (or is missing): another workflow takes it over; what
+        its owner knew of it."""
+        other = self._holder(owner)
+        if other is None:
+            return None
+        known = other.release(uid)
+        self._touch(other)
+        return known
 
     def runs_read(
         self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
@@ -354,14 +377,10 @@ class WorkspaceState:
             owner = owners.get(uid)
             previous = tracked.known(uid)
             if owner is not None and owner != tracked.uid:
-                other = self._holder(owner)
-                if other is not None:
-                    if uid in other.runs and owner in self.workflows:
-                        duplicates += 1  # listed by its owner too: counted there
-                        continue
-                    # Its owner no longer lists it: this workflow takes it over, with what was known.
-                    previous = other.release(uid) or previous
-                    self._touch(other)
+                if self._owner_lists(owner, uid):
+                    duplicates += 1  # listed by its owner too: counted there
+                    continue
+                previous = self._take_over(owner, uid) or previous
             owners[uid] = tracked.uid
             if counting and _is_transition(run, previous, history):
                 self._count(tracked, run)
@@ -417,16 +436,20 @@ class WorkspaceState:
         if tracked is None:
             if not (add_workflow and self.listed_once):
                 return self._snapshot, False
-            since = self.listed_at if self.listed_at is not None else self.clock.time()
-            tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
+            tracked = self._resumed(workflow_uid)  # missing from the last list(s): it resumes
+            if tracked is None:
+                since = self.listed_at if self.listed_at is not None else self.clock.time()
+                tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
             self.workflows[workflow_uid] = tracked
             self._order = None
+            self._read.add(workflow_uid)  # read now: a poll in progress did not list it, and need not
         owner = self.owner.get(run.uid)
         previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:
-            other = self._holder(owner)
-            if other is not None and run.uid in other.runs:
+            if self._owner_lists(owner, run.uid):
                 return self._snapshot, False  # listed by another workflow: the poll counts it there
+            # Its owner no longer lists it: taken over with what was known, as a poll would.
+            previous = self._take_over(owner, run.uid) or previous
         counting = tracked.read or not tracked.baseline
         history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
         changed = previous is None or previous[0] != run.status

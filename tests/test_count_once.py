@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from exporter.api.v4.source import V4Source
 from exporter.config import parse_config
 from exporter.parsing import Parsed, Run, Workflow, new_run
 from exporter.persist.codec import export_workflow, export_workspace, restore_workspace
+from exporter.persist.journal import WorkspaceIdentity, WorkspaceJournal
+from exporter.persist.saver import WorkspaceSaver, open_state
 from exporter.poller import build
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
@@ -249,6 +252,76 @@ def test_an_hour_without_three_lists_does_not_forget() -> None:
 # End to end (v4 over loopback): the API repeats a page during the first listing.
 
 
+def test_a_missing_workflow_is_remembered_across_a_restart(tmp_path: Path) -> None:
+    """A workflow missing from the list before a restart keeps its memory through the saved state, as
+    it would without the restart: back, it resumes its counters and counts nothing of its history."""
+    identity = WorkspaceIdentity("acme", "", "http://127.0.0.1:1", "v3")
+    saver = WorkspaceSaver(WorkspaceJournal(tmp_path, identity))
+    state = baselined("wf-a", "wf-b")
+    done = run("r1", FINISHED, T0 + 100)
+    listed(state, "wf-a", "wf-b", now=T0 + 120)
+    read(state, "wf-a", [done], T0 + 120)
+    read(state, "wf-b", [], T0 + 120)
+    saver.save(state)
+    listed(state, "wf-b", now=T0 + 180)  # a flaky list: A is missing
+    read(state, "wf-b", [], T0 + 180)
+    saver.save(state)
+    restored = WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).restore()
+    assert restored is not None
+    assert set(restored.missing) == {"wf-a"}
+    listed(restored, "wf-a", "wf-b", now=T0 + 240)  # back
+    read(restored, "wf-a", [done], T0 + 240)
+    assert counted(restored, FINISHED) == 1  # its counter resumed; its run not counted again
+    assert snapshot(restored, "wf-a").runs_by_status[FINISHED] == 1
+
+
+def test_a_restored_missing_workflow_is_still_forgotten_after_three_lists_and_an_hour(tmp_path: Path) -> None:
+    identity = WorkspaceIdentity("acme", "", "http://127.0.0.1:1", "v3")
+    state = baselined("wf-a", "wf-b")
+    listed(state, "wf-b", now=T0 + 60)
+    listed(state, "wf-b", now=T0 + 120)
+    WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).save(state)
+    saver = WorkspaceSaver(WorkspaceJournal(tmp_path, identity))
+    restored = saver.restore()
+    assert restored is not None
+    assert restored.missing["wf-a"].absent == 2
+    listed(restored, "wf-b", now=T0 + 60 + HOUR)  # the third list, an hour after the first
+    assert restored.missing == {}
+    saver.save(restored)
+    again = WorkspaceSaver(WorkspaceJournal(tmp_path, identity)).restore()
+    assert again is not None
+    assert (again.missing, set(again.workflows)) == ({}, {"wf-b"})
+
+
+async def test_a_poller_restores_its_state_on_its_own_clock(tmp_path: Path) -> None:
+    """The restored runs are remembered from the restore on the poller's clock (a day on that clock
+    forgets them), not on the system's."""
+    workspace = {
+        "name": "acme",
+        "workspace_uid": "5b7c6a0e",
+        "api_key": "k" * 32,
+        "base_url": "http://127.0.0.1:1",
+    }
+    config = parse_config({"workspaces": [workspace], "state": {"path": str(tmp_path)}})
+    directory, savers = open_state(config)
+    assert directory is not None
+    assert savers is not None
+    state = baselined("wf-a")
+    read(state, "wf-a", [run("r1", FINISHED, T0 - 100)], T0 + 60)
+    savers["acme"].save(state)
+    directory.close()
+    clock = ManualClock(T0 + 120)
+    directory, savers = open_state(config)
+    assert directory is not None
+    assert savers is not None
+    try:
+        _, (poller,) = build(config, savers=savers, clock=clock)
+        await poller.aclose()
+    finally:
+        directory.close()
+    assert poller.state.workflows["wf-a"].vanished["r1"][2] == T0 + 120
+
+
 async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next_poll() -> None:
     clock = ManualClock(time.time())
     sim = Simulator(seed=13, clock=clock)
@@ -281,3 +354,30 @@ async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next
             await poller.aclose()
     assert second.value("captaindata_runs", workflow_uid="old", status="shutdown") == 6
     assert second.total("captaindata_run_status_changes_total") == 0
+
+
+async def test_a_v4_poll_reads_timestamps_against_its_own_clock() -> None:
+    """Timestamps later than now + a day are dropped as hostile (exporter/timestamps.py); "now" is the
+    poller's clock, as for v3, not the system's: a run that just finished on a clock 3 days ahead of it
+    keeps its finish time."""
+    clock = ManualClock(time.time() + 3 * DAY)
+    sim = Simulator(seed=13, clock=clock)
+    sim.add_workspace("ws", "4a7e" * 16)
+    api = V4Api.of(sim)
+    finished_at = float(int(clock() - 60))
+    api.add_run(
+        "fresh", "SUCCEEDED", updated_at=finished_at, started_at=finished_at - 60, finished_at=finished_at
+    )
+    with running_simulator(sim) as url:
+        workspace = {"name": "growth", "api_version": "v4", "api_key": "4a7e" * 16, "base_url": url}
+        config = parse_config({"workspaces": [workspace], "api": {"requests_per_second": 500, "burst": 500}})
+        published, (poller,) = build(config, clock=clock)
+        try:
+            assert await poller.poll_once()
+            scraped = ScrapedMetrics((await published.exposition(openmetrics=False, gzip=False)).decode())
+        finally:
+            await poller.aclose()
+    last = scraped.value(
+        "captaindata_workflow_last_status_timestamp_seconds", workflow_uid="fresh", status="finished"
+    )
+    assert last == finished_at

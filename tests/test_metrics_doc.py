@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.families import FAMILIES, PUSH_FAMILIES, Family
+from exporter.families import FAMILIES, PER_SHARD, PUSH_FAMILIES, Family
 from exporter.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +107,34 @@ def problems(doc: str) -> list[str]:
 
 def test_the_doc_matches_the_metric_table() -> None:
     assert problems(DOC.read_text()) == []
+
+
+def detached_rows(doc: str) -> list[str]:
+    """Table rows that Markdown does not render as rows: a row after a blank line without a header."""
+    lines = doc.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        starts = line.startswith("|") and (index == 0 or not lines[index - 1].startswith("|"))
+        header = index + 1 < len(lines) and re.fullmatch(r"\|(?:-+\|)+", lines[index + 1].replace(" ", ""))
+        if starts and not header:
+            found.append(line[:60])
+    return found
+
+
+def test_every_row_of_the_doc_is_in_a_table() -> None:
+    doc = DOC.read_text()
+    assert detached_rows(doc) == []
+    assert detached_rows(doc.replace("| `workflow_uid` |", "\n| `workflow_uid` |", 1))  # it can fail
+
+
+def sharding_section(doc: str) -> str:
+    return doc.split("\n## Sharding\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_sharding_section_names_every_per_shard_family() -> None:
+    """families.PER_SHARD carry a ``shard`` label on a split workspace: the doc must say which."""
+    named = set(WORD.findall(sharding_section(DOC.read_text())))
+    assert {shown(family) for family in PER_SHARD} - named == set()
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,11 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.families import FAMILIES
+from exporter.families import FAMILIES, PER_SHARD, SHARD
 from exporter.published import Published
 from exporter.push.stats import PushFigures, PushStats
 from exporter.render import render
+from exporter.sharding import Part, Sharding
 from exporter.snapshot import HistogramSnapshot, WorkspaceSnapshot
 from tests.support.snapshots import NOW, big_workspace, workflow, workspace
 
@@ -114,6 +115,33 @@ def test_the_body_follows_the_metric_table() -> None:
             assert set(sample.labels) - {"le"} == set(declared.labels), sample
             for label, values in declared.vocab.items():
                 assert sample.labels[label] in values, sample
+
+
+@pytest.mark.parametrize("owner", [True, False])
+def test_a_split_workspace_adds_the_shard_label_to_exactly_the_per_shard_families(owner: bool) -> None:
+    """On a workspace split by workflow (families.PER_SHARD): the shard's own series carry ``shard``,
+    every other family its declared labels only; captaindata_workflows comes from the owner shard."""
+    part = Part(shard=1, total=3, split=True, owner=owner)
+    split = dataclasses.replace(snapshots("plain")[0], workflows_tracked=5)  # the whole workspace's count
+    body = render(
+        [split],
+        openmetrics=True,
+        parts={"plain": part},
+        sharding=Sharding(shard=1, total=3),
+        push=push_figures("plain"),
+    )
+    families = {f.name: f for f in parse_openmetrics(body.decode())}  # type: ignore[no-untyped-call]
+    per_shard = {family.name for family in PER_SHARD}
+    for declared in FAMILIES:
+        parsed = families.get(declared.name)
+        if parsed is None:
+            assert (declared.name, owner) == ("captaindata_workflows", False)
+            continue
+        expected = set(declared.labels) | ({SHARD} if declared.name in per_shard else set())
+        for sample in parsed.samples:
+            assert set(sample.labels) - {"le"} == expected, sample
+            if declared.name in per_shard:
+                assert sample.labels[SHARD] == "1"
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")

@@ -22,7 +22,7 @@ from exporter.families import (
     SIDE_SKIP_REASONS,
 )
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
-from exporter.state import WorkflowState, WorkspaceState
+from exporter.state import FORGET_MISSING_WORKFLOWS_LISTS, WorkflowState, WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
 _API_COUNTERS = ("requests", "failures", "rate_limited")
@@ -45,8 +45,9 @@ def export_workspace(state: WorkspaceState) -> dict[str, Any]:
 
 
 def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
-    tracked = state.workflows[uid]
-    return {
+    """The record of a listed workflow, or of one missing from the last list(s) (``state.missing``)."""
+    tracked = state.workflows.get(uid) or state.missing[uid]
+    record = {
         "uid": tracked.uid,
         "name": tracked.name,
         "baseline": tracked.baseline,
@@ -65,6 +66,12 @@ def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
         "last_status_time": dict(tracked.last_status_time),
         "last_success": tracked.last_success,
     }
+    if uid not in state.workflows:
+        # Added within version 1: missing from this many lists in a row (beyond the count that
+        # forgets, no matter how many), since when. A record without it is a listed workflow's.
+        record["absent"] = min(tracked.absent, FORGET_MISSING_WORKFLOWS_LISTS)
+        record["absent_since"] = tracked.absent_since
+    return record
 
 
 def take_changes(state: WorkspaceState) -> tuple[set[str], set[str]]:
@@ -95,6 +102,8 @@ def restore_workspace(
     _restore_counts(state.runs_skipped, workspace_record.get("runs_skipped"))
     _restore_pairs(state.side_errors, workspace_record.get("side_errors"), SIDE_ERROR_REASONS)
     _restore_pairs(state.side_skipped, workspace_record.get("side_skipped"), SIDE_SKIP_REASONS)
+    in_list = workspace_record.get("workflows")
+    listed = {uid for uid in in_list if isinstance(uid, str)} if isinstance(in_list, list) else set()
     for record in workflow_records:
         uid, wf_name = record.get("uid"), record.get("name")
         if not isinstance(uid, str) or not isinstance(wf_name, str):
@@ -132,7 +141,14 @@ def restore_workspace(
                 if status in STATUS_LABEL_VALUES and (value := _finite(moment)) is not None:
                     tracked.last_status_time[status] = value
         tracked.last_success = _finite(record.get("last_success"))
-        state.workflows[uid] = tracked
+        absent = record.get("absent")
+        if uid not in listed and _is_count(absent) and absent > 0:
+            # Missing from the last list(s) when saved: remembered as missing, its lists and time go on.
+            tracked.absent = absent
+            tracked.absent_since = _finite(record.get("absent_since")) or now
+            state.missing[uid] = tracked
+        else:
+            state.workflows[uid] = tracked
     state.reindex()
     state.refresh(now)
     return state

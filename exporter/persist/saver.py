@@ -74,9 +74,12 @@ class WorkspaceSaver:
         self._workspace_digest = _UNKNOWN
         self._failing = False
 
-    def restore(self, endpoints: Sequence[str] | None = None) -> WorkspaceState | None:
+    def restore(
+        self, endpoints: Sequence[str] | None = None, now: float | None = None
+    ) -> WorkspaceState | None:
         """The state to continue from, or None for a fresh baseline. Never raises. ``endpoints``
-        default to those of the journal's API version."""
+        default to those of the journal's API version; ``now``: the poller's clock (default: the
+        system's)."""
         loaded = self.journal.load()
         if loaded is None or loaded.workspace is None:
             return None
@@ -97,12 +100,13 @@ class WorkspaceSaver:
                 needs_action_limit=self.needs_action_limit,
                 api_version=ident.api_version,
                 endpoints=endpoints,
+                now=now,
             )
             restore_api(state.api, workspace.get("api"))
         except Exception as error:  # a record the state cannot take: never stop the exporter
             self.journal.discard(f"{type(error).__name__}: {error}")
             return None
-        for uid in state.workflows:
+        for uid in (*state.workflows, *state.missing):
             saved = loaded.workflows.get(uid)
             if saved is not None:
                 self._digests[uid] = _digest(saved)
@@ -135,12 +139,13 @@ class WorkspaceSaver:
         """Whether it wrote."""
         records: dict[str, dict[str, Any] | None] = {}
         changed, removed = take_changes(state)
+        held = (state.workflows, state.missing)  # listed, or missing and remembered
         for uid in removed:
-            if uid not in state.workflows:
+            if not any(uid in workflows for workflows in held):
                 records[uid] = None
                 self._digests.pop(uid, None)
         for uid in changed:
-            if uid not in state.workflows:
+            if not any(uid in workflows for workflows in held):
                 continue
             record = export_workflow(state, uid)
             digest = _digest(record)

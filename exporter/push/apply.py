@@ -41,7 +41,8 @@ class PushApplier:
         name = poller.workspace.name
         if api.parse_run is None:
             return False
-        parse = partial(api.parse_run, unknown=self.unknown, errors=self.errors)
+        # its timestamps bounded by the poller's clock, as a polled run's are
+        parse = partial(api.parse_run, unknown=self.unknown, errors=self.errors, now=poller.clock.time())
         try:
             read = await poller.transport.get(api.run_endpoint, api.run_path(event.run_uid), None, parse)
         except RequestFailed as error:

@@ -134,7 +134,8 @@ class V4Source:
             logger.warning("runs skipped", extra=dict(sorted(skipped.items())))
         batch: list[tuple[Workflow, Parsed[Run]]] = []
         size = 0
-        for action, workflow in self.actions.items():
+        # A copy: a push may adopt an action (adopt()) while this awaits an apply.
+        for action, workflow in list(self.actions.items()):
             runs = by_action.get(action, [])
             batch.append((workflow, Parsed[Run](runs, skipped)))
             skipped = Counter()  # counted once, with the first action
@@ -168,7 +169,8 @@ class V4Source:
     async def _list(self, cutoff: float) -> _Listing:
         """Runs changed at or after ``cutoff``, newest first, until an older one or a short page."""
         page_size = self.settings.page_size
-        parse = partial(parse_v4_runs_body, unknown=self.unknown, errors=self.errors)
+        # Timestamps are bounded by the injected clock's now (exporter/timestamps.py), as v3's are.
+        parse = partial(parse_v4_runs_body, unknown=self.unknown, now=self.clock(), errors=self.errors)
         listing = _Listing()
         for page in range(MAX_PAGES):
             params = {"sort": "-updated_at", "limit": str(page_size), "offset": str(page * page_size)}
