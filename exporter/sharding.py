@@ -8,6 +8,7 @@ Python, unlike ``hash()``). Going from M to M+1 shards moves only the keys the n
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ def weight(shard: int, key: str) -> int:
     return int.from_bytes(digest, "big")
 
 
+#: A split workspace asks for each of its workflows at every poll: later polls answer from memory.
+@functools.lru_cache(maxsize=65_536)
 def owner(key: str, total_shards: int) -> int:
     """The shard among ``0 .. total_shards - 1`` that owns ``key`` (ties, never seen in practice, go
     to the lowest shard)."""
