@@ -150,6 +150,14 @@ def load_json(body: bytes) -> object:
         return _items_one_by_one(text)
 
 
+def load_run_object(body: bytes) -> dict[str, object]:
+    """``body`` as the one JSON object of a one-run read; raises ``BadResponse`` when it is not one."""
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise BadResponse("expected a JSON object (one run)")
+    return payload
+
+
 # A JSON string, or a character that opens, closes or separates values. A string left open runs to the end
 # of the text (the array then does not end): were it no token, every later quote would start another scan
 # to the end (quadratic).

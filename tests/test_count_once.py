@@ -82,13 +82,19 @@ def baselined(*workflows: str, now: float = T0) -> WorkspaceState:
 # 1. A run uid listed under two workflows counts once, owned by one workflow.
 
 
-def test_a_shared_run_counts_once_when_its_first_owner_stops_listing_it() -> None:
+def shared_finished_run() -> tuple[WorkspaceState, Run]:
+    """wf-a and wf-b baselined, then both list one finished run at T0 + 120: it counts once."""
     state = baselined("wf-a", "wf-b")
     shared = run("shared", FINISHED, T0 + 100)
     listed(state, "wf-a", "wf-b", now=T0 + 120)
     read(state, "wf-a", [shared], T0 + 120)
     read(state, "wf-b", [shared], T0 + 120)
     assert counted(state, FINISHED) == 1
+    return state, shared
+
+
+def test_a_shared_run_counts_once_when_its_first_owner_stops_listing_it() -> None:
+    state, shared = shared_finished_run()
     listed(state, "wf-a", "wf-b", now=T0 + 180)
     read(state, "wf-a", [], T0 + 180)  # A no longer lists it; B still does, unchanged
     read(state, "wf-b", [shared], T0 + 180)
@@ -97,12 +103,7 @@ def test_a_shared_run_counts_once_when_its_first_owner_stops_listing_it() -> Non
 
 
 def test_a_shared_run_counts_once_when_the_other_workflow_is_read_first_after_a_restart() -> None:
-    state = baselined("wf-a", "wf-b")
-    shared = run("shared", FINISHED, T0 + 100)
-    listed(state, "wf-a", "wf-b", now=T0 + 120)
-    read(state, "wf-a", [shared], T0 + 120)
-    read(state, "wf-b", [shared], T0 + 120)
-    assert counted(state, FINISHED) == 1
+    state, shared = shared_finished_run()
     state = restarted(state, T0 + 200)
     listed(state, "wf-a", "wf-b", now=T0 + 240)
     read(state, "wf-b", [shared], T0 + 240)  # B's read lands first

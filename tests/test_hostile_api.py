@@ -21,6 +21,7 @@ from exporter.poller import build
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.v4 import V4Api
+from tests.support.app_server import serving_app
 from tests.support.metrics import ScrapedMetrics
 from tests.support.sim_server import running_simulator
 
@@ -45,15 +46,8 @@ async def serving(routes: dict[str, str], seen: list[str]) -> AsyncIterator[str]
 
     app = web.Application()
     app.router.add_route("GET", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving_app(app) as url:
+        yield url
 
 
 async def poll_once(workspace: dict[str, Any], **sections: Any) -> ScrapedMetrics:

@@ -12,6 +12,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,11 @@ class Pushing:
             return list(self.sim.request_log)
 
 
-async def started(
+@asynccontextmanager
+async def receiving(
     sim: Simulator, sim_url: str, tmp_path: Path, web_config: str | None = None, **push: Any
-) -> Pushing:
+) -> AsyncIterator[Pushing]:
+    """A started receiver for the block; closed (its client, then the service) when it ends."""
     if web_config is not None:
         (tmp_path / "push-web.yml").write_text(web_config)
         push["web_config_file"] = "push-web.yml"
@@ -97,15 +100,25 @@ async def started(
     reader = SimReader(config)
     service = service_for(config, reader, coalesce_window=3600.0)
     await service.start()
-    return Pushing(service, reader, sim)
+    p = Pushing(service, reader, sim)
+    try:
+        yield p
+    finally:
+        await p.client.aclose()
+        await p.service.aclose()
 
 
 @pytest.fixture
 async def pushing(sim: Simulator, sim_url: str, tmp_path: Path) -> AsyncIterator[Pushing]:
-    p = await started(sim, sim_url, tmp_path)
-    yield p
-    await p.client.aclose()
-    await p.service.aclose()
+    async with receiving(sim, sim_url, tmp_path) as p:
+        yield p
+
+
+def acme_head(framing: str) -> bytes:
+    """The head of a raw POST to acme's push path, its body framed by the ``framing`` header."""
+    return (
+        f"POST /push/acme HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKENS['acme']}\r\n{framing}\r\n\r\n"
+    ).encode()
 
 
 def raw_exchange(port: int, request: bytes, then: bytes = b"", within: float = 10.0) -> tuple[bytes, bool]:
@@ -196,8 +209,7 @@ async def test_unknown_workspace_is_401_counted_under_the_empty_label(pushing: P
 async def test_basic_auth_of_the_push_web_config_admits_a_workspace_without_token(
     sim: Simulator, sim_url: str, tmp_path: Path
 ) -> None:
-    p = await started(sim, sim_url, tmp_path, web_config=f"basic_auth_users:\n  captain: '{HASH}'\n")
-    try:
+    async with receiving(sim, sim_url, tmp_path, web_config=f"basic_auth_users:\n  captain: '{HASH}'\n") as p:
         basic = {"Authorization": "Basic " + base64.b64encode(f"captain:{PASSWORD}".encode()).decode()}
         wrong = {"Authorization": "Basic " + base64.b64encode(b"captain:nope").decode()}
         assert (await p.post("gamma", v3_webhook("job-1"), basic)).status_code == 202
@@ -209,9 +221,6 @@ async def test_basic_auth_of_the_push_web_config_admits_a_workspace_without_toke
         assert (await p.client.get("/-/healthy")).status_code == 200
         assert p.count("gamma", "accepted") == 1
         assert p.count("gamma", "unauthorized") == 1
-    finally:
-        await p.client.aclose()
-        await p.service.aclose()
 
 
 async def test_wrong_basic_passwords_in_bulk_stop_getting_checked(
@@ -221,12 +230,11 @@ async def test_wrong_basic_passwords_in_bulk_stop_getting_checked(
     made for credentials that are not cached successes (a brute force gets no answers), while a pusher
     already admitted goes on."""
     users = f"basic_auth_users:\n  captain: '{HASH}'\n  mate: '{HASH}'\n"
-    p = await started(sim, sim_url, tmp_path, web_config=users)
-    try:
 
-        def basic(user: str, password: str) -> dict[str, str]:
-            return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    def basic(user: str, password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
+    async with receiving(sim, sim_url, tmp_path, web_config=users) as p:
         assert (await p.post("gamma", v3_webhook("job-0"), basic("captain", PASSWORD))).status_code == 202
         for index in range(FAILURE_BURST):
             assert (
@@ -236,39 +244,25 @@ async def test_wrong_basic_passwords_in_bulk_stop_getting_checked(
         assert (await p.post("gamma", v3_webhook("job-x"), basic("mate", PASSWORD))).status_code == 401
         assert (await p.post("gamma", v3_webhook("job-y"), basic("captain", PASSWORD))).status_code == 202
         assert p.count("gamma", "unauthorized") == FAILURE_BURST + 1
-    finally:
-        await p.client.aclose()
-        await p.service.aclose()
 
 
 async def test_413_on_the_declared_length_with_the_body_unread(
     sim: Simulator, sim_url: str, tmp_path: Path
 ) -> None:
-    p = await started(sim, sim_url, tmp_path, max_body_bytes=4096)
-    try:
-        head = (
-            f"POST /push/acme HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKENS['acme']}\r\n"
-            "Content-Length: 4097\r\n\r\n"
-        ).encode()
+    async with receiving(sim, sim_url, tmp_path, max_body_bytes=4096) as p:
+        head = acme_head("Content-Length: 4097")
         received, closed = await asyncio.to_thread(raw_exchange, p.service.port, head)
         assert received.startswith(b"HTTP/1.1 413 "), received[:100]
         assert closed
         assert p.count("acme", "too_large") == 1
         assert p.reader.reads == []
-    finally:
-        await p.client.aclose()
-        await p.service.aclose()
 
 
 async def test_413_on_a_streamed_body_stops_reading_at_the_cap(
     sim: Simulator, sim_url: str, tmp_path: Path
 ) -> None:
-    p = await started(sim, sim_url, tmp_path, max_body_bytes=4096)
-    try:
-        head = (
-            f"POST /push/acme HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKENS['acme']}\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n"
-        ).encode()
+    async with receiving(sim, sim_url, tmp_path, max_body_bytes=4096) as p:
+        head = acme_head("Transfer-Encoding: chunked")
         chunk = b"1000\r\n" + b" " * 4096 + b"\r\n"
         # two chunks (8 KiB), never the last one: the answer comes without the end of the body
         received, closed = await asyncio.to_thread(raw_exchange, p.service.port, head, chunk * 2)
@@ -278,9 +272,6 @@ async def test_413_on_a_streamed_body_stops_reading_at_the_cap(
         # exactly at the cap is fine
         body = json.dumps(v3_webhook("job-1")).encode()
         assert (await p.post("acme", body + b" " * (4096 - len(body)), bearer("acme"))).status_code == 202
-    finally:
-        await p.client.aclose()
-        await p.service.aclose()
 
 
 async def test_invalid_bodies_get_400(pushing: Pushing) -> None:
@@ -354,8 +345,7 @@ async def test_a_different_hint_during_a_read_gets_its_own_read(pushing: Pushing
 async def test_a_full_queue_answers_503_with_retry_after(
     sim: Simulator, sim_url: str, tmp_path: Path
 ) -> None:
-    p = await started(sim, sim_url, tmp_path, queue_size=1)
-    try:
+    async with receiving(sim, sim_url, tmp_path, queue_size=1) as p:
         p.reader.gate = asyncio.Event()
         assert (await p.post("acme", v3_webhook("job-1"), bearer("acme"))).status_code == 202
         # job-1 is being read (waiting at the gate): the queue is empty again
@@ -369,9 +359,6 @@ async def test_a_full_queue_answers_503_with_retry_after(
         p.reader.gate.set()
         await p.service.queues["acme"].drained()
         assert (await p.post("acme", v3_webhook("job-3"), bearer("acme"))).status_code == 202
-    finally:
-        await p.client.aclose()
-        await p.service.aclose()
 
 
 async def test_failed_reads_are_counted_and_the_worker_goes_on(pushing: Pushing, sim: Simulator) -> None:

@@ -8,18 +8,17 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from exporter.poller import Poller, unhealthy
 from exporter.server import create_app
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
+from tests.support.app_server import serving_app
 from tests.support.metrics import ScrapedMetrics
 
 RUNS = "/v3/workflows/{workflow_uid}/jobs"
@@ -287,19 +286,6 @@ async def test_an_internal_error_is_counted_and_the_poll_recovers(
     assert runs(recovered, "wf-a") == 1
 
 
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 async def until_health(client: httpx.AsyncClient, url: str, status: int) -> httpx.Response:
     async with asyncio.timeout(20):
         while True:
@@ -324,7 +310,7 @@ async def test_a_crashing_loop_restarts_is_counted_and_fails_health(sim: Simulat
     harness = harness_for(checkpoint=events, poll={"interval": "100ms", "timeout": "500ms"})
     pollers: list[Poller] = harness.pollers
     health: Callable[[], list[str]] = lambda: unhealthy(pollers)  # noqa: E731
-    async with serving(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
+    async with serving_app(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
         task = asyncio.create_task(pollers[0].run_forever())
         try:
             await events.wait_for("loop", 2)  # restarted after a backoff
@@ -373,7 +359,7 @@ async def test_scrapes_are_answered_while_a_state_update_runs(sim: Simulator, ha
 
     harness = harness_for(checkpoint=stall_in_apply)
     health: Callable[[], list[str]] = lambda: unhealthy(harness.pollers)  # noqa: E731
-    async with serving(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
+    async with serving_app(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
         poll = asyncio.create_task(harness.poll())
         try:
             assert await asyncio.to_thread(entered.wait, 30)
@@ -398,7 +384,7 @@ async def test_a_long_poll_publishes_as_it_goes_and_stays_healthy(sim: Simulator
     )
     health: Callable[[], list[str]] = lambda: unhealthy(harness.pollers)  # noqa: E731
     answers = []
-    async with serving(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
+    async with serving_app(create_app(harness.published, health)) as url, httpx.AsyncClient() as client:
         poll = asyncio.create_task(harness.poll())
         fresh = set()
         while not poll.done():

@@ -5,10 +5,9 @@ simulator over HTTP (GET /v3/jobs/{uid} or GET /v4/runs/{uid}) whose answer is r
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from exporter.push.queue import FetchAndApply
 from exporter.push.service import PushService
 from exporter.simulator import Simulator
 from exporter.simulator.v4 import V4Api
+from tests.support.loop_thread import serving_in_thread
 
 V3_UID = "5b7c6a0e-3f51-4c1b-9a7e-2d8f0c4e6a19"
 V3_KEY = "c0ffee5ecret" + "9d" * 26
@@ -129,40 +129,15 @@ def bearer(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[name]}"}
 
 
-@contextmanager
-def push_in_thread(service: PushService) -> Iterator[str]:
+def push_in_thread(service: PushService) -> AbstractContextManager[str]:
     """Run ``service`` in its own thread and event loop (for synchronous tests such as hypothesis');
     yields the push base URL."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-    box: dict[str, object] = {}
 
-    async def serve() -> None:
+    async def start() -> tuple[str, Callable[[], Awaitable[None]]]:
         await service.start()
-        box["url"] = f"http://127.0.0.1:{service.port}"
-        started.set()
-        await stop.wait()
-        await service.aclose()
+        return f"http://127.0.0.1:{service.port}", service.aclose
 
-    def main() -> None:
-        try:
-            loop.run_until_complete(serve())
-        except BaseException as error:
-            box["error"] = error
-            started.set()
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=main, name="push", daemon=True)
-    thread.start()
-    if not started.wait(15) or "error" in box:
-        raise RuntimeError(f"push receiver did not start: {box.get('error')}")
-    try:
-        yield str(box["url"])
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(15)
+    return serving_in_thread(start, "push", "push receiver")
 
 
 def add_v4_run(sim: Simulator, status: str) -> str:

@@ -12,12 +12,12 @@ from exporter.api.v3.statuses import v3_statuses
 from exporter.failures import ErrorReader
 from exporter.families import INVALID_TIMESTAMP, INVALID_UID
 from exporter.parsing import (
-    BadResponse,
     Parsed,
     Run,
     Workflow,
     identified_items,
     load_json,
+    load_run_object,
     new_run,
 )
 from exporter.statuses import NEEDS_ACTION_STATUSES
@@ -101,9 +101,7 @@ def parse_run_body(
 ) -> ReadRun | None:
     """``GET /v3/jobs/{job_uid}``: one run object (as listed), with its ``workflow_uid``; None when
     the run cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise BadResponse("expected a JSON object (one run)")
+    payload = load_run_object(body)
     parsed = parse_runs([payload], unknown, now, errors)
     workflow_uid = clean_identifier(payload.get("workflow_uid"))
     if not parsed.items or workflow_uid is None:

@@ -14,11 +14,11 @@ from exporter.api.v4.statuses import V4_FAILED_ON_INPUT, V4_INPUT_ERROR_PATTERNS
 from exporter.failures import ErrorReader
 from exporter.families import INVALID_ITEM, INVALID_TIMESTAMP
 from exporter.parsing import (
-    BadResponse,
     Parsed,
     Run,
     identified_items,
     load_json,
+    load_run_object,
     new_run,
 )
 from exporter.statuses import NEEDS_ACTION_STATUSES, TERMINAL_STATUSES, UNKNOWN
@@ -115,9 +115,7 @@ def parse_v4_run_body(
 ) -> ReadRun | None:
     """``GET /v4/runs/{run_uid}``: one run object (as listed), with its action; None when the run
     cannot be understood; raises ``BadResponse`` when the body is not a JSON object."""
-    payload = load_json(body)
-    if not isinstance(payload, dict):
-        raise BadResponse("expected a JSON object (one run)")
+    payload = load_run_object(body)
     parsed = parse_v4_runs([payload], unknown, now, errors)
     if not parsed.items:
         return None
