@@ -15,7 +15,7 @@ from exporter.config import Config, WorkspaceConfig
 from exporter.families import INTERNAL, TIMEOUT
 from exporter.persist.saver import WorkspaceSaver
 from exporter.published import Published
-from exporter.ratelimit import Backoff
+from exporter.ratelimit import RESTART_BACKOFF, Backoff
 from exporter.sideloop import SideLoop
 from exporter.sink import Checkpoint, StateSink
 from exporter.snapshot import WorkspaceSnapshot
@@ -23,7 +23,6 @@ from exporter.state import WorkspaceState
 from exporter.transport import ApiTransport, RequestFailed
 
 logger = logging.getLogger(__name__)
-RESTART_BACKOFF = (1.0, 60.0)  # an internal error restarts the loop after 1 s, doubling up to 1 min
 
 
 class Poller:

@@ -141,6 +141,10 @@ def rate_limit_type(headers: Mapping[str, str]) -> str:
     return _LIMIT_TYPES.get(word) or _LIMIT_TYPES.get(word.removesuffix("s"), "other")
 
 
+#: A supervised loop that failed on its own (a bug) restarts after 1 s, doubling up to 1 min.
+RESTART_BACKOFF: Final = (1.0, 60.0)
+
+
 class Backoff:
     """Exponential backoff with equal jitter: attempt n waits between half and all of
     ``min(cap, initial * 2**(n-1))``."""

@@ -11,12 +11,11 @@ import logging
 from exporter.api.adapter import SideReader
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.families import INTERNAL, TIMEOUT
-from exporter.ratelimit import Backoff
+from exporter.ratelimit import RESTART_BACKOFF, Backoff
 from exporter.sink import StateSink
 from exporter.transport import RequestFailed
 
 logger = logging.getLogger(__name__)
-RESTART_BACKOFF = (1.0, 60.0)
 
 
 class SideLoop:
