@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
+import msgspec
+
 from exporter.families import INVALID_ITEM, INVALID_UID
 from exporter.statuses import TERMINAL_STATUSES
 from exporter.text import clean_identifier
@@ -134,10 +136,30 @@ class Unreadable:
         self.why = why
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
 def load_json(body: bytes) -> object:
     """``body`` as a JSON value; raises ``BadResponse`` (and nothing else) when it is not one. A JSON
     array of which some items only are too deep or too long for Python's parser keeps its other
-    items, and has an ``Unreadable`` in place of each of those."""
+    items, and has an ``Unreadable`` in place of each of those.
+
+    msgspec reads the body first: two to three times as fast as ``json.loads`` with the UTF-8
+    decoding it needs, so a parse holds the GIL (and the event loop waits) that much less during a big
+    poll. It gives the same values as ``json.loads`` for every document it accepts (big integers
+    exact, floats correctly rounded, the last of duplicate keys; tests/test_parsers_fuzz.py compares
+    them). What it refuses (``NaN`` and ``Infinity``, lone surrogates, an integer of more than 4,300
+    digits, anything malformed) goes to ``json``, which says what is wrong or keeps the readable items.
+    Both stop at Python's recursion limit, msgspec three levels deeper: an item nested about 995 deep
+    may be read rather than skipped."""
+    try:
+        return msgspec.json.decode(body[len(_BOM) :] if body.startswith(_BOM) else body)
+    except (msgspec.DecodeError, RecursionError, ValueError):
+        return load_json_slowly(body)
+
+
+def load_json_slowly(body: bytes) -> object:
+    """``load_json`` with Python's ``json`` alone (what ``load_json`` falls back on)."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:

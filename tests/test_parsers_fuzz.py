@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from exporter.api.v3.parser import parse_runs, parse_runs_body, parse_workflows, parse_workflows_body
 from exporter.api.v3.statuses import API_STATUS_VALUES
 from exporter.families import LIMIT_TYPES, SKIP_REASONS
-from exporter.parsing import BadResponse, Parsed, Run, Workflow
+from exporter.parsing import BadResponse, Parsed, Run, Unreadable, Workflow, load_json, load_json_slowly
 from exporter.ratelimit import MAX_HINT_SECONDS, rate_limit_type, retry_after_seconds
 from exporter.statuses import STATUS_LABEL_VALUES
 from exporter.text import NAME_MAX_CHARS, UID_MAX_CHARS
@@ -170,6 +170,55 @@ def test_any_bytes_give_a_page_or_a_bad_response(body: bytes) -> None:
     workflows = outcome_of(lambda: parse_workflows_body(body), BadResponse)
     for outcome in (runs, workflows):
         assert isinstance(outcome, Parsed) or (isinstance(outcome, BadResponse) and str(outcome))
+
+
+def comparable(value: object) -> object:
+    """``value`` (a decoded body, or the BadResponse raised) in a form ``==`` compares fully: the type of
+    every scalar (1 is not 1.0 nor True), NaN equal to itself, an Unreadable by why."""
+    if isinstance(value, list):
+        return ["list", *map(comparable, value)]
+    if isinstance(value, dict):
+        return ["dict", *((key, comparable(item)) for key, item in value.items())]
+    if isinstance(value, Unreadable):
+        return ["unreadable", value.why]
+    if isinstance(value, BadResponse):
+        return ["bad response", str(value)]
+    return [type(value).__name__, repr(value)]
+
+
+# Bodies as an API may spell them: any JSON value with or without escapes, spaces, a byte order mark;
+# cut short; or any bytes at all.
+json_bodies = st.one_of(
+    st.builds(
+        lambda page, ascii_only, indent, bom: (
+            bom + json.dumps(page, ensure_ascii=ascii_only, indent=indent).encode("utf-8", "surrogatepass")
+        ),
+        st.one_of(run_pages, json_values),
+        st.booleans(),
+        st.sampled_from([None, 0, 2]),
+        st.sampled_from([b"", b"\xef\xbb\xbf"]),
+    ),
+    run_pages.map(encode).map(lambda b: b[: len(b) // 2]),
+    st.binary(max_size=200),
+)
+
+
+@settings(FUZZ, max_examples=1000)
+@given(json_bodies)
+@example(b"[123456789012345678901234567890, -18446744073709551617, 1e400, -0.0, 5e-324, 0.1, 1E2]")
+@example(b'[{"uid": "a", "uid": "b"}, {"x": NaN, "y": -Infinity}]')
+@example(b'["\\ud800", "\\udfff\\u0000", "\\u00e9\xc3\xa9"]')
+@example(b'[{"uid": "b", "n": ' + b"9" * 4300 + b'}, {"uid": "c", "n": ' + b"9" * 4301 + b"}]")
+@example(b'[{"uid": "b", "n": -' + b"9" * 4300 + b"}]")
+@example(b'[{"uid": "b", "p": ' + b"[" * 100 + b"]" * 100 + b'}, {"p": ' + b"[" * 5000 + b"]" * 5000 + b"}]")
+@example(b"\xef\xbb\xbf\xef\xbb\xbf[]")
+@example(b" [1] ")
+@example(b"[1] x")
+def test_load_json_reads_every_body_as_pythons_json_does(body: bytes) -> None:
+    # msgspec reads first (exporter/parsing.py): what it accepts must be exactly what json gives, and
+    # what it refuses goes to json; the parsers see no difference either way.
+    fast = outcome_of(lambda: load_json(body), BadResponse)
+    assert comparable(fast) == comparable(outcome_of(lambda: load_json_slowly(body), BadResponse))
 
 
 @FUZZ
