@@ -71,7 +71,14 @@ DEMO_POLL_INTERVAL = 30.0
 #: The demo's push listener: loopback only, any free port (the simulator is told which).
 DEMO_PUSH_ADDRESS = "127.0.0.1:0"
 DEMO_SIDE_READ_INTERVAL = 5.0  # credits and accounts (issue 17): the demo's credits run out in minutes
-GC_THRESHOLDS = (50_000, 50, 100)  # CPython's defaults: (700 or 2000, 10, 10)
+# CPython's defaults: (700 or 2000, 10, 10). A young collection walks every object of the young
+# generation while holding the GIL: 50,000 of them took 30 to 70 ms during a 100k-run poll (bench/perf),
+# 5,000 take under 10 ms; 500 young collections per middle one keep those as rare as before.
+GC_THRESHOLDS = (5_000, 500, 100)
+#: How long (seconds) a thread holding the GIL keeps it once another thread asks for it (CPython's
+#: default 5 ms). The event loop gives the GIL up at every socket call, then waits that long for the
+#: parse and render threads to give it back: at 5 ms, a scrape during a big poll waited 30 to 280 ms.
+SWITCH_INTERVAL = 0.0005
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
 
@@ -380,6 +387,7 @@ async def _serve(
     # Tracked runs are long-lived and acyclic: with the default thresholds, a poll of 100k runs
     # triggers full collections that walk every one of them while holding the GIL, stalling scrapes.
     gc.set_threshold(*GC_THRESHOLDS)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     from exporter.persist.journal import StateDirectoryError
     from exporter.persist.saver import open_state
     from exporter.poller import build, unhealthy

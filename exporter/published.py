@@ -5,8 +5,9 @@ a publish, then served from cache until the next publish; concurrent scrapes awa
 Workflow chunks are cached by snapshot version and workspace chunks likewise, so a publish re-renders
 only the workflows that changed; everything else is a join of cached bytes.
 
-Small expositions (fewer than ``STALE_BYTES``) are always rendered for the scrape that asks, so what a
-scrape sees right after a publish is the published data. A big one renders in a worker thread, and:
+Small expositions (fewer than ``STALE_BYTES``, from fewer than ``STALE_WORKFLOWS`` workflows) are always
+rendered for the scrape that asks, so what a scrape sees right after a publish is the published data. A big
+one renders in a worker thread, and:
 
 - at most one render per format is in flight, and at most one starts per ``RENDER_GAP`` seconds, so the
   render work is bounded however often scrapers come and however often the engine publishes (it
@@ -53,8 +54,15 @@ logger = logging.getLogger(__name__)
 INLINE_MAX_WORKFLOWS = 16
 #: From this size (uncompressed) on, a body is "big" (see the module's docstring).
 STALE_BYTES = 256 * 1024
-#: How long a scrape waits for a big render in flight before it gets the previous body.
-STALE_AFTER = 0.025
+#: From this many workflows on, a body is big whatever the size of the last one rendered: each workflow
+#: has about 10 KB of series, runs or not, so the first publish after a big workflow list (while the
+#: last body rendered is still the small one of before the list) does not keep a scrape waiting for
+#: its whole render (bench/perf: 80 to 120 ms at 500 workflows).
+STALE_WORKFLOWS = 64
+#: How long a scrape waits for a big render in flight before it gets the previous body. A big render
+#: takes 50 ms or more, so a longer wait would rarely get the new body and would only add latency
+#: (it was 25 ms: most of the 30 ms a scrape may take during a big poll, bench/perf).
+STALE_AFTER = 0.005
 #: Big bodies: at most one render per format started per this many seconds.
 RENDER_GAP = 1.0
 #: Big bodies: a format asked for within this many seconds is kept fresh in the background.
@@ -170,7 +178,9 @@ class Published:
 
     def _big(self, key: Key) -> bool:
         plain = self._bodies.get((key[0], False))
-        return plain is not None and len(plain[1]) >= STALE_BYTES
+        if plain is not None and len(plain[1]) >= STALE_BYTES:
+            return True
+        return sum(len(snapshot.workflows) for snapshot in self._snapshots.values()) >= STALE_WORKFLOWS
 
     def _start(self, key: Key) -> asyncio.Task[bytes]:
         generation = self._generation
