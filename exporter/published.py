@@ -12,8 +12,9 @@ one renders in a worker thread, and:
 - at most one render per format is in flight, and at most one starts per ``RENDER_GAP`` seconds, so the
   render work is bounded however often scrapers come and however often the engine publishes (it
   publishes at most once a second during a poll, and at its end);
-- a scrape waits up to ``STALE_AFTER`` seconds for a render in flight, else gets the previous body: a
-  complete, consistent earlier exposition, at most about ``RENDER_GAP`` behind during a poll;
+- a scrape never waits for a render in flight: it gets the previous body, a complete, consistent
+  earlier exposition, at most about ``RENDER_GAP`` behind during a poll (a big render takes 50 ms or
+  more, and a scrape during a big poll is to take under 30 ms: bench/perf);
 - a format asked for in the last ``IN_USE`` seconds is re-rendered in the background after a publish
   (within those bounds), so that when a poll ends the next scrape finds the final body ready. A format
   nobody asks for is never rendered.
@@ -59,10 +60,6 @@ STALE_BYTES = 256 * 1024
 #: last body rendered is still the small one of before the list) does not keep a scrape waiting for
 #: its whole render (bench/perf: 80 to 120 ms at 500 workflows).
 STALE_WORKFLOWS = 64
-#: How long a scrape waits for a big render in flight before it gets the previous body. A big render
-#: takes 50 ms or more, so a longer wait would rarely get the new body and would only add latency
-#: (it was 25 ms: most of the 30 ms a scrape may take during a big poll, bench/perf).
-STALE_AFTER = 0.005
 #: Big bodies: at most one render per format started per this many seconds.
 RENDER_GAP = 1.0
 #: Big bodies: a format asked for within this many seconds is kept fresh in the background.
@@ -168,8 +165,7 @@ class Published:
             return previous[1]
         else:
             task = self._start(key)
-        done, _ = await asyncio.wait({task}, timeout=STALE_AFTER)
-        return task.result() if done else previous[1]
+        return task.result() if task.done() else previous[1]
 
     def _fresh_plain(self, openmetrics: bool, generation: int) -> bytes | None:
         """The uncompressed body of ``generation`` in that format, if rendered already."""
