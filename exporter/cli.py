@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.api.v4.settings import V4Config
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import (
     DEFAULT_LISTEN_ADDRESS,
     LOG_FORMATS,
@@ -43,7 +44,6 @@ from exporter.config import (
     load_config,
     parse_listen_address,
 )
-from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.logs import setup_logging
 from exporter.push.config import PushConfig, add_push_flags, apply_push_flags
 from exporter.sharding import AUTO, MAX_TOTAL_SHARDS, owner

@@ -22,7 +22,7 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 MAGIC: Final = b"captaindata-exporter test clock\n"  # 32 bytes
 _NOW: Final = 32
@@ -34,6 +34,19 @@ SLOTS: Final = 60
 SIZE: Final = _SLOTS_AT + SLOTS * _SLOT_BYTES
 #: How often a sleeper looks at the time (real seconds): the cost of a step of the driver's.
 POLL_EVERY: Final = 0.002
+
+
+# Shared values are read and written 8 aligned bytes at once (a slice of the map: one copy), never with
+# struct.pack_into, which clears the bytes before writing them: a reader in the other process could
+# read 0.0 for the time in between.
+
+
+def _get(mapped: mmap.mmap, offset: int, code: str) -> Any:
+    return struct.unpack(code, mapped[offset : offset + 8])[0]
+
+
+def _put(mapped: mmap.mmap, offset: int, code: str, value: float | int) -> None:
+    mapped[offset : offset + 8] = struct.pack(code, value)
 
 
 class ClockFileError(ValueError):
@@ -67,17 +80,18 @@ class FileClock:
         self._free = list(range(SLOTS - 1, -1, -1))
 
     def time(self) -> float:
-        value: float = struct.unpack_from("<d", self._map, _NOW)[0]
+        value: float = _get(self._map, _NOW, "<d")
         return value
 
     def monotonic(self) -> float:
         return self.time()
 
     def _write_slot(self, slot: int, deadline: float, name: bytes) -> None:
-        (seq,) = struct.unpack_from("<Q", self._map, _SEQ)
-        struct.pack_into("<Q", self._map, _SEQ, seq + 1)  # odd: being written
-        struct.pack_into(f"<d{_NAME_BYTES}s", self._map, _SLOTS_AT + slot * _SLOT_BYTES, deadline, name)
-        struct.pack_into("<Q", self._map, _SEQ, seq + 2)
+        seq: int = _get(self._map, _SEQ, "<Q")
+        _put(self._map, _SEQ, "<Q", seq + 1)  # odd: being written
+        at = _SLOTS_AT + slot * _SLOT_BYTES
+        self._map[at : at + _SLOT_BYTES] = struct.pack(f"<d{_NAME_BYTES}s", deadline, name)
+        _put(self._map, _SEQ, "<Q", seq + 2)
 
     async def sleep(self, seconds: float) -> None:
         deadline = self.time() + max(0.0, seconds)
@@ -89,7 +103,8 @@ class FileClock:
         if slot is not None:
             self._write_slot(slot, deadline, caller)
         try:
-            while self.time() < deadline:
+            # Another process moves the time: nothing in this one could set an Event.
+            while self.time() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(POLL_EVERY)
         finally:
             if slot is not None:
@@ -108,7 +123,7 @@ class ClockFile:
         self._map = _open(path)
 
     def time(self) -> float:
-        value: float = struct.unpack_from("<d", self._map, _NOW)[0]
+        value: float = _get(self._map, _NOW, "<d")
         return value
 
     def monotonic(self) -> float:
@@ -120,22 +135,22 @@ class ClockFile:
     def set(self, moment: float) -> None:
         if moment < self.time():
             raise ValueError("the clock does not go back")
-        struct.pack_into("<d", self._map, _NOW, float(moment))
+        _put(self._map, _NOW, "<d", float(moment))
 
     def advance(self, seconds: float) -> None:
         self.set(self.time() + seconds)
 
     async def sleep(self, seconds: float) -> None:
         deadline = self.time() + max(0.0, seconds)
-        while self.time() < deadline:
+        while self.time() < deadline:  # noqa: ASYNC110 (the driver moves the time from its own thread)
             await asyncio.sleep(POLL_EVERY)
 
     def sleepers(self) -> list[tuple[str, float]]:
         """(function, deadline) of every sleep in progress in the reading process, a consistent copy."""
         while True:
-            (before,) = struct.unpack_from("<Q", self._map, _SEQ)
+            before = _get(self._map, _SEQ, "<Q")
             raw = self._map[_SLOTS_AT:SIZE]
-            (after,) = struct.unpack_from("<Q", self._map, _SEQ)
+            after = _get(self._map, _SEQ, "<Q")
             if before == after and before % 2 == 0:
                 break
             time.sleep(0.0001)
@@ -148,7 +163,7 @@ class ClockFile:
 
     def reset_sleepers(self) -> None:
         """Forget the sleepers of a process that is gone (``kill -9`` leaves its slots written)."""
-        struct.pack_into("<Q", self._map, _SEQ, 0)
+        _put(self._map, _SEQ, "<Q", 0)
         self._map[_SLOTS_AT:SIZE] = bytes(SIZE - _SLOTS_AT)
 
     def close(self) -> None:

@@ -76,7 +76,8 @@ def test_every_counter_equals_the_simulators_truth(day: Soak) -> None:
     }
     expected = {key: float(n) for key, n in day.plan.failures.items() if key[0] not in deleted and n}
     assert failures == expected
-    assert deleted and not deleted & set(live)
+    assert deleted
+    assert not deleted & set(live)
 
 
 def test_a_deleted_workflow_leaves_no_series_and_is_forgotten(day: Soak) -> None:
@@ -128,6 +129,13 @@ def test_the_simulators_logs_stay_bounded(day: Soak) -> None:
     assert max(row["simulator_runs"] for row in day.rows[12:]) <= 2 * max(
         row["simulator_runs"] for row in day.rows[3:6]
     )
+
+
+def test_the_exporter_polled_every_hour(day: Soak) -> None:
+    """A poll loop that stalls (a sleep that never ends, a lost wake-up) shows as an hour without
+    workflow lists; a poll a minute is 60 an hour, fewer in a 429 storm (polls back to back)."""
+    for row in day.rows[1:]:
+        assert row["workflow_lists_hour"] >= 30, row
 
 
 def test_the_day_had_its_incidents(day: Soak) -> None:

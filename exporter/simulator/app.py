@@ -115,7 +115,7 @@ async def _apply_fault(fault: Fault, request: web.Request) -> web.StreamResponse
         if request.transport is not None:
             request.transport.close()
         raise asyncio.CancelledError
-    return None  # ignore_page is applied by the runs handler
+    return None  # ignore_page is applied by the runs handler, late after it
 
 
 @web.middleware
@@ -160,6 +160,8 @@ async def _gated(
     request[WORKSPACE_KEY] = workspace
     response = await handler(request)
     entry["status"] = response.status
+    if fault is not None and fault.kind == "late":  # answered as of now, delivered ``delay`` later
+        await asyncio.sleep(fault.delay)
     return response
 
 

@@ -18,7 +18,7 @@ from exporter.simulator.health import HealthModel
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
-FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble")
+FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble", "late")
 RATE_LIMIT_STYLES = ("seconds", "http-date", "reset", "none")
 TIME_FORMATS = ("naive", "offset", "z", "epoch")
 #: How many of the last API requests the request log keeps (a long --demo must not grow without bound).
@@ -52,7 +52,6 @@ class BoundedLog(list[Any]):
     def since(self, total: int) -> list[Any]:
         """The items appended after ``self.total`` was ``total`` (those still kept)."""
         return self[max(0, total - self.dropped) :]
-
 
 
 def format_time(moment: float | None, style: str) -> str | float | None:

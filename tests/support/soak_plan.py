@@ -29,6 +29,7 @@ GRID = 30.0  # every change happens on this grid (the poll interval is 60 s)
 LAUNCH_EVERY = 2 * MINUTE
 RETIRE_AFTER = 2 * HOUR
 BLIND_MARGIN = 4 * MINUTE  # after a blind window: the first polls that read again
+SEEN_BEFORE = 2 * MINUTE  # before one: a change this close to it may not be read before it starts
 QUIET_END = 15 * MINUTE  # no change in the day's last minutes: the last polls see everything
 LAST_LAUNCH = 90 * MINUTE  # no launch in the 90 minutes before: most runs end within the day
 FIRST_WORKFLOWS = 8
@@ -70,7 +71,7 @@ class Window:
     what: str
 
     def blind(self, moment: float) -> bool:
-        return self.start <= moment < self.end + BLIND_MARGIN
+        return self.start - SEEN_BEFORE <= moment < self.end + BLIND_MARGIN
 
 
 @dataclass
@@ -204,7 +205,9 @@ def make_plan(seed: int = 20, hours: float = 24.0) -> Plan:
         first_at, first_status = steps[0]
         if first_at >= gone:
             continue
-        plan_events.append(Event(first_at, "run_add", workflow=workflow, run=run, status=first_status, error=error))
+        plan_events.append(
+            Event(first_at, "run_add", workflow=workflow, run=run, status=first_status, error=error)
+        )
         for moment, status in steps[1:]:
             if moment < gone and moment < end - QUIET_END:
                 plan_events.append(Event(moment, "run_update", workflow=workflow, run=run, status=status))
