@@ -25,7 +25,7 @@ from exporter.simulator.model import REQUEST_LOG_LIMIT
 from exporter.simulator.push import DELIVERIES_KEPT
 from exporter.statuses import KNOWN_STATUSES
 from tests.support.sim_server import running_simulator
-from tests.support.soak_driver import API_KEY, WORKSPACE, WORKSPACE_UID, Soak, soak
+from tests.support.soak_driver import API_KEY, WORKSPACE, WORKSPACE_UID, Soak, read_journal, soak
 from tests.support.soak_plan import START, make_plan
 
 pytestmark = pytest.mark.soak
@@ -42,7 +42,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soak]:
     clock = ClockFile(workdir / "clock", START)
     sim = Simulator(seed=20, page_size=20, clock=clock)
     sim.add_workspace(WORKSPACE_UID, API_KEY)
-    plan = make_plan(seed=20, hours=float(os.environ.get("SOAK_HOURS", "24")))
+    plan = make_plan(seed=20)
     with running_simulator(sim) as url, soak(plan, sim, url, workdir, clock) as running:
         running.run()
         running.write_csv(Path(os.environ.get("SOAK_CSV", workdir / "soak.csv")))
@@ -63,7 +63,7 @@ def test_every_counter_equals_the_simulators_truth(day: Soak) -> None:
         for workflow in live
         for status in KNOWN_STATUSES
     }
-    assert sum(truth.values()) > 50 * day.plan.hours, "the day made too few changes to show anything"
+    assert sum(truth.values()) > 1000, "the day made too few changes to show anything"
     assert {workflow for workflow, _ in counted} == set(live)
     wrong = {key: (counted.get(key), value) for key, value in truth.items() if counted.get(key) != value}
     assert not wrong, f"(workflow, status): (counted, truth): {wrong}"
@@ -85,16 +85,11 @@ def test_a_deleted_workflow_leaves_no_series_and_is_forgotten(day: Soak) -> None
     from 3 lists and for an hour (docs/counting.md). The last deletion is 3 simulated hours before the
     end, so by then none is in the journal's live records."""
     assert day.final is not None
-    journal_keys = day.rows and day_journal_keys(day)
+    saved = read_journal(day.state, day.identity).live_keys
+    assert len(saved) > 5  # the live workflows' records, and the workspace's
     for workflow in day.plan.deleted():
         assert workflow not in day.final.text
-        assert workflow not in journal_keys
-
-
-def day_journal_keys(day: Soak) -> set[str]:
-    from tests.support.soak_driver import read_journal
-
-    return read_journal(day.state, day.identity).live_keys
+        assert workflow not in saved
 
 
 def test_rss_grows_at_most_5_percent_after_each_process_s_second_hour(day: Soak) -> None:
@@ -146,3 +141,5 @@ def test_the_day_had_its_incidents(day: Soak) -> None:
     assert rows[-1]["pushes_total"] > 1000
     assert day.final is not None
     assert day.final.value("captaindata_push_applied_total", workspace=WORKSPACE) > 100
+    # the push queue is bounded (push.queue_size): no push was turned away at this pace
+    assert day.final.value("captaindata_push_requests_total", workspace=WORKSPACE, outcome="overloaded") == 0

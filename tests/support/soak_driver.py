@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
 import signal
 import subprocess
 import time
@@ -369,11 +368,3 @@ def soak(plan: Plan, sim: Simulator, sim_url: str, workdir: Path, clock: ClockFi
         yield running
     finally:
         running.close()
-
-
-def exporter_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
