@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from exporter import __version__
 from exporter.api.v4.settings import V4Config
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import (
     DEFAULT_LISTEN_ADDRESS,
     LOG_FORMATS,
@@ -176,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
         "--check-config", action="store_true", help="validate the configuration file and exit (0 if valid)"
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    # Test only, hidden from --help: time from a clock file the soak test owns (exporter/fileclock.py).
+    parser.add_argument("--test.clock-file", dest="test_clock_file", type=Path, help=argparse.SUPPRESS)
     add_push_flags(parser)
     return parser
 
@@ -377,6 +380,7 @@ async def _serve(
     web_source: WebConfigSource | None = None,
     banner: Callable[[], None] | None = None,
     on_push: Callable[[int], Awaitable[None]] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> int:
     from aiohttp import web
 
@@ -399,7 +403,7 @@ async def _serve(
     except StateDirectoryError as error:
         logger.error("cannot use the state directory (state.path)", extra={"error": str(error)})
         return EXIT_CONFIG_ERROR
-    published, pollers = build(config, savers=savers)
+    published, pollers = build(config, savers=savers, clock=clock)
     from exporter.push.apply import wire_push
 
     push = wire_push(config, pollers, published)
@@ -694,4 +698,17 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level or config.log.level, args.log_format or config.log.format, config.secrets())
     if args.once:
         return asyncio.run(_poll_once_and_print(config))
-    return asyncio.run(_serve(config, web_source))
+    clock = SYSTEM_CLOCK
+    if args.test_clock_file is not None:
+        from exporter.fileclock import ClockFileError, FileClock
+
+        try:
+            clock = FileClock(args.test_clock_file)
+        except ClockFileError as error:
+            print(f"captaindata-exporter: --test.clock-file: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        logger.warning(
+            "TEST CLOCK: time comes from a test's clock file, not from the system; for tests only",
+            extra={"file": str(args.test_clock_file)},
+        )
+    return asyncio.run(_serve(config, web_source, clock=clock))

@@ -85,3 +85,21 @@ def test_demo_is_deterministic_under_a_seed() -> None:
         "stopped",
         "paused",
     }
+
+
+def test_the_request_log_keeps_the_last_requests_and_counts_them_all(sim: Simulator, sim_url: str) -> None:
+    """A long --demo must not grow without bound: the log keeps about its limit, the total counts all."""
+    sim.request_log.limit = 8
+    for _ in range(25):
+        assert httpx.get(f"{sim_url}/v3/workflows", headers=auth()).status_code == 200
+    log = sim.request_log
+    assert 8 <= len(log) <= 10
+    assert log.total == 25
+    assert log.dropped == 25 - len(log)
+    assert len(log.since(22)) == 3
+    answer = httpx.get(f"{sim_url}/_sim/requests")
+    assert len(answer.json()) == len(log)
+    assert answer.headers["X-Requests-Total"] == "25"
+    log.clear()
+    assert log == []
+    assert log.total == 25

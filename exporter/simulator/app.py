@@ -115,7 +115,7 @@ async def _apply_fault(fault: Fault, request: web.Request) -> web.StreamResponse
         if request.transport is not None:
             request.transport.close()
         raise asyncio.CancelledError
-    return None  # ignore_page is applied by the runs handler
+    return None  # ignore_page is applied by the runs handler, late after it
 
 
 @web.middleware
@@ -131,6 +131,17 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     entry["x_api_key"] = "X-API-Key" in request.headers
     with sim.lock:
         sim.request_log.append(entry)
+        sim.in_flight += 1
+    try:
+        return await _gated(sim, request, handler, entry)
+    finally:
+        with sim.lock:
+            sim.in_flight -= 1
+
+
+async def _gated(
+    sim: Simulator, request: web.Request, handler: Handler, entry: dict[str, Any]
+) -> web.StreamResponse:
     fault = sim.take_fault(request.path_qs)
     request[IGNORE_PAGE_KEY] = fault is not None and fault.kind == "ignore_page"
     if fault is not None:
@@ -149,6 +160,8 @@ async def api_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     request[WORKSPACE_KEY] = workspace
     response = await handler(request)
     entry["status"] = response.status
+    if fault is not None and fault.kind == "late":  # answered as of now, delivered ``delay`` later
+        await asyncio.sleep(fault.delay)
     return response
 
 
@@ -255,9 +268,11 @@ async def script(request: web.Request) -> web.Response:
 
 
 async def requests_seen(request: web.Request) -> web.Response:
+    """The last API requests (at most about REQUEST_LOG_LIMIT); X-Requests-Total counts every one."""
     sim = request.app[SIMULATOR_KEY]
     with sim.lock:
-        return web.json_response(list(sim.request_log))
+        headers = {"X-Requests-Total": str(sim.request_log.total)}
+        return web.json_response(list(sim.request_log), headers=headers)
 
 
 def create_simulator_app(sim: Simulator) -> web.Application:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Callable, MutableMapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,9 +18,40 @@ from exporter.simulator.health import HealthModel
 
 HISTORY_WINDOW = 60 * 86400.0  # the API lists runs of the last two months
 TERMINAL_WIRE_STATUSES = frozenset({"finished", "completed", "warning", "shutdown", "stopped"})
-FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble")
+FAULT_KINDS = ("status", "slow", "malformed", "wrong_shape", "drop", "ignore_page", "dribble", "late")
 RATE_LIMIT_STYLES = ("seconds", "http-date", "reset", "none")
 TIME_FORMATS = ("naive", "offset", "z", "epoch")
+#: How many of the last API requests the request log keeps (a long --demo must not grow without bound).
+REQUEST_LOG_LIMIT = 10_000
+
+
+class BoundedLog(list[Any]):
+    """A list that keeps only about its last ``limit`` items: once it holds a quarter more, the oldest
+    are dropped (in one go, so appending stays cheap). ``total`` counts every item ever appended,
+    ``dropped`` those dropped; :meth:`since` gives what was appended after a ``total`` taken earlier.
+    Everything else is a plain list's (tests iterate, count, compare and clear it)."""
+
+    def __init__(self, limit: int, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self.limit = limit
+        self.total = len(self)
+        self.dropped = 0
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.total += 1
+        if len(self) > self.limit + self.limit // 4:
+            extra = len(self) - self.limit
+            del self[:extra]
+            self.dropped += extra
+
+    def clear(self) -> None:
+        self.dropped += len(self)
+        super().clear()
+
+    def since(self, total: int) -> list[Any]:
+        """The items appended after ``self.total`` was ``total`` (those still kept)."""
+        return self[max(0, total - self.dropped) :]
 
 
 def format_time(moment: float | None, style: str) -> str | float | None:
@@ -167,7 +199,11 @@ class Simulator(HealthModel):
         self.faults: list[Fault] = []
         self.rate_limit: RateLimit | None = None
         self.autopilot: Autopilot | None = None
-        self.request_log: list[dict[str, Any]] = []
+        self.request_log: BoundedLog = BoundedLog(REQUEST_LOG_LIMIT)  # the last API requests served
+        self.in_flight = 0  # API requests being answered now
+        # Scripted status changes (add_run, update_run): (workflow uid, wire status lower-cased) -> count.
+        # Not timelines' steps (launch, the autopilot), which happen as time passes.
+        self.changes: Counter[tuple[str, str]] = Counter()
         self.on_change: list[Callable[[], None]] = []  # told of scripted changes (exporter/simulator/push.py)
         self._init_health()
 
@@ -261,6 +297,7 @@ class Simulator(HealthModel):
                 time_format=time_format,
                 extra=dict(extra or {}),
             )
+            self.changes[workflow_uid, status.lower()] += 1
             self._track(self.runs[run_uid])
             self.changed()
             return run_uid
@@ -297,6 +334,8 @@ class Simulator(HealthModel):
             run = self.runs[uid]
             if status is not None:
                 now = self.clock.time()
+                if status.lower() != run.status_at(now).lower():
+                    self.changes[run.workflow_uid, status.lower()] += 1
                 run.timeline = [step for step in run.timeline if step[0] <= now] + [(now, status)]
                 run.error_message = run.error_message or _default_error(status)
                 if status.lower() not in TERMINAL_WIRE_STATUSES and finish_time is None:

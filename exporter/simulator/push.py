@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import httpx
 
-from exporter.simulator.model import SimRun, Simulator
+from exporter.simulator.model import BoundedLog, SimRun, Simulator
 from exporter.simulator.v4 import V4Api, V4Run
 
 V3_EVENTS = {"running": "created", "pending": "created", "finished": "succeeded", "completed": "succeeded"}
@@ -27,6 +27,7 @@ V3_MESSAGES = {"created": "Job created.", "succeeded": "Job successfully finishe
 V4_FAILING = frozenset({"FAILED", "INVALID", "BLOCKED", "STOPPED"})
 HUGE_BYTES = 2 * 1024 * 1024  # over the receiver's default 1 MiB
 SCAN_INTERVAL = 0.1  # seconds between looks at the timelines (a scripted change wakes it at once)
+DELIVERIES_KEPT = 10_000  # the last deliveries kept for tests (a long --demo pushes without end)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class PushSender:
     faults: PushFaults = field(default_factory=PushFaults)
     seed: int = 0
     timeout: float = 10.0
-    deliveries: list[Delivery] = field(default_factory=list)
+    deliveries: BoundedLog = field(default_factory=lambda: BoundedLog(DELIVERIES_KEPT))
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -158,6 +159,7 @@ class PushSender:
             gone = self._seen.keys() - self.sim.runs.keys() - v4.runs.keys()
         for uid in gone:  # retired or removed runs
             del self._seen[uid]
+            self._held.pop(uid, None)
         return pushes
 
     # Sending them.
@@ -209,10 +211,10 @@ class PushSender:
         """Send what changed since the last scan; returns those deliveries."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.timeout)
-        before = len(self.deliveries)
+        before = self.deliveries.total
         for push in self._ordered(self.changes()):
             await self._send(push)
-        return self.deliveries[before:]
+        return self.deliveries.since(before)
 
     def _changed(self) -> None:
         loop = self._loop
