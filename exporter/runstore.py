@@ -392,6 +392,15 @@ class RunStore:
         self.blocks[block.id] = None
         self._free.append(block.id)
 
+    def locate(self, uid: str) -> tuple[RunBlock, bool, int] | None:
+        """Where run ``uid`` is: its block, whether it vanished, its slot."""
+        location = self.index.get(key_of(uid))
+        if location is None:
+            return None
+        block = self.blocks[location >> BLOCK_SHIFT]
+        assert block is not None
+        return block, bool(location & VANISHED), location & SLOT
+
     def holder(self, uid: str) -> RunBlock | None:
         """The block that holds run ``uid`` (its owner), if any."""
         location = self.index.get(key_of(uid))

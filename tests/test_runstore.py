@@ -1,0 +1,194 @@
+"""The packed run store (exporter/runstore.py) against a plain dict model: any sequence of puts,
+updates, departures, releases, restores, expiries and dropped blocks leaves it knowing exactly what the
+model knows, for UUID and other uids, with None and finite times."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exporter.parsing import Run, RunError, new_run
+from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, uid_of
+from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
+
+BLOCKS = ("wf-a", "wf-b", "wf-c")
+
+
+def test_a_canonical_uuid_is_an_int_and_turns_back_into_the_same_string() -> None:
+    uid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
+    assert key_of(uid) == int(uid.replace("-", ""), 16)
+    assert uid_of(key_of(uid)) == uid
+    assert uid_of(key_of("00000000-0000-0000-0000-000000000000")) == "00000000-0000-0000-0000-000000000000"
+
+
+def test_a_uid_that_is_not_a_canonical_uuid_stays_a_string() -> None:
+    for uid in (
+        "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F0",  # upper case: int() would take it, the string differs
+        "0f1e2d3c4b5a49788695a4b3c2d1e0f0",
+        "{0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0}",
+        "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f_",
+        " f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
+        "+f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
+        "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0\n",
+        "run-1",
+        "",
+    ):
+        assert key_of(uid) == uid
+        assert uid_of(key_of(uid)) == uid
+
+
+uuids = st.uuids().map(str)
+others = st.one_of(
+    st.sampled_from(["r1", "r2", "run-3", "", "é", "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F0"]),
+    st.text(max_size=40),
+    uuids.map(str.upper),
+)
+uid_pool = st.lists(st.one_of(uuids, others), min_size=1, max_size=12, unique=True)
+times = st.one_of(st.none(), st.just(0.0), st.floats(allow_nan=False, allow_infinity=False))
+errors = st.one_of(st.none(), st.builds(RunError, st.text(max_size=5), st.sampled_from(["", "other"])))
+
+
+@st.composite
+def runs(draw: st.DrawFn, uid: str) -> Run:
+    status = draw(st.sampled_from(STATUS_LABEL_VALUES))
+    return new_run(
+        uid,
+        draw(st.text(max_size=6)),
+        status,
+        draw(st.sampled_from(["", "finished", "failed", "x-api"])),
+        draw(times),
+        draw(times),
+        draw(times),
+        draw(times),
+        draw(errors) if status in NEEDS_ACTION_STATUSES else None,
+    )
+
+
+@dataclass
+class Model:
+    """uid -> (block name, the run listed, or (status, api_status, when) vanished)."""
+
+    runs: dict[str, tuple[str, Run | tuple[str, str, float]]] = field(default_factory=dict)
+
+
+def shown(run: Run) -> Run:
+    """What the store keeps of a run: a needs-action run's name and error, no one else's."""
+    if run.status in NEEDS_ACTION_STATUSES:
+        return run
+    return new_run(run.uid, "", run.status, run.api_status, *times_of(run), None)
+
+
+def times_of(run: Run) -> tuple[float | None, ...]:
+    return run.start_time, run.finish_time, run.scheduled_time, run.postponed_until
+
+
+def check(store: RunStore, blocks: dict[str, RunBlock], model: Model) -> None:
+    assert len(store) == len(model.runs)
+    for name, block in blocks.items():
+        mine = {uid: held for uid, (owner, held) in model.runs.items() if owner == name}
+        listed = {uid: run for uid, run in mine.items() if isinstance(run, Run)}
+        assert len(block) == len(listed)
+        assert block.vanished_count == len(mine) - len(listed)
+        expected = {(uid, run.status, run.api_status) for uid, run in listed.items()}
+        expected |= {(uid, *gone[:2]) for uid, gone in mine.items() if not isinstance(gone, Run)}
+        assert set(block.records()) == expected
+        assert len(list(block.records())) == len(mine)
+        for uid, held in mine.items():
+            assert store.holder(uid) is block
+            if isinstance(held, Run):
+                assert block.lists(uid)
+                assert block.known(uid) == (held.status, held.api_status)
+                assert block.run(uid) == shown(held)
+                assert block.same(uid, held)
+                assert block.vanished_at(uid) is None
+            else:
+                assert not block.lists(uid)
+                assert block.known(uid) == held[:2]
+                assert block.run(uid) is None
+                assert block.vanished_at(uid) == held[2]
+        for uid in model.runs.keys() - mine.keys():
+            assert block.known(uid) is None
+            assert not block.lists(uid)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), uid_pool)
+def test_the_store_knows_what_a_dict_knows(data: st.DataObject, pool: list[str]) -> None:
+    store = RunStore()
+    blocks = {name: store.block(name) for name in BLOCKS}
+    model = Model()
+    for _ in range(data.draw(st.integers(0, 60))):
+        op = data.draw(
+            st.sampled_from(["put", "put", "put", "leave", "release", "remember", "expire", "drop"])
+        )
+        uid = data.draw(st.sampled_from(pool))
+        name = data.draw(st.sampled_from(BLOCKS))
+        block = blocks[name]
+        held = model.runs.get(uid)
+        if op == "put":
+            run = data.draw(runs(uid))
+            block.put(run)  # taken from any other block that held it
+            model.runs[uid] = (name, run)
+        elif op == "leave" and held is not None and isinstance(held[1], Run):
+            when = data.draw(st.floats(0, 1e6))
+            located = store.locate(uid)
+            assert located is not None
+            owner, vanished, slot = located
+            assert not vanished
+            owner.vanish(slot, when)
+            model.runs[uid] = (held[0], (held[1].status, held[1].api_status, when))
+        elif op == "release":
+            known = block.release(uid)
+            if held is not None and held[0] == name:
+                expected = held[1]
+                assert known == (
+                    (expected.status, expected.api_status) if isinstance(expected, Run) else expected[:2]
+                )
+                del model.runs[uid]
+            else:
+                assert known is None
+        elif op == "remember" and held is None:
+            status = data.draw(st.sampled_from(STATUS_LABEL_VALUES))
+            api = data.draw(st.sampled_from(["", "finished", "x-api"]))
+            when = data.draw(st.floats(0, 1e6))
+            block.remember(key_of(uid), STATUSES.code(status), API_STATUSES.code(api), when)
+            model.runs[uid] = (name, (status, api, when))
+        elif op == "expire":
+            now, after = data.draw(st.floats(0, 2e6)), data.draw(st.floats(0, 1e6))
+            block.forget_vanished(now, after)
+            for gone_uid, (owner, gone) in list(model.runs.items()):
+                if owner == name and not isinstance(gone, Run) and now - gone[2] > after:
+                    del model.runs[gone_uid]
+        elif op == "drop":
+            store.drop(block)
+            blocks[name] = store.block(name)
+            model.runs = {u: h for u, h in model.runs.items() if h[0] != name}
+        check(store, blocks, model)
+
+
+def test_a_block_dropped_frees_its_id_and_keeps_the_others_runs() -> None:
+    store = RunStore()
+    first, second = store.block("a"), store.block("b")
+    uid = str(uuid.UUID(int=7))
+    first.put(new_run(uid, "n", "running", "running", 1.0, None, None))
+    second.put(new_run("r", "n", "warning", "warning", 1.0, 2.0, None))
+    store.drop(first)
+    third = store.block("c")
+    assert third.id == first.id
+    assert store.holder(uid) is None
+    assert store.holder("r") is second
+    assert second.run("r") == new_run("r", "n", "warning", "warning", 1.0, 2.0, None)
+
+
+def test_positions_follow_the_listing_and_renumber_before_they_overflow() -> None:
+    store = RunStore()
+    block = store.block("a")
+    for number in range(3):
+        block.put(new_run(f"r{number}", "", "running", "running", None, None, None))
+    assert list(block.position) == [0, 1, 2]
+    block.next_position = (1 << 32) - 1
+    block.put(new_run("r3", "", "running", "running", None, None, None))
+    assert list(block.position) == [0, 1, 2, 3]
