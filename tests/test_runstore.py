@@ -78,11 +78,16 @@ def shown(run: Run) -> Run:
     """What the store keeps of a run: a needs-action run's name and error, no one else's."""
     if run.status in NEEDS_ACTION_STATUSES:
         return run
-    return new_run(run.uid, "", run.status, run.api_status, *times_of(run), None)
-
-
-def times_of(run: Run) -> tuple[float | None, ...]:
-    return run.start_time, run.finish_time, run.scheduled_time, run.postponed_until
+    return new_run(
+        run.uid,
+        "",
+        run.status,
+        run.api_status,
+        run.start_time,
+        run.finish_time,
+        run.scheduled_time,
+        run.postponed_until,
+    )
 
 
 def check(store: RunStore, blocks: dict[str, RunBlock], model: Model) -> None:
@@ -136,9 +141,9 @@ def test_the_store_knows_what_a_dict_knows(data: st.DataObject, pool: list[str])
             when = data.draw(st.floats(0, 1e6))
             located = store.locate(uid)
             assert located is not None
-            owner, vanished, slot = located
+            holder, vanished, slot = located
             assert not vanished
-            owner.vanish(slot, when)
+            holder.vanish(slot, when)
             model.runs[uid] = (held[0], (held[1].status, held[1].api_status, when))
         elif op == "release":
             known = block.release(uid)
