@@ -1,15 +1,18 @@
-"""The runs a workspace tracks, packed: what the counting rule needs of each run, without one Python
-object per run beyond its key.
+"""The runs a workspace tracks, packed: what the counting rule needs of each run, and no Python object
+per run.
 
-A run's uid is its key: a 128-bit int when the uid is a canonical UUID (lower-case, dashed; it turns
-back into exactly the same string), else the string itself. One workspace-level map takes a key to
-where the run is: its workflow's block, listed or vanished, and its slot there. A block keeps its
-workflow's runs in columns (arrays of codes and of float times, NaN for None), listed runs apart from
-vanished ones; a removal moves the last slot into the hole. What only a needs-action run shows (its
-name and error) is kept for those runs alone. The order in which a workflow lists its runs, which
-orders ``runs_by_api_status``, is a position per listed run.
+A run's uid is its key: 16 bytes when the uid is a canonical UUID (lower-case, dashed: it turns back
+into exactly the same string), else the string itself. Each workflow's runs are a block of columns
+(the keys, codes of the statuses, float times with NaN for None), listed runs apart from vanished
+ones; a removal moves the last slot into the hole. What only a needs-action run shows (its name and
+error) is kept for those runs alone. The order in which a workflow lists its runs, which orders
+``runs_by_api_status``, is a position per listed run.
 
-exporter/state.py holds the rule; this module only stores. Nothing here keeps a parsed ``Run``.
+One workspace-level table finds a run: its location (block id << 33 | VANISHED | slot) in an open
+addressing array, the key compared where the location points, so the table holds 8 bytes per entry
+and no key. Uids that are not UUIDs (rare: tests, other APIs) are in a plain dict.
+
+exporter/state.py holds the counting rule; this module only stores. Nothing here keeps a parsed Run.
 """
 
 from __future__ import annotations
@@ -23,21 +26,25 @@ from typing import Final
 from exporter.parsing import Run, RunError
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
-Key = int | str
+Key = bytes | str
 NAN: Final = math.nan
-#: A map value: block id << 33 | VANISHED | slot.
+#: A location: block id << BLOCK_SHIFT | VANISHED | slot.
 VANISHED: Final = 1 << 32
 SLOT: Final = VANISHED - 1
 BLOCK_SHIFT: Final = 33
+EMPTY: Final = -1
 _MAX_POSITION: Final = (1 << 32) - 1
+_KEY: Final = 16  # bytes of a UUID key
+_FIRST_CAPACITY: Final = 64
+_MAX_LOAD: Final = 0.7
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 def key_of(uid: str) -> Key:
-    """A run's key: an int for a canonical UUID (16 bytes of value), else the uid."""
+    """A run's key: the 16 bytes of a canonical UUID, else the uid itself."""
     if len(uid) == 36 and _UUID(uid) is not None:
-        return int(uid.replace("-", ""), 16)
+        return bytes.fromhex(uid.replace("-", ""))
     return uid
 
 
@@ -45,7 +52,7 @@ def uid_of(key: Key) -> str:
     """The uid a key was made from, exactly."""
     if isinstance(key, str):
         return key
-    h = f"{key:032x}"
+    h = key.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -92,6 +99,7 @@ class RunBlock:
         "id",
         "keys",
         "next_position",
+        "others",
         "position",
         "postponed",
         "scheduled",
@@ -100,6 +108,7 @@ class RunBlock:
         "store",
         "vanished_api",
         "vanished_keys",
+        "vanished_others",
         "vanished_status",
         "vanished_when",
         "workflow",
@@ -109,7 +118,8 @@ class RunBlock:
         self.store = store
         self.id = block_id
         self.workflow = workflow
-        self.keys: list[Key] = []
+        self.keys = bytearray()  # 16 bytes a slot (zeros for a uid kept in ``others``)
+        self.others: dict[int, str] = {}  # slot -> uid, for a uid that is not a UUID
         self.status = array("B")
         self.api = array("H")
         self.start = array("d")
@@ -119,21 +129,29 @@ class RunBlock:
         self.extra: list[Extra] = []
         self.position = array("I")  # the listing's order
         self.next_position = 0
-        self.vanished_keys: list[Key] = []
+        self.vanished_keys = bytearray()
+        self.vanished_others: dict[int, str] = {}
         self.vanished_status = array("B")
         self.vanished_api = array("H")
         self.vanished_when = array("d")
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.status)
 
     @property
     def vanished_count(self) -> int:
-        return len(self.vanished_keys)
+        return len(self.vanished_status)
+
+    def key_at(self, slot: int, vanished: bool = False) -> Key:
+        others = self.vanished_others if vanished else self.others
+        if others and slot in others:
+            return others[slot]
+        keys = self.vanished_keys if vanished else self.keys
+        return bytes(keys[slot * _KEY : slot * _KEY + _KEY])
 
     def _where(self, uid: str) -> int | None:
-        location = self.store.index.get(key_of(uid))
-        if location is None or location >> BLOCK_SHIFT != self.id:
+        location = self.store.find(key_of(uid))
+        if location == EMPTY or location >> BLOCK_SHIFT != self.id:
             return None
         return location
 
@@ -170,7 +188,7 @@ class RunBlock:
         name, error = ("", None) if extra is None else (extra, None) if isinstance(extra, str) else extra
         postponed = self.postponed
         return Run(
-            uid_of(self.keys[slot]),
+            uid_of(self.key_at(slot)),
             name,
             STATUSES.words[self.status[slot]],
             API_STATUSES.words[self.api[slot]],
@@ -199,7 +217,8 @@ class RunBlock:
             and kept.postponed_until == run.postponed_until
         )
 
-    # Writes.
+    # Writes. A location in the table must never point at a slot that holds another key: a caller
+    # moves or removes a run's table entry before the slot it pointed at is reused.
 
     def write(self, slot: int, run: Run, status: int, api: int) -> None:
         """Set listed ``slot`` to ``run``."""
@@ -215,9 +234,7 @@ class RunBlock:
         postponed = self.postponed
         if value is not None:
             if postponed is None:
-                postponed = self.postponed = array("d", bytes(8 * len(self.keys)))
-                for index in range(len(postponed)):
-                    postponed[index] = NAN
+                postponed = self.postponed = array("d", [NAN]) * len(self.status)
             postponed[slot] = value
         elif postponed is not None:
             postponed[slot] = NAN
@@ -228,9 +245,13 @@ class RunBlock:
             self.extra[slot] = None
 
     def append(self, key: Key, run: Run, status: int, api: int, position: int) -> int:
-        """A new listed slot for ``run`` (its map entry is the caller's); its slot."""
-        slot = len(self.keys)
-        self.keys.append(key)
+        """A new listed slot for ``run`` and its table entry; its location."""
+        slot = len(self.status)
+        if isinstance(key, str):
+            self.keys += _NO_KEY
+            self.others[slot] = key
+        else:
+            self.keys += key
         self.status.append(status)
         self.api.append(api)
         self.start.append(NAN)
@@ -241,30 +262,33 @@ class RunBlock:
         self.extra.append(None)
         self.position.append(position)
         self.write(slot, run, status, api)
-        return slot
+        location = self.id << BLOCK_SHIFT | slot
+        self.store.place(key, location)
+        return location
 
     def put(self, run: Run) -> None:
         """List ``run`` (an upsert): in its place if listed, else at the end of the listing."""
         key = key_of(run.uid)
         status, api = STATUSES.code(run.status), API_STATUSES.code(run.api_status)
-        index = self.store.index
-        location = index.get(key)
-        if location is not None:
+        location = self.store.find(key)
+        if location != EMPTY:
             if location >> BLOCK_SHIFT != self.id:
                 holder = self.store.blocks[location >> BLOCK_SHIFT]
-                if holder is not None:
-                    holder.release(run.uid)
+                assert holder is not None
+                holder.release(run.uid)
             elif location & VANISHED:
+                self.append(key, run, status, api, self.take_position())
                 self.remove_vanished(location & SLOT)
+                return
             else:
                 self.write(location & SLOT, run, status, api)
                 return
-        index[key] = self.id << BLOCK_SHIFT | self.append(key, run, status, api, self.take_position())
+        self.append(key, run, status, api, self.take_position())
 
     def take_position(self) -> int:
         """The position after every listed run's (a run added to the end of the listing)."""
         if self.next_position >= _MAX_POSITION:
-            order = sorted(range(len(self.keys)), key=self.position.__getitem__)
+            order = sorted(range(len(self.position)), key=self.position.__getitem__)
             for rank, slot in enumerate(order):
                 self.position[slot] = rank
             self.next_position = len(order)
@@ -273,11 +297,16 @@ class RunBlock:
         return position
 
     def remove_listed(self, slot: int) -> None:
-        """Drop listed ``slot`` (its map entry is the caller's): the last slot moves into it."""
-        last = len(self.keys) - 1
-        keys = self.keys
+        """Drop listed ``slot``, whose run's table entry is gone or elsewhere: the last slot moves
+        into it."""
+        last = len(self.status) - 1
+        others = self.others
+        moved_other = others.pop(last, None) if others else None
+        if others:
+            others.pop(slot, None)
         if slot != last:
-            moved = keys[slot] = keys[last]
+            keys = self.keys
+            keys[slot * _KEY : slot * _KEY + _KEY] = keys[last * _KEY :]
             self.status[slot] = self.status[last]
             self.api[slot] = self.api[last]
             self.start[slot] = self.start[last]
@@ -287,8 +316,12 @@ class RunBlock:
                 self.postponed[slot] = self.postponed[last]
             self.extra[slot] = self.extra[last]
             self.position[slot] = self.position[last]
-            self.store.index[moved] = self.id << BLOCK_SHIFT | slot
-        keys.pop()
+            if moved_other is not None:
+                others[slot] = moved_other
+            # The moved run's entry still points at ``last``, whose bytes are still there.
+            moved = moved_other if moved_other is not None else bytes(keys[last * _KEY :])
+            self.store.place(moved, self.id << BLOCK_SHIFT | slot)
+        del self.keys[last * _KEY :]
         self.status.pop()
         self.api.pop()
         self.start.pop()
@@ -296,38 +329,50 @@ class RunBlock:
         self.scheduled.pop()
         if self.postponed is not None:
             self.postponed.pop()
-            if not keys:
+            if not self.status:
                 self.postponed = None
         self.extra.pop()
         self.position.pop()
 
     def remember(self, key: Key, status: int, api: int, when: float) -> None:
-        """Add a vanished run (and its map entry)."""
-        slot = len(self.vanished_keys)
-        self.vanished_keys.append(key)
+        """Add a vanished run and its table entry (which may have pointed elsewhere in this block)."""
+        slot = len(self.vanished_status)
+        if isinstance(key, str):
+            self.vanished_keys += _NO_KEY
+            self.vanished_others[slot] = key
+        else:
+            self.vanished_keys += key
         self.vanished_status.append(status)
         self.vanished_api.append(api)
         self.vanished_when.append(when)
-        self.store.index[key] = self.id << BLOCK_SHIFT | VANISHED | slot
+        self.store.place(key, self.id << BLOCK_SHIFT | VANISHED | slot)
 
     def remove_vanished(self, slot: int) -> None:
-        """Drop vanished ``slot`` (its map entry is the caller's): the last slot moves into it."""
-        keys = self.vanished_keys
-        last = len(keys) - 1
+        """Drop vanished ``slot``, whose run's table entry is gone or elsewhere: the last slot moves
+        into it."""
+        last = len(self.vanished_status) - 1
+        others = self.vanished_others
+        moved_other = others.pop(last, None) if others else None
+        if others:
+            others.pop(slot, None)
         if slot != last:
-            moved = keys[slot] = keys[last]
+            keys = self.vanished_keys
+            keys[slot * _KEY : slot * _KEY + _KEY] = keys[last * _KEY :]
             self.vanished_status[slot] = self.vanished_status[last]
             self.vanished_api[slot] = self.vanished_api[last]
             self.vanished_when[slot] = self.vanished_when[last]
-            self.store.index[moved] = self.id << BLOCK_SHIFT | VANISHED | slot
-        keys.pop()
+            if moved_other is not None:
+                others[slot] = moved_other
+            moved = moved_other if moved_other is not None else bytes(keys[last * _KEY :])
+            self.store.place(moved, self.id << BLOCK_SHIFT | VANISHED | slot)
+        del self.vanished_keys[last * _KEY :]
         self.vanished_status.pop()
         self.vanished_api.pop()
         self.vanished_when.pop()
 
     def vanish(self, slot: int, when: float) -> None:
         """Listed ``slot`` left the listing at ``when``: remembered as vanished."""
-        self.remember(self.keys[slot], self.status[slot], self.api[slot], when)
+        self.remember(self.key_at(slot), self.status[slot], self.api[slot], when)
         self.remove_listed(slot)
 
     def release(self, uid: str) -> tuple[str, str] | None:
@@ -335,7 +380,7 @@ class RunBlock:
         known = self.known(uid)
         location = self._where(uid)
         if location is not None:
-            del self.store.index[key_of(uid)]
+            self.store.remove(key_of(uid))
             if location & VANISHED:
                 self.remove_vanished(location & SLOT)
             else:
@@ -345,33 +390,38 @@ class RunBlock:
     def forget_vanished(self, now: float, after: float) -> None:
         """Forget the vanished runs that left the listing more than ``after`` seconds before ``now``."""
         when = self.vanished_when
-        index = self.store.index
         for slot in range(len(when) - 1, -1, -1):
             if now - when[slot] > after:
-                del index[self.vanished_keys[slot]]
+                self.store.remove(self.key_at(slot, vanished=True))
                 self.remove_vanished(slot)
 
     def records(self) -> Iterator[tuple[str, str, str]]:
         """(uid, status, api_status) of every run, listed first, then vanished."""
         words, api_words = STATUSES.words, API_STATUSES.words
-        for key, status, api in zip(self.keys, self.status, self.api, strict=True):
-            yield uid_of(key), words[status], api_words[api]
-        for key, status, api in zip(self.vanished_keys, self.vanished_status, self.vanished_api, strict=True):
-            yield uid_of(key), words[status], api_words[api]
+        for slot, (status, api) in enumerate(zip(self.status, self.api, strict=True)):
+            yield uid_of(self.key_at(slot)), words[status], api_words[api]
+        vanished = zip(self.vanished_status, self.vanished_api, strict=True)
+        for slot, (status, api) in enumerate(vanished):
+            yield uid_of(self.key_at(slot, vanished=True)), words[status], api_words[api]
+
+
+_NO_KEY: Final = bytes(_KEY)
 
 
 class RunStore:
-    """A workspace's runs: the map from key to block and slot, and the blocks."""
+    """A workspace's runs: the blocks, and the table that finds a run's location by its key."""
 
-    __slots__ = ("_free", "blocks", "index")
+    __slots__ = ("_free", "_used", "blocks", "strings", "table")
 
     def __init__(self) -> None:
-        self.index: dict[Key, int] = {}
         self.blocks: list[RunBlock | None] = []
         self._free: list[int] = []
+        self.table = array("q", [EMPTY]) * _FIRST_CAPACITY  # locations of UUID keys, open addressing
+        self._used = 0
+        self.strings: dict[str, int] = {}  # locations of the other keys
 
     def __len__(self) -> int:
-        return len(self.index)
+        return self._used + len(self.strings)
 
     def block(self, workflow: str) -> RunBlock:
         """A new, empty block for ``workflow``."""
@@ -385,17 +435,17 @@ class RunStore:
 
     def drop(self, block: RunBlock) -> None:
         """Forget a block and every run it holds."""
-        index = self.index
-        for key in (*block.keys, *block.vanished_keys):
-            if index.get(key, -1) >> BLOCK_SHIFT == block.id:
-                del index[key]
+        for slot in range(len(block)):
+            self.remove(block.key_at(slot))
+        for slot in range(block.vanished_count):
+            self.remove(block.key_at(slot, vanished=True))
         self.blocks[block.id] = None
         self._free.append(block.id)
 
     def locate(self, uid: str) -> tuple[RunBlock, bool, int] | None:
         """Where run ``uid`` is: its block, whether it vanished, its slot."""
-        location = self.index.get(key_of(uid))
-        if location is None:
+        location = self.find(key_of(uid))
+        if location == EMPTY:
             return None
         block = self.blocks[location >> BLOCK_SHIFT]
         assert block is not None
@@ -403,5 +453,96 @@ class RunStore:
 
     def holder(self, uid: str) -> RunBlock | None:
         """The block that holds run ``uid`` (its owner), if any."""
-        location = self.index.get(key_of(uid))
-        return None if location is None else self.blocks[location >> BLOCK_SHIFT]
+        location = self.find(key_of(uid))
+        return None if location == EMPTY else self.blocks[location >> BLOCK_SHIFT]
+
+    # The table: linear probing; a key is compared where its location points.
+
+    def _key(self, location: int) -> bytes:
+        block = self.blocks[location >> BLOCK_SHIFT]
+        assert block is not None
+        at = (location & SLOT) * _KEY
+        keys = block.vanished_keys if location & VANISHED else block.keys
+        return bytes(keys[at : at + _KEY])
+
+    def find(self, key: Key) -> int:
+        """The location of ``key``, or EMPTY."""
+        if isinstance(key, str):
+            return self.strings.get(key, EMPTY)
+        table, blocks = self.table, self.blocks
+        mask = len(table) - 1
+        index = hash(key) & mask
+        while True:
+            location = table[index]
+            if location == EMPTY:
+                return EMPTY
+            block = blocks[location >> BLOCK_SHIFT]
+            at = (location & SLOT) * _KEY
+            keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
+            if keys[at : at + _KEY] == key:
+                return location
+            index = (index + 1) & mask
+
+    def _index(self, key: bytes) -> int:
+        """The table index of ``key``, or of the empty entry where it would go."""
+        table, blocks = self.table, self.blocks
+        mask = len(table) - 1
+        index = hash(key) & mask
+        while True:
+            location = table[index]
+            if location == EMPTY:
+                return index
+            block = blocks[location >> BLOCK_SHIFT]
+            at = (location & SLOT) * _KEY
+            keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
+            if keys[at : at + _KEY] == key:
+                return index
+            index = (index + 1) & mask
+
+    def place(self, key: Key, location: int) -> None:
+        """Set the location of ``key`` (a new key, or one that moved)."""
+        if isinstance(key, str):
+            self.strings[key] = location
+            return
+        index = self._index(key)
+        if self.table[index] == EMPTY:
+            if (self._used + 1) > len(self.table) * _MAX_LOAD:
+                self._grow()
+                index = self._index(key)
+            self._used += 1
+        self.table[index] = location
+
+    def remove(self, key: Key) -> None:
+        """Forget ``key`` (backward-shift deletion: no tombstones)."""
+        if isinstance(key, str):
+            self.strings.pop(key, None)
+            return
+        table = self.table
+        index = self._index(key)
+        if table[index] == EMPTY:
+            return
+        mask = len(table) - 1
+        table[index] = EMPTY
+        self._used -= 1
+        probe = index
+        while True:
+            probe = (probe + 1) & mask
+            location = table[probe]
+            if location == EMPTY:
+                return
+            home = hash(self._key(location)) & mask
+            if (probe - home) & mask >= (probe - index) & mask:
+                table[index] = location
+                table[probe] = EMPTY
+                index = probe
+
+    def _grow(self) -> None:
+        old = self.table
+        self.table = table = array("q", [EMPTY]) * (len(old) * 2)
+        mask = len(table) - 1
+        for location in old:
+            if location != EMPTY:
+                index = hash(self._key(location)) & mask
+                while table[index] != EMPTY:
+                    index = (index + 1) & mask
+                table[index] = location

@@ -34,6 +34,7 @@ from exporter.parsing import Parsed, Run, Workflow
 from exporter.runstore import (
     API_STATUSES,
     BLOCK_SHIFT,
+    EMPTY,
     NEEDS_ACTION_CODES,
     SLOT,
     STATUSES,
@@ -440,7 +441,7 @@ class WorkspaceState:
         history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
         runs = tracked.runs
         block = runs.id << BLOCK_SHIFT
-        index, blocks, listed_workflows = self.store.index, self.store.blocks, self.workflows
+        find, blocks, listed_workflows = self.store.find, self.store.blocks, self.workflows
         statuses, api_statuses = STATUSES.codes, API_STATUSES.codes
         column_status, column_api, column_position = runs.status, runs.api, runs.position
         last_status_time = tracked.last_status_time
@@ -460,15 +461,14 @@ class WorkspaceState:
             api = api_statuses.get(run.api_status)
             if api is None:
                 api = API_STATUSES.code(run.api_status)
-            location = index.get(key)
-            slot = -1
+            location = find(key)
+            slot = gone = -1
             previous: tuple[int, int] | None = None  # (status, api) codes
-            if location is not None:
+            if location != EMPTY:
                 if location >> BLOCK_SHIFT << BLOCK_SHIFT == block:
-                    if location & VANISHED:
+                    if location & VANISHED:  # listed again: moved from vanished once appended
                         gone = location & SLOT
                         previous = before[key] = (runs.vanished_status[gone], runs.vanished_api[gone])
-                        runs.remove_vanished(gone)
                     else:
                         slot = location & SLOT
                         if not touched[slot]:
@@ -502,8 +502,10 @@ class WorkspaceState:
                     position += 1
                 else:
                     place = runs.take_position()
-                index[key] = block | runs.append(key, run, status, api, place)
+                runs.append(key, run, status, api, place)
                 touched.append(1)
+                if gone >= 0:
+                    runs.remove_vanished(gone)
             else:
                 if not touched[slot]:
                     touched[slot] = 1

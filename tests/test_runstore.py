@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from random import Random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ BLOCKS = ("wf-a", "wf-b", "wf-c")
 
 def test_a_canonical_uuid_is_an_int_and_turns_back_into_the_same_string() -> None:
     uid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
-    assert key_of(uid) == int(uid.replace("-", ""), 16)
+    assert key_of(uid) == bytes.fromhex(uid.replace("-", ""))
     assert uid_of(key_of(uid)) == uid
     assert uid_of(key_of("00000000-0000-0000-0000-000000000000")) == "00000000-0000-0000-0000-000000000000"
 
@@ -197,3 +198,48 @@ def test_positions_follow_the_listing_and_renumber_before_they_overflow() -> Non
     block.next_position = (1 << 32) - 1
     block.put(new_run("r3", "", "running", "running", None, None, None))
     assert list(block.position) == [0, 1, 2, 3]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32))
+def test_thousands_of_runs_grow_and_shrink_the_table_as_a_dict_would(seed: int) -> None:
+    """Enough runs to grow the table many times, and removals in every order (the deletions that
+    shift entries back, around the end of the table too)."""
+    random = Random(seed)
+    store = RunStore()
+    blocks = {name: store.block(name) for name in BLOCKS}
+    model = Model()
+    pool = [str(uuid.UUID(int=random.getrandbits(128))) for _ in range(3000)] + [f"r{n}" for n in range(50)]
+    for step in range(6000):
+        uid = random.choice(pool)
+        name = random.choice(BLOCKS)
+        held = model.runs.get(uid)
+        roll = random.random()
+        if roll < 0.55:
+            status = random.choice(STATUS_LABEL_VALUES)
+            run = new_run(uid, "n", status, "x", float(step), None, None)
+            blocks[name].put(run)
+            model.runs[uid] = (name, run)
+        elif roll < 0.75 and held is not None and isinstance(held[1], Run):
+            located = store.locate(uid)
+            assert located is not None
+            located[0].vanish(located[2], float(step))
+            model.runs[uid] = (held[0], (held[1].status, held[1].api_status, float(step)))
+        elif roll < 0.9:
+            blocks[name].release(uid)
+            if held is not None and held[0] == name:
+                del model.runs[uid]
+        elif roll < 0.995:
+            blocks[name].forget_vanished(float(step), 500.0)
+            model.runs = {
+                u: h
+                for u, h in model.runs.items()
+                if not (h[0] == name and not isinstance(h[1], Run) and step - h[1][2] > 500.0)
+            }
+        else:
+            store.drop(blocks[name])
+            blocks[name] = store.block(name)
+            model.runs = {u: h for u, h in model.runs.items() if h[0] != name}
+    check(store, blocks, model)
+    for uid in pool:
+        assert (store.holder(uid) is None) == (uid not in model.runs)
