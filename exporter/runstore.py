@@ -38,12 +38,13 @@ _KEY: Final = 16  # bytes of a UUID key
 _FIRST_CAPACITY: Final = 64
 _MAX_LOAD: Final = 0.7
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+#: A canonical UUID (what key_of turns into 16 bytes; exporter/state.py inlines key_of with it).
+UUID_MATCH: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 def key_of(uid: str) -> Key:
     """A run's key: the 16 bytes of a canonical UUID, else the uid itself."""
-    if len(uid) == 36 and _UUID(uid) is not None:
+    if len(uid) == 36 and UUID_MATCH(uid) is not None:
         return bytes.fromhex(uid.replace("-", ""))
     return uid
 
@@ -244,8 +245,9 @@ class RunBlock:
         else:
             self.extra[slot] = None
 
-    def append(self, key: Key, run: Run, status: int, api: int, position: int) -> int:
-        """A new listed slot for ``run`` and its table entry; its location."""
+    def append(self, key: Key, run: Run, status: int, api: int, position: int, new: bool = False) -> int:
+        """A new listed slot for ``run`` and its table entry (``new``: the key has none yet, else it
+        is moved here); its location."""
         slot = len(self.status)
         if isinstance(key, str):
             self.keys += _NO_KEY
@@ -254,16 +256,29 @@ class RunBlock:
             self.keys += key
         self.status.append(status)
         self.api.append(api)
-        self.start.append(NAN)
-        self.finish.append(NAN)
-        self.scheduled.append(NAN)
-        if self.postponed is not None:
-            self.postponed.append(NAN)
-        self.extra.append(None)
+        value = run.start_time
+        self.start.append(NAN if value is None else value)
+        value = run.finish_time
+        self.finish.append(NAN if value is None else value)
+        value = run.scheduled_time
+        self.scheduled.append(NAN if value is None else value)
         self.position.append(position)
-        self.write(slot, run, status, api)
+        if status in NEEDS_ACTION_CODES:
+            error = run.error
+            self.extra.append(run.name if error is None else (run.name, error))
+        else:
+            self.extra.append(None)
+        value = run.postponed_until
+        if self.postponed is not None:
+            self.postponed.append(NAN if value is None else value)
+        elif value is not None:
+            self.postponed = array("d", [NAN]) * slot
+            self.postponed.append(value)
         location = self.id << BLOCK_SHIFT | slot
-        self.store.place(key, location)
+        if new:
+            self.store.insert(key, location)
+        else:
+            self.store.place(key, location)
         return location
 
     def put(self, run: Run) -> None:
@@ -283,7 +298,7 @@ class RunBlock:
             else:
                 self.write(location & SLOT, run, status, api)
                 return
-        self.append(key, run, status, api, self.take_position())
+        self.append(key, run, status, api, self.take_position(), new=True)
 
     def take_position(self) -> int:
         """The position after every listed run's (a run added to the end of the listing)."""
@@ -512,6 +527,21 @@ class RunStore:
             self._used += 1
         self.table[index] = location
 
+    def insert(self, key: Key, location: int) -> None:
+        """``place`` for a key the table does not hold."""
+        if isinstance(key, str):
+            self.strings[key] = location
+            return
+        self._used += 1
+        if self._used > len(self.table) * _MAX_LOAD:
+            self._grow()
+        table = self.table
+        mask = len(table) - 1
+        index = hash(key) & mask
+        while table[index] != EMPTY:
+            index = (index + 1) & mask
+        table[index] = location
+
     def remove(self, key: Key) -> None:
         """Forget ``key`` (backward-shift deletion: no tombstones)."""
         if isinstance(key, str):
@@ -540,9 +570,13 @@ class RunStore:
         old = self.table
         self.table = table = array("q", [EMPTY]) * (len(old) * 2)
         mask = len(table) - 1
+        blocks = self.blocks
         for location in old:
             if location != EMPTY:
-                index = hash(self._key(location)) & mask
+                block = blocks[location >> BLOCK_SHIFT]
+                at = (location & SLOT) * _KEY
+                keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
+                index = hash(bytes(keys[at : at + _KEY])) & mask
                 while table[index] != EMPTY:
                     index = (index + 1) & mask
                 table[index] = location

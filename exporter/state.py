@@ -35,14 +35,16 @@ from exporter.runstore import (
     API_STATUSES,
     BLOCK_SHIFT,
     EMPTY,
+    NAN,
     NEEDS_ACTION_CODES,
     SLOT,
     STATUSES,
+    UUID_MATCH,
     VANISHED,
     Key,
     RunBlock,
     RunStore,
-    key_of,
+    uid_of,
 )
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
@@ -196,20 +198,39 @@ def _oldest(runs: RunBlock, codes: bytes, code: int) -> float | None:
 
 
 def _needs_action(runs: RunBlock, codes: bytes, limit: int, pushed: Mapping[str, str]) -> tuple[RunView, ...]:
-    """The needs-action runs shown (newest_first's rule), as views."""
+    """The needs-action runs shown (newest_first's rule), as views made from the columns."""
     slots = [slot for code in _NEEDS_ACTION for slot in _slots_of(codes, code)]
     if not slots or limit <= 0:
         return ()
+    moments = {slot: _moment(runs, slot) for slot in slots}
     if len(slots) > limit:
         # Only what can be among the first ``limit`` needs its uid (for ties): the slots at or above
         # the limit-th latest time.
-        moments = [_moment(runs, slot) for slot in slots]
-        floor = heapq.nlargest(limit, moments)[-1]
-        slots = [slot for slot, moment in zip(slots, moments, strict=True) if moment >= floor]
-    candidates = [runs.run_at(slot) for slot in slots]
-    return tuple(
-        _view(run, pushed.get(run.uid)) for run in newest_first(candidates, limit, _latest_time, _uid)
-    )
+        floor = heapq.nlargest(limit, moments.values())[-1]
+        slots = [slot for slot in slots if moments[slot] >= floor]
+    uids = {slot: uid_of(runs.key_at(slot)) for slot in slots}
+    shown = newest_first(slots, limit, moments.__getitem__, uids.__getitem__)
+    return tuple(_view_at(runs, slot, uids[slot], pushed.get(uids[slot])) for slot in shown)
+
+
+def _view_at(runs: RunBlock, slot: int, uid: str, pushed: str | None) -> RunView:
+    """``_view`` of a listed slot, without its Run."""
+    status = STATUSES.words[runs.status[slot]]
+    if status in TERMINAL_STATUSES:
+        since = runs.finish[slot]
+    else:
+        since = runs.start[slot]
+        if since != since:
+            since = runs.scheduled[slot]
+    extra = runs.extra[slot]
+    name, error = ("", None) if extra is None else (extra, None) if isinstance(extra, str) else extra
+    api_status = API_STATUSES.words[runs.api[slot]]
+    moment = None if since != since else since
+    if error is None and not pushed:
+        return RunView(uid, name, status, api_status, moment)
+    text = pushed or (error.text if error is not None else "")
+    reason = error.reason if error is not None else ""
+    return RunView(uid, name, status, api_status, moment, text, reason)
 
 
 def _moment(runs: RunBlock, slot: int) -> float:
@@ -441,8 +462,11 @@ class WorkspaceState:
         history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
         runs = tracked.runs
         block = runs.id << BLOCK_SHIFT
-        find, blocks, listed_workflows = self.store.find, self.store.blocks, self.workflows
+        store = self.store
+        find, blocks, listed_workflows = store.find, store.blocks, self.workflows
         statuses, api_statuses = STATUSES.codes, API_STATUSES.codes
+        is_uuid, fromhex = UUID_MATCH, bytes.fromhex
+        start, finish, scheduled, extra = runs.start, runs.finish, runs.scheduled, runs.extra
         column_status, column_api, column_position = runs.status, runs.api, runs.position
         last_status_time = tracked.last_status_time
         listed_before = len(runs)
@@ -454,14 +478,29 @@ class WorkspaceState:
         duplicates = 0
         for run in parsed.items:
             uid = run.uid
-            key = key_of(uid)
+            key: Key = fromhex(uid.replace("-", "")) if len(uid) == 36 and is_uuid(uid) is not None else uid
             status = statuses.get(run.status)
             if status is None:
                 status = STATUSES.code(run.status)
             api = api_statuses.get(run.api_status)
             if api is None:
                 api = API_STATUSES.code(run.api_status)
-            location = find(key)
+            if key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
+                table = store.table
+                mask = len(table) - 1
+                index = hash(key) & mask
+                while True:
+                    location = table[index]
+                    if location == EMPTY:
+                        break
+                    holder = blocks[location >> BLOCK_SHIFT]
+                    at = (location & SLOT) << 4
+                    keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                    if keys[at : at + 16] == key:
+                        break
+                    index = (index + 1) & mask
+            else:
+                location = find(key)
             slot = gone = -1
             previous: tuple[int, int] | None = None  # (status, api) codes
             if location != EMPTY:
@@ -486,9 +525,9 @@ class WorkspaceState:
                     known = self._take_over(owner.workflow, uid)
                     if known is not None:
                         previous = (STATUSES.code(known[0]), API_STATUSES.code(known[1]))
+            moment = run.status_time
             if counting:
                 if previous is None:
-                    moment = run.status_time
                     transition = moment is None or moment >= history
                 else:
                     transition = previous[0] != status and (previous[1] != api or not previous[1])
@@ -502,7 +541,7 @@ class WorkspaceState:
                     position += 1
                 else:
                     place = runs.take_position()
-                runs.append(key, run, status, api, place)
+                runs.append(key, run, status, api, place, new=gone < 0)
                 touched.append(1)
                 if gone >= 0:
                     runs.remove_vanished(gone)
@@ -514,8 +553,22 @@ class WorkspaceState:
                         position += 1
                     if previous is not None and (previous[0] != status or previous[1] != api):
                         before[key] = previous
-                runs.write(slot, run, status, api)
-            moment = run.status_time
+                if (
+                    column_status[slot] == status
+                    and column_api[slot] == api
+                    and runs.postponed is None
+                    and run.postponed_until is None
+                    and status not in NEEDS_ACTION_CODES
+                ):  # the common case, inline: times only
+                    value = run.start_time
+                    start[slot] = NAN if value is None else value
+                    value = run.finish_time
+                    finish[slot] = NAN if value is None else value
+                    value = run.scheduled_time
+                    scheduled[slot] = NAN if value is None else value
+                    extra[slot] = None
+                else:
+                    runs.write(slot, run, status, api)
             if moment is not None and math.isfinite(moment):
                 last = last_status_time.get(run.status)
                 if last is None or moment > last:
