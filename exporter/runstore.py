@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from array import array
 from collections.abc import Iterator
 from typing import Final
@@ -58,22 +59,28 @@ def uid_of(key: Key) -> str:
 
 
 class Vocabulary:
-    """Status strings as small codes (the statuses first, then api statuses as they come)."""
+    """Status strings as small codes (the statuses first, then api statuses as they come). Shared by
+    every workspace, whose worker threads may meet a new word at once: adding one takes a lock."""
 
     def __init__(self, first: tuple[str, ...], limit: int) -> None:
         self.words: list[str] = []
         self.codes: dict[str, int] = {}
         self.limit = limit
+        self._lock = threading.Lock()
         for word in first:
             self.code(word)
 
     def code(self, word: str) -> int:
         code = self.codes.get(word)
         if code is None:
-            if len(self.words) >= self.limit:
-                raise ValueError(f"more than {self.limit} distinct statuses")
-            code = self.codes[word] = len(self.words)
-            self.words.append(word)
+            with self._lock:
+                code = self.codes.get(word)
+                if code is None:
+                    if len(self.words) >= self.limit:
+                        raise ValueError(f"more than {self.limit} distinct statuses")
+                    code = len(self.words)
+                    self.words.append(word)  # before its code is visible: words[code] exists
+                    self.codes[word] = code
         return code
 
 
