@@ -11,11 +11,13 @@ from random import Random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.parsing import Run, RunError, new_run
+from exporter.parsing import Parsed, Run, RunError, Workflow, new_run
 from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, uid_of
+from exporter.state import WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
 BLOCKS = ("wf-a", "wf-b", "wf-c")
+T = 1_764_633_600.0
 
 
 def test_a_canonical_uuid_is_an_int_and_turns_back_into_the_same_string() -> None:
@@ -243,3 +245,31 @@ def test_thousands_of_runs_grow_and_shrink_the_table_as_a_dict_would(seed: int) 
     check(store, blocks, model)
     for uid in pool:
         assert (store.holder(uid) is None) == (uid not in model.runs)
+
+
+def api_order(state: WorkspaceState, workflow: str) -> list[str]:
+    (snapshot,) = (w for w in state.snapshot.workflows if w.uid == workflow)
+    return list(snapshot.runs_by_api_status)
+
+
+def test_api_statuses_show_in_the_order_the_listing_first_shows_them() -> None:
+    """``runs_by_api_status`` is rendered in its order: the listing's (a complete read), the runs kept
+    then those added at the end (an upsert), as a dict of the runs listed would give, whatever slots
+    the runs moved to."""
+    wf = Workflow("wf", "wf")
+    state = WorkspaceState("acme")
+    state.workflows_listed([wf], now=T)
+    finished = [new_run(f"f{n}", "", "finished", "finished", T, T, None) for n in range(3)]
+    failed = new_run("x", "", "shutdown", "failed", T, T, None)
+    running = new_run("r", "", "running", "running", T, None, None)
+    state.runs_read(wf, Parsed([*finished, failed]), now=T)
+    assert api_order(state, "wf") == ["finished", "failed"]
+    state.runs_read(wf, Parsed([running, finished[2], failed]), now=T + 1)  # two left: vanished
+    assert api_order(state, "wf") == ["running", "finished", "failed"]
+    state.runs_read(wf, Parsed([failed, finished[0], running]), now=T + 2)  # finished[0] back
+    assert api_order(state, "wf") == ["failed", "finished", "running"]
+    pending = new_run("p", "", "pending", "pending", T, None, None)
+    state.runs_read(wf, Parsed([pending, running]), complete=False, now=T + 3)  # an upsert: at the end
+    assert api_order(state, "wf") == ["failed", "finished", "running", "pending"]
+    state.run_pushed("wf", new_run("q", "", "paused", "paused", T, None, None), None)
+    assert api_order(state, "wf") == ["failed", "finished", "running", "pending", "paused"]
