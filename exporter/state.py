@@ -551,8 +551,12 @@ class WorkspaceState:
                     if complete:
                         column_position[slot] = position
                         position += 1
-                    if previous is not None and (previous[0] != status or previous[1] != api):
-                        before[key] = previous
+                if (
+                    (column_status[slot] != status or column_api[slot] != api)
+                    and slot < listed_before
+                    and key not in before
+                ):  # its first change in this read: what it was before, for a uid listed again
+                    before[key] = (column_status[slot], column_api[slot])
                 if (
                     column_status[slot] == status
                     and column_api[slot] == api

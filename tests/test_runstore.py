@@ -273,3 +273,22 @@ def test_api_statuses_show_in_the_order_the_listing_first_shows_them() -> None:
     assert api_order(state, "wf") == ["failed", "finished", "running", "pending"]
     state.run_pushed("wf", new_run("q", "", "paused", "paused", T, None, None), None)
     assert api_order(state, "wf") == ["failed", "finished", "running", "pending", "paused"]
+
+
+def test_a_uid_listed_twice_in_one_read_compares_each_time_with_what_was_known_before_it() -> None:
+    """As when the state kept a dict of the runs read: every occurrence of a uid in one read is compared
+    with what the workflow knew before that read (the sources never list a uid twice, a caller may)."""
+    wf = Workflow("wf", "wf")
+    state = WorkspaceState("acme")
+    state.workflows_listed([wf], now=T)
+    uid = str(uuid.UUID(int=5))
+    was = new_run(uid, "", "finished", "failed", T, T, None)
+    state.runs_read(wf, Parsed([was]), now=T)  # the baseline
+    now_pending = new_run(uid, "", "pending", "x", T, None, None)
+    state.runs_read(wf, Parsed([was, now_pending, now_pending]), now=T + 1)
+    assert state.workflows["wf"].status_changes["pending"] == 2
+    assert state.workflows["wf"].known(uid) == ("pending", "x")
+    new = new_run("n", "", "running", "running", T + 2, None, None)  # first seen, twice: new twice
+    state.runs_read(wf, Parsed([new, new, now_pending]), now=T + 3)
+    assert state.workflows["wf"].status_changes["running"] == 2
+    assert state.workflows["wf"].status_changes["pending"] == 2
