@@ -292,3 +292,25 @@ def test_a_uid_listed_twice_in_one_read_compares_each_time_with_what_was_known_b
     state.runs_read(wf, Parsed([new, new, now_pending]), now=T + 3)
     assert state.workflows["wf"].status_changes["running"] == 2
     assert state.workflows["wf"].status_changes["pending"] == 2
+
+
+def test_churn_keeps_the_store_as_large_as_what_it_remembers() -> None:
+    """Runs that come and go for days: vanished runs are forgotten after a day, their table entries
+    and slots with them, so the table does not grow past what one day of runs needs (a soak's RSS)."""
+    wf = Workflow("wf", "wf")
+    state = WorkspaceState("acme")
+    state.workflows_listed([wf], now=T)
+    sizes = []
+    for poll in range(240):  # 10 simulated days, a poll an hour, 20 new runs an hour, 100 listed
+        now = T + 3600 * poll
+        listed = [
+            new_run(str(uuid.UUID(int=number)), "", "finished", "finished", now, now, None)
+            for number in range(20 * poll, 20 * poll + 100)
+        ]
+        state.runs_read(wf, Parsed(listed), now=now)
+        sizes.append((len(state.store), len(state.store.table)))
+    runs = state.workflows["wf"].runs
+    assert len(runs) == 100
+    assert runs.vanished_count == 500  # the last day's, 25 polls x 20: forgotten after more than 86400 s
+    assert sizes[-1][0] == 600
+    assert max(capacity for _, capacity in sizes[48:]) == sizes[48][1]  # no growth after two days
