@@ -257,7 +257,7 @@ class RunBlock:
         is moved here); its location."""
         slot = len(self.status)
         if isinstance(key, str):
-            self.keys += _NO_KEY
+            self.keys += NO_KEY
             self.others[slot] = key
         else:
             self.keys += key
@@ -360,7 +360,7 @@ class RunBlock:
         """Add a vanished run and its table entry (which may have pointed elsewhere in this block)."""
         slot = len(self.vanished_status)
         if isinstance(key, str):
-            self.vanished_keys += _NO_KEY
+            self.vanished_keys += NO_KEY
             self.vanished_others[slot] = key
         else:
             self.vanished_keys += key
@@ -427,7 +427,8 @@ class RunBlock:
             yield uid_of(self.key_at(slot, vanished=True)), words[status], api_words[api]
 
 
-_NO_KEY: Final = bytes(_KEY)
+#: The key bytes of a slot whose uid is not a UUID (in ``others``).
+NO_KEY: Final = bytes(_KEY)
 
 
 class RunStore:

@@ -37,6 +37,7 @@ from exporter.runstore import (
     EMPTY,
     NAN,
     NEEDS_ACTION_CODES,
+    NO_KEY,
     SLOT,
     STATUSES,
     UUID_MATCH,
@@ -476,6 +477,7 @@ class WorkspaceState:
         before: dict[Key, tuple[int, int]] = {}
         position = 0  # complete: the order of the listing
         duplicates = 0
+        own_keys, hint = runs.keys, 0  # the listed slot the next run likely has
         for run in parsed.items:
             uid = run.uid
             key: Key = fromhex(uid.replace("-", "")) if len(uid) == 36 and is_uuid(uid) is not None else uid
@@ -485,7 +487,10 @@ class WorkspaceState:
             api = api_statuses.get(run.api_status)
             if api is None:
                 api = API_STATUSES.code(run.api_status)
-            if key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
+            if key.__class__ is bytes and own_keys[hint << 4 : (hint << 4) + 16] == key and key != NO_KEY:
+                # Listed where the last run read was followed by this one: a poll lists as the last did.
+                location = block | hint
+            elif key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
                 table = store.table
                 mask = len(table) - 1
                 index = hash(key) & mask
@@ -510,6 +515,7 @@ class WorkspaceState:
                         previous = before[key] = (runs.vanished_status[gone], runs.vanished_api[gone])
                     else:
                         slot = location & SLOT
+                        hint = slot + 1
                         if not touched[slot]:
                             previous = (column_status[slot], column_api[slot])
                         elif key in before:

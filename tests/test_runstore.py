@@ -314,3 +314,21 @@ def test_churn_keeps_the_store_as_large_as_what_it_remembers() -> None:
     assert runs.vanished_count == 500  # the last day's, 25 polls x 20: forgotten after more than 86400 s
     assert sizes[-1][0] == 600
     assert max(capacity for _, capacity in sizes[48:]) == sizes[48][1]  # no growth after two days
+
+
+def test_the_zero_uuid_is_not_taken_for_a_uid_kept_as_a_string() -> None:
+    """A slot whose uid is not a UUID has zero key bytes: the all-zero UUID is another run."""
+    wf = Workflow("wf", "wf")
+    state = WorkspaceState("acme")
+    state.workflows_listed([wf], now=T)
+    zero = "00000000-0000-0000-0000-000000000000"
+    plain = new_run("r1", "", "pending", "pending", T, None, None)  # slot 0, zero key bytes
+    for now, status in ((T, "running"), (T + 1, "finished"), (T + 2, "shutdown")):
+        run = new_run(zero, "", status, status, now, now, None)
+        state.runs_read(wf, Parsed([plain, run] if now == T else [run, plain]), now=now)
+    tracked = state.workflows["wf"]
+    assert tracked.known("r1") == ("pending", "pending")
+    assert tracked.known(zero) == ("shutdown", "shutdown")
+    assert tracked.status_changes["finished"] == 1
+    assert tracked.status_changes["shutdown"] == 1
+    assert len(state.store) == 2
