@@ -272,17 +272,30 @@ class Measured:
     wall: float
 
 
-def memory(sim: dict[str, Any], sizes: list[str], trees: dict[str, Path], seconds: float) -> None:
-    """Sections 3 and 4: each size polled once by the exporter of each tree, back to back."""
+def memory(
+    sim: dict[str, Any], sizes: list[str], trees: dict[str, Path], seconds: float, repeat: int = 1
+) -> None:
+    """Sections 3 and 4: each size polled by the exporter of each tree, back to back, ``repeat`` times
+    in alternating order (the median of each figure is printed)."""
     empty = {tree: after_a_poll(sim, "empty", root)[0] for tree, root in trees.items()}
     found: dict[tuple[str, str], Measured] = {}
     for size in sizes:
-        for tree, root in trees.items():
-            found[(size, tree)] = Measured(*after_a_poll(sim, size, root, seconds))
+        seen: dict[str, list[Measured]] = {tree: [] for tree in trees}
+        for round_ in range(repeat):
+            order = list(trees.items())
+            for tree, root in order if round_ % 2 == 0 else reversed(order):
+                seen[tree].append(Measured(*after_a_poll(sim, size, root, seconds)))
+        for tree, polls in seen.items():
+            found[(size, tree)] = Measured(
+                int(statistics.median(m.rss for m in polls)),
+                statistics.median(m.cpu for m in polls),
+                statistics.median(m.wall for m in polls),
+            )
     runs = {size: sum(w["runs"] for w in sim["workspaces"][size]["workflows"]) for size in sizes}
     print(
         "\n3. RSS per tracked run (RSS after the first poll and one scrape, over an exporter polling an "
         "empty workspace)\n4. CPU seconds of that first poll (no scrape during it)"
+        + (f"\n   (medians of {repeat} polls each, in alternating order)" if repeat > 1 else "")
     )
     head = f"{'runs':>8} {'workflows':>9} {'exporter':<10} {'RSS MiB':>8} {'B/run':>6} {'CPU s':>6}"
     print(f"   {head} {'wall s':>6}")
@@ -324,6 +337,9 @@ def main() -> None:
         help="sections 3 and 4 for the exporter of the checkout at DIR too, side by side (before/after)",
     )
     parser.add_argument("--only", choices=("memory",), help="only sections 3 and 4 (memory and CPU per poll)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="sections 3 and 4: N polls of each, medians"
+    )
     args = parser.parse_args()
     tiny = args.tiny
     small, big = ("tiny-small", "tiny-big") if tiny else ("10k", "100k")
@@ -339,7 +355,7 @@ def main() -> None:
     with simulator("--page-size", str(BIG_PAGE_SIZE), "empty", *sizes) as sim:
         if args.only is None:
             hundred_k(sim, small, big, idle_scrapes=10 if tiny else IDLE_SCRAPES)
-        memory(sim, sizes, trees, seconds)
+        memory(sim, sizes, trees, seconds, max(1, args.repeat))
     print(f"\n(bench ran in {time.monotonic() - started:.0f} s)")
 
 
