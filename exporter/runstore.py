@@ -575,16 +575,23 @@ class RunStore:
                 index = probe
 
     def _grow(self) -> None:
-        old = self.table
-        self.table = table = array("q", [EMPTY]) * (len(old) * 2)
+        """Twice the capacity, every entry placed again (from the blocks: one copy of each key column,
+        sliced as bytes)."""
+        self.table = table = array("q", [EMPTY]) * (len(self.table) * 2)
         mask = len(table) - 1
-        blocks = self.blocks
-        for location in old:
-            if location != EMPTY:
-                block = blocks[location >> BLOCK_SHIFT]
-                at = (location & SLOT) * _KEY
-                keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
-                index = hash(bytes(keys[at : at + _KEY])) & mask
-                while table[index] != EMPTY:
-                    index = (index + 1) & mask
-                table[index] = location
+        for block in self.blocks:
+            if block is None:
+                continue
+            for keys, others, flag in (
+                (block.keys, block.others, 0),
+                (block.vanished_keys, block.vanished_others, VANISHED),
+            ):
+                base = block.id << BLOCK_SHIFT | flag
+                packed = bytes(keys)
+                for slot in range(len(packed) // _KEY):
+                    if others and slot in others:
+                        continue
+                    index = hash(packed[slot * _KEY : slot * _KEY + _KEY]) & mask
+                    while table[index] != EMPTY:
+                        index = (index + 1) & mask
+                    table[index] = base | slot
