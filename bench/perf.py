@@ -6,11 +6,16 @@ The real exporter (``python -m exporter``, one process per measurement) polls th
 1. requests per poll / lower bound, per workflow of 0, 5, 20, 45 and 210 runs (simulator page size),
    counted from the simulator's request log over one steady-state poll (the third);
 2. /metrics latency (p50, p99, max) idle and during a 100k-run poll, and during/idle ratios;
-3. RSS per tracked run at 10k and 100k runs (over an exporter polling an empty workspace);
-4. CPU seconds of the exporter for a 100k-run poll.
+3. RSS per tracked run at 10k and 100k runs (over an exporter polling an empty workspace), and at 1M
+   runs with ``--million``;
+4. CPU seconds of the exporter for that first poll, at each size.
+
+``--baseline DIR`` measures 3 and 4 for the exporter of another checkout too (``python -m exporter``
+run from DIR), each size of both back to back, and prints them side by side with their ratios.
 
 Scrapes ask what Prometheus asks (OpenMetrics, gzip), one at a time, every ``SCRAPE_SPACING`` seconds.
-Every loop is bounded; the whole run takes about two minutes on two cores.
+Every loop is bounded; the whole run takes about three minutes on two cores (``--million``: about
+five more, and a few GiB of memory for the simulator).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ IDLE_SPACING = 0.02
 #: bench under three minutes; what is measured there (apply, render, scrapes, memory) grows with runs.
 BIG_PAGE_SIZE = 100
 MAX_POLL_SECONDS = 120.0
+#: --million: a poll of a million runs (10,000 requests of 100) takes about a minute of CPU here.
+MILLION_POLL_SECONDS = 900.0
 
 
 def free_port() -> int:
@@ -125,7 +132,8 @@ def simulator(*args: str) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def exporter(sim: dict[str, Any], workspace: str, interval: str) -> Iterator[Exporter]:
+def exporter(sim: dict[str, Any], workspace: str, interval: str, root: Path = ROOT) -> Iterator[Exporter]:
+    """The exporter of the checkout at ``root`` (this one by default) polling ``workspace``."""
     described = sim["workspaces"][workspace]
     config = {
         "workspaces": [
@@ -136,7 +144,7 @@ def exporter(sim: dict[str, Any], workspace: str, interval: str) -> Iterator[Exp
                 "base_url": sim["url"],
             }
         ],
-        "poll": {"interval": interval},
+        "poll": {"interval": interval, "timeout": "15m"},
         "api": {"requests_per_second": 1000, "burst": 1000, "request_timeout": "10s"},
     }
     port = free_port()
@@ -145,7 +153,7 @@ def exporter(sim: dict[str, Any], workspace: str, interval: str) -> Iterator[Exp
         path.write_text(yaml.safe_dump(config))
         argv = [sys.executable, "-m", "exporter", "--config", str(path)]
         argv += ["--web.listen-address", f"{LOOPBACK}:{port}", "--log.level", "error"]
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+        process = subprocess.Popen(argv, cwd=root, stdout=subprocess.DEVNULL)
         running = Exporter(process, port)
         try:
             running.wait("/-/healthy", 30)
@@ -201,11 +209,13 @@ def summary(latencies: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), p99, ordered[-1]
 
 
-def after_a_poll(sim: dict[str, Any], workspace: str) -> tuple[int, float, float]:
+def after_a_poll(
+    sim: dict[str, Any], workspace: str, root: Path = ROOT, seconds: float = MAX_POLL_SECONDS
+) -> tuple[int, float, float]:
     """(RSS after the first poll and one scrape, CPU seconds of the poll, its wall time)."""
-    with exporter(sim, workspace, "1h") as running:
+    with exporter(sim, workspace, "1h", root) as running:
         cpu, started = running.cpu_seconds(), time.monotonic()
-        running.wait("/-/ready", MAX_POLL_SECONDS)
+        running.wait("/-/ready", seconds)
         cpu, wall = running.cpu_seconds() - cpu, time.monotonic() - started
         scrape(running)
         return running.rss_bytes(), cpu, wall
@@ -215,19 +225,14 @@ def hundred_k(
     sim: dict[str, Any], small: str = "10k", big: str = "100k", idle_scrapes: int = IDLE_SCRAPES
 ) -> None:
     runs = {name: sum(w["runs"] for w in sim["workspaces"][name]["workflows"]) for name in (small, big)}
-    empty_rss = after_a_poll(sim, "empty")[0]
-    rss_small = after_a_poll(sim, small)[0]
     with exporter(sim, big, "1h") as running:
-        cpu, started = running.cpu_seconds(), time.monotonic()
         running.wait("/-/ready", MAX_POLL_SECONDS)
-        cpu, wall = running.cpu_seconds() - cpu, time.monotonic() - started
         cold = scrape(running)[0]  # the first render of the 100k-run body, not counted as idle
         idle: dict[str, list[float]] = {"/metrics": [], "/-/ready": []}
         for _ in range(idle_scrapes):
             for path, found in idle.items():
                 found.append(scrape(running, path)[0])
             time.sleep(IDLE_SPACING)
-        rss_big = running.rss_bytes()
         series = len(running.metrics())
     during: dict[str, list[float]] = {"/metrics": [], "/-/ready": []}
     with exporter(sim, big, "1h") as running:
@@ -259,13 +264,63 @@ def hundred_k(
         f"(idle floored at 10 ms, goal <= 3)  max {poll_max / idle_max:.1f}x; "
         f"max during {'<=' if poll_max <= 0.25 else '>'} 250 ms"
     )
-    print("\n3. RSS per tracked run (over an exporter polling an empty workspace)")
-    for name, rss in ((small, rss_small), (big, rss_big)):
-        per_run = (rss - empty_rss) / runs[name]
-        print(f"   {runs[name]:>6} runs: {rss / 2**20:6.1f} MiB, {per_run:6.0f} B per run (goal <= 1024)")
-    print(f"   empty: {empty_rss / 2**20:6.1f} MiB")
-    print(f"\n4. CPU per {runs[big]}-run poll: {cpu:.2f} CPU seconds over {wall:.1f} s of wall time")
-    print("   (first poll, no scrape during it)")
+
+
+@dataclass
+class Measured:
+    rss: int  # bytes, after the first poll and one scrape
+    cpu: float  # CPU seconds of the first poll
+    wall: float
+
+
+def memory(
+    sim: dict[str, Any], sizes: list[str], trees: dict[str, Path], seconds: float, repeat: int = 1
+) -> None:
+    """Sections 3 and 4: each size polled by the exporter of each tree, back to back, ``repeat`` times
+    in alternating order (the median of each figure is printed)."""
+    empty = {tree: after_a_poll(sim, "empty", root)[0] for tree, root in trees.items()}
+    found: dict[tuple[str, str], Measured] = {}
+    for size in sizes:
+        seen: dict[str, list[Measured]] = {tree: [] for tree in trees}
+        for round_ in range(repeat):
+            order = list(trees.items())
+            for tree, root in order if round_ % 2 == 0 else reversed(order):
+                seen[tree].append(Measured(*after_a_poll(sim, size, root, seconds)))
+        for tree, polls in seen.items():
+            found[(size, tree)] = Measured(
+                int(statistics.median(m.rss for m in polls)),
+                statistics.median(m.cpu for m in polls),
+                statistics.median(m.wall for m in polls),
+            )
+    runs = {size: sum(w["runs"] for w in sim["workspaces"][size]["workflows"]) for size in sizes}
+    print(
+        "\n3. RSS per tracked run (RSS after the first poll and one scrape, over an exporter polling an "
+        "empty workspace)\n4. CPU seconds of that first poll (no scrape during it)"
+        + (f"\n   (medians of {repeat} polls each, in alternating order)" if repeat > 1 else "")
+    )
+    head = f"{'runs':>8} {'workflows':>9} {'exporter':<10} {'RSS MiB':>8} {'B/run':>6} {'CPU s':>6}"
+    print(f"   {head} {'wall s':>6}")
+    for size in sizes:
+        workflows = len(sim["workspaces"][size]["workflows"])
+        for tree in trees:
+            measured = found[(size, tree)]
+            per_run = (measured.rss - empty[tree]) / runs[size]
+            print(
+                f"   {runs[size]:>8} {workflows:>9} {tree:<10} {measured.rss / 2**20:8.1f} {per_run:6.0f} "
+                f"{measured.cpu:6.2f} {measured.wall:6.1f}"
+            )
+        if len(trees) == 2:
+            (this, other) = (found[(size, tree)] for tree in trees)
+            (mine, theirs) = (
+                (m.rss - empty[t]) / runs[size] for m, t in zip((this, other), trees, strict=True)
+            )
+            print(
+                f"   {'':>8} {'':>9} {'ratio':<10} {'':>8} {mine / theirs:6.2f} {this.cpu / other.cpu:6.2f}"
+                f" {this.wall / other.wall:6.2f}"
+            )
+    for tree in trees:
+        print(f"   empty ({tree}): {empty[tree] / 2**20:6.1f} MiB")
+    print("   goals: <= 400 B per run at 100k runs; CPU not above the baseline's")
 
 
 def main() -> None:
@@ -273,13 +328,35 @@ def main() -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
     )
-    tiny = parser.parse_args().tiny
+    parser.add_argument(
+        "--million", action="store_true", help="sections 3 and 4 at 1M runs too (about 5 more minutes)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="sections 3 and 4 for the exporter of the checkout at DIR too, side by side (before/after)",
+    )
+    parser.add_argument("--only", choices=("memory",), help="only sections 3 and 4 (memory and CPU per poll)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="sections 3 and 4: N polls of each, medians"
+    )
+    args = parser.parse_args()
+    tiny = args.tiny
     small, big = ("tiny-small", "tiny-big") if tiny else ("10k", "100k")
+    sizes = [small, big, *(["1m"] if args.million and not tiny else [])]
+    trees = {"this": ROOT}
+    if args.baseline is not None:
+        trees["baseline"] = args.baseline.resolve()
+    seconds = MILLION_POLL_SECONDS if "1m" in sizes else MAX_POLL_SECONDS
     started = time.monotonic()
-    with simulator("ratio") as sim:
-        request_ratios(sim)
-    with simulator("--page-size", str(BIG_PAGE_SIZE), "empty", small, big) as sim:
-        hundred_k(sim, small, big, idle_scrapes=10 if tiny else IDLE_SCRAPES)
+    if args.only is None:
+        with simulator("ratio") as sim:
+            request_ratios(sim)
+    with simulator("--page-size", str(BIG_PAGE_SIZE), "empty", *sizes) as sim:
+        if args.only is None:
+            hundred_k(sim, small, big, idle_scrapes=10 if tiny else IDLE_SCRAPES)
+        memory(sim, sizes, trees, seconds, max(1, args.repeat))
     print(f"\n(bench ran in {time.monotonic() - started:.0f} s)")
 
 

@@ -24,6 +24,7 @@ WORKSPACES: dict[str, list[int]] = {
     "empty": [],
     "10k": [200] * 50,
     "100k": [200] * 500,
+    "1m": [1000] * 1000,  # bench.perf --million (api.max_workflows is 2,000 by default)
     # bench.perf --tiny (the test suite's smoke run)
     "tiny-small": [20] * 5,
     "tiny-big": [20] * 20,

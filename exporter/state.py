@@ -4,9 +4,10 @@ every mutation returns a fresh immutable snapshot for the exposition and the pag
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final
 
 from exporter.api import adapter
@@ -30,6 +31,22 @@ from exporter.health import Account, CreditHistory, Credits
 from exporter.histogram import RUN_DURATION_BUCKETS, Histogram
 from exporter.needs_action import newest_first
 from exporter.parsing import Parsed, Run, Workflow
+from exporter.runstore import (
+    API_STATUSES,
+    BLOCK_SHIFT,
+    EMPTY,
+    NAN,
+    NEEDS_ACTION_CODES,
+    NO_KEY,
+    SLOT,
+    STATUSES,
+    UUID_MATCH,
+    VANISHED,
+    Key,
+    RunBlock,
+    RunStore,
+    uid_of,
+)
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
 from exporter.statuses import NEEDS_ACTION_STATUSES, RUNNING, STATUS_LABEL_VALUES, TERMINAL_STATUSES
 
@@ -50,7 +67,7 @@ _NEVER = float("-inf")
 
 
 class WorkflowState:
-    """One tracked workflow. No per-run objects beyond the parsed Run itself."""
+    """One tracked workflow. Its runs are packed (exporter/runstore.py): no object per run."""
 
     __slots__ = (
         "absent",
@@ -71,10 +88,11 @@ class WorkflowState:
         "snapshot",
         "status_changes",
         "uid",
-        "vanished",
     )
 
-    def __init__(self, uid: str, name: str, baseline: bool, since: float | None = None) -> None:
+    def __init__(
+        self, uid: str, name: str, baseline: bool, since: float | None = None, runs: RunBlock | None = None
+    ) -> None:
         self.uid = uid
         self.name = name
         self.baseline = baseline  # runs present at its first read are not counted
@@ -83,9 +101,9 @@ class WorkflowState:
         #: showed it first. None: unknown (a state saved before it was kept), no run is history.
         self.since = since
         self.read = False  # its runs were read successfully at least once
-        self.runs: dict[str, Run] = {}  # the current listing
-        #: uid -> (status, api_status, when it left the listing); api_status "" when unknown
-        self.vanished: dict[str, tuple[str, str, float]] = {}
+        #: its runs (exporter/runstore.py): the current listing, and those that left it with when
+        #: (remembered FORGET_VANISHED_RUNS_AFTER). A workflow made alone has a store of its own.
+        self.runs = RunStore().block(uid) if runs is None else runs
         self.absent = 0  # consecutive workflow lists it was missing from
         self.absent_since = 0.0
         self.status_changes: dict[str, int] = dict.fromkeys(STATUS_LABEL_VALUES, 0)
@@ -107,44 +125,29 @@ class WorkflowState:
 
     def known(self, uid: str) -> tuple[str, str] | None:
         """(status, api_status) of a run it lists or remembers (api_status "" when unknown)."""
-        run = self.runs.get(uid)
-        if run is not None:
-            return run.status, run.api_status
-        gone = self.vanished.get(uid)
-        return (gone[0], gone[1]) if gone is not None else None
+        return self.runs.known(uid)
 
     def release(self, uid: str) -> tuple[str, str] | None:
         """Give up a run another workflow now owns: what was known of it."""
-        known = self.known(uid)
-        if self.runs.pop(uid, None) is not None:
+        if self.runs.lists(uid):
             self.snapshot = None
-        self.vanished.pop(uid, None)
-        return known
+        return self.runs.release(uid)
 
     def build_snapshot(self, needs_action_limit: int, now: float) -> WorkflowSnapshot:
+        runs = self.runs
+        codes = runs.status.tobytes()
+        words = STATUSES.words
         by_status = dict.fromkeys(STATUS_LABEL_VALUES, 0)
-        by_api_status: Counter[str] = Counter()
-        oldest: float | None = None
-        postponed = 0
-        flagged: list[Run] = []
-        for run in self.runs.values():
-            by_status[run.status] += 1
-            by_api_status[run.api_status] += 1
-            if run.status == RUNNING and run.start_time is not None:
-                oldest = run.start_time if oldest is None else min(oldest, run.start_time)
-            until = run.postponed_until
-            if until is not None and until > now:
-                postponed += 1
-            if run.status in NEEDS_ACTION_STATUSES:
-                flagged.append(run)
+        for code, count in Counter(codes).items():
+            by_status[words[code]] += count
         self.snapshot = WorkflowSnapshot(
             uid=self.uid,
             name=self.name,
             version=next_version(),
             runs_by_status=by_status,
-            runs_by_api_status=dict(by_api_status),
-            postponed=postponed,
-            oldest_running_start=oldest,
+            runs_by_api_status=_by_api_status(runs),
+            postponed=_postponed(runs, now),
+            oldest_running_start=_oldest(runs, codes, _RUNNING),
             read_at=self.read_at,
             last_status_time=dict(self.last_status_time),
             status_changes=dict(self.status_changes),
@@ -152,12 +155,93 @@ class WorkflowState:
             durations={status: histogram.snapshot() for status, histogram in self.durations.items()},
             last_success=self.last_success,
             last_error=self.last_error,
-            needs_action=tuple(
-                _view(run, self.push_errors.get(run.uid))
-                for run in newest_first(flagged, needs_action_limit, _latest_time, _uid)
-            ),
+            needs_action=_needs_action(runs, codes, needs_action_limit, self.push_errors),
         )
         return self.snapshot
+
+
+_RUNNING = STATUSES.code(RUNNING)
+_NEEDS_ACTION = tuple(sorted(NEEDS_ACTION_CODES))
+
+
+def _slots_of(codes: bytes, code: int) -> Iterator[int]:
+    """The slots whose status code is ``code``."""
+    found = bytes((code,))
+    slot = codes.find(found)
+    while slot >= 0:
+        yield slot
+        slot = codes.find(found, slot + 1)
+
+
+def _by_api_status(runs: RunBlock) -> dict[str, int]:
+    """Listed runs by API status, in the order the listing shows each status first."""
+    counts = Counter(runs.api)
+    words = API_STATUSES.words
+    if len(counts) < 2:
+        return {words[code]: count for code, count in counts.items()}
+    first: dict[int, int] = {}
+    for code, position in zip(runs.api, runs.position, strict=True):
+        seen = first.get(code)
+        if seen is None or position < seen:
+            first[code] = position
+    return {words[code]: counts[code] for code in sorted(first, key=first.__getitem__)}
+
+
+def _postponed(runs: RunBlock, now: float) -> int:
+    postponed = runs.postponed
+    return 0 if postponed is None else sum(1 for until in postponed if until > now)
+
+
+def _oldest(runs: RunBlock, codes: bytes, code: int) -> float | None:
+    start = runs.start
+    times = [moment for slot in _slots_of(codes, code) if (moment := start[slot]) == moment]
+    return min(times) if times else None
+
+
+def _needs_action(runs: RunBlock, codes: bytes, limit: int, pushed: Mapping[str, str]) -> tuple[RunView, ...]:
+    """The needs-action runs shown (newest_first's rule), as views made from the columns."""
+    slots = [slot for code in _NEEDS_ACTION for slot in _slots_of(codes, code)]
+    if not slots or limit <= 0:
+        return ()
+    moments = {slot: _moment(runs, slot) for slot in slots}
+    if len(slots) > limit:
+        # Only what can be among the first ``limit`` needs its uid (for ties): the slots at or above
+        # the limit-th latest time.
+        floor = heapq.nlargest(limit, moments.values())[-1]
+        slots = [slot for slot in slots if moments[slot] >= floor]
+    uids = {slot: uid_of(runs.key_at(slot)) for slot in slots}
+    shown = newest_first(slots, limit, moments.__getitem__, uids.__getitem__)
+    return tuple(_view_at(runs, slot, uids[slot], pushed.get(uids[slot])) for slot in shown)
+
+
+def _view_at(runs: RunBlock, slot: int, uid: str, pushed: str | None) -> RunView:
+    """``_view`` of a listed slot, without its Run."""
+    status = STATUSES.words[runs.status[slot]]
+    if status in TERMINAL_STATUSES:
+        since = runs.finish[slot]
+    else:
+        since = runs.start[slot]
+        if since != since:
+            since = runs.scheduled[slot]
+    extra = runs.extra[slot]
+    name, error = ("", None) if extra is None else (extra, None) if isinstance(extra, str) else extra
+    api_status = API_STATUSES.words[runs.api[slot]]
+    moment = None if since != since else since
+    if error is None and not pushed:
+        return RunView(uid, name, status, api_status, moment)
+    text = pushed or (error.text if error is not None else "")
+    reason = error.reason if error is not None else ""
+    return RunView(uid, name, status, api_status, moment, text, reason)
+
+
+def _moment(runs: RunBlock, slot: int) -> float:
+    """``_latest_time`` of a slot (NaN for None), as newest_first orders it (unknown: -inf)."""
+    value = runs.finish[slot]
+    if not (value == value and value):
+        value = runs.start[slot]
+        if not (value == value and value):
+            value = runs.scheduled[slot]
+    return value if -math.inf < value < math.inf else -math.inf
 
 
 def _is_transition(run: Run, previous: tuple[str, str] | None, history: float) -> bool:
@@ -221,8 +305,9 @@ class WorkspaceState:
         self.workflows: dict[str, WorkflowState] = {}  # in list order
         #: Workflows missing from the last list(s), remembered a while (FORGET_MISSING_WORKFLOWS_*).
         self.missing: dict[str, WorkflowState] = {}
-        #: run uid -> the workflow uid it is counted under (listed, remembered or missing)
-        self.owner: dict[str, str] = {}
+        #: Every run it remembers, listed or vanished, each in the block of the workflow it is counted
+        #: under (listed or missing): the block of a run is its owner.
+        self.store = RunStore()
         # Workflow uids changed or removed since the state saver last took them (exporter/persist/).
         self.changed: set[str] = set()
         self.removed: set[str] = set()
@@ -293,7 +378,7 @@ class WorkspaceState:
                 baseline = not self.listed_once
                 # New since the last list: what happened before that list is history.
                 since = None if baseline else (self.listed_at if self.listed_at is not None else now)
-                tracked = WorkflowState(workflow.uid, workflow.name, baseline, since)
+                tracked = self.new_workflow(workflow.uid, workflow.name, baseline, since)
                 self.changed.add(workflow.uid)
             if tracked.name != workflow.name:
                 tracked.name = workflow.name
@@ -320,10 +405,17 @@ class WorkspaceState:
             self.removed.discard(uid)
         return tracked
 
+    def new_workflow(self, uid: str, name: str, baseline: bool, since: float | None = None) -> WorkflowState:
+        """A workflow whose runs this workspace's store keeps (the caller adds it)."""
+        return WorkflowState(uid, name, baseline, since, self.store.block(uid))
+
+    def owner_of(self, uid: str) -> str | None:
+        """The uid of the workflow run ``uid`` is counted under (listed or missing), if any."""
+        block = self.store.holder(uid)
+        return None if block is None else block.workflow
+
     def _forget(self, gone: WorkflowState) -> None:
-        for run_uid in (*gone.runs, *gone.vanished):
-            if self.owner.get(run_uid) == gone.uid:
-                del self.owner[run_uid]
+        self.store.drop(gone.runs)
 
     def _holder(self, uid: str) -> WorkflowState | None:
         return self.workflows.get(uid) or self.missing.get(uid)
@@ -331,7 +423,7 @@ class WorkspaceState:
     def _owner_lists(self, owner: str, uid: str) -> bool:
         """Whether run ``uid``'s owner is listed and lists it: the run is counted there."""
         other = self.workflows.get(owner)
-        return other is not None and uid in other.runs
+        return other is not None and other.runs.lists(uid)
 
     def _take_over(self, owner: str, uid: str) -> tuple[str, str] | None:
         """Run ``uid``'s owner no longer lists it (or is missing): another workflow takes it over; what
@@ -369,48 +461,140 @@ class WorkspaceState:
         if tracked.since is None and not tracked.read and tracked.baseline:
             tracked.since = now  # a baseline workflow is watched from its first read
         history = -math.inf if tracked.since is None else tracked.since - CLOCK_MARGIN
-        kept: dict[str, Run] = {} if complete else dict(tracked.runs)
+        runs = tracked.runs
+        block = runs.id << BLOCK_SHIFT
+        store = self.store
+        find, blocks, listed_workflows = store.find, store.blocks, self.workflows
+        statuses, api_statuses = STATUSES.codes, API_STATUSES.codes
+        is_uuid, fromhex = UUID_MATCH, bytes.fromhex
+        start, finish, scheduled, extra = runs.start, runs.finish, runs.scheduled, runs.extra
+        column_status, column_api, column_position = runs.status, runs.api, runs.position
+        last_status_time = tracked.last_status_time
+        listed_before = len(runs)
+        touched = bytearray(listed_before)  # the listed slots this read lists (appended ones too)
+        # A uid listed twice in one read compares with what this workflow knew before the read (as the
+        # first time did): what the first time overwrote, or moved from vanished, is kept here.
+        before: dict[Key, tuple[int, int]] = {}
+        position = 0  # complete: the order of the listing
         duplicates = 0
-        owners = self.owner
+        own_keys, hint = runs.keys, 0  # the listed slot the next run likely has
         for run in parsed.items:
             uid = run.uid
-            owner = owners.get(uid)
-            previous = tracked.known(uid)
-            if owner is not None and owner != tracked.uid:
-                if self._owner_lists(owner, uid):
-                    duplicates += 1  # listed by its owner too: counted there
-                    continue
-                previous = self._take_over(owner, uid) or previous
-            owners[uid] = tracked.uid
-            if counting and _is_transition(run, previous, history):
-                self._count(tracked, run)
-                if self.on_polled_change is not None:  # push
-                    self.on_polled_change(uid)
-            kept[uid] = run
+            key: Key = fromhex(uid.replace("-", "")) if len(uid) == 36 and is_uuid(uid) is not None else uid
+            status = statuses.get(run.status)
+            if status is None:
+                status = STATUSES.code(run.status)
+            api = api_statuses.get(run.api_status)
+            if api is None:
+                api = API_STATUSES.code(run.api_status)
+            if key.__class__ is bytes and own_keys[hint << 4 : (hint << 4) + 16] == key and key != NO_KEY:
+                # Listed where the last run read was followed by this one: a poll lists as the last did.
+                location = block | hint
+            elif key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
+                table = store.table
+                mask = len(table) - 1
+                index = hash(key) & mask
+                while True:
+                    location = table[index]
+                    if location == EMPTY:
+                        break
+                    holder = blocks[location >> BLOCK_SHIFT]
+                    at = (location & SLOT) << 4
+                    keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                    if keys[at : at + 16] == key:
+                        break
+                    index = (index + 1) & mask
+            else:
+                location = find(key)
+            slot = gone = -1
+            previous: tuple[int, int] | None = None  # (status, api) codes
+            if location != EMPTY:
+                if location >> BLOCK_SHIFT << BLOCK_SHIFT == block:
+                    if location & VANISHED:  # listed again: moved from vanished once appended
+                        gone = location & SLOT
+                        previous = before[key] = (runs.vanished_status[gone], runs.vanished_api[gone])
+                    else:
+                        slot = location & SLOT
+                        hint = slot + 1
+                        if not touched[slot]:
+                            previous = (column_status[slot], column_api[slot])
+                        elif key in before:
+                            previous = before[key]
+                        elif slot < listed_before:
+                            previous = (column_status[slot], column_api[slot])
+                else:
+                    owner = blocks[location >> BLOCK_SHIFT]
+                    assert owner is not None
+                    if not location & VANISHED and owner.workflow in listed_workflows:
+                        duplicates += 1  # listed by its owner too: counted there
+                        continue
+                    known = self._take_over(owner.workflow, uid)
+                    if known is not None:
+                        previous = (STATUSES.code(known[0]), API_STATUSES.code(known[1]))
             moment = run.status_time
+            if counting:
+                if previous is None:
+                    transition = moment is None or moment >= history
+                else:
+                    transition = previous[0] != status and (previous[1] != api or not previous[1])
+                if transition:
+                    self._count(tracked, run)
+                    if self.on_polled_change is not None:  # push
+                        self.on_polled_change(uid)
+            if slot < 0:
+                if complete:
+                    place = position
+                    position += 1
+                else:
+                    place = runs.take_position()
+                runs.append(key, run, status, api, place, new=gone < 0)
+                touched.append(1)
+                if gone >= 0:
+                    runs.remove_vanished(gone)
+            else:
+                if not touched[slot]:
+                    touched[slot] = 1
+                    if complete:
+                        column_position[slot] = position
+                        position += 1
+                if (
+                    (column_status[slot] != status or column_api[slot] != api)
+                    and slot < listed_before
+                    and key not in before
+                ):  # its first change in this read: what it was before, for a uid listed again
+                    before[key] = (column_status[slot], column_api[slot])
+                if (
+                    column_status[slot] == status
+                    and column_api[slot] == api
+                    and runs.postponed is None
+                    and run.postponed_until is None
+                    and status not in NEEDS_ACTION_CODES
+                ):  # the common case, inline: times only
+                    value = run.start_time
+                    start[slot] = NAN if value is None else value
+                    value = run.finish_time
+                    finish[slot] = NAN if value is None else value
+                    value = run.scheduled_time
+                    scheduled[slot] = NAN if value is None else value
+                    extra[slot] = None
+                else:
+                    runs.write(slot, run, status, api)
             if moment is not None and math.isfinite(moment):
-                last = tracked.last_status_time.get(run.status)
+                last = last_status_time.get(run.status)
                 if last is None or moment > last:
-                    tracked.last_status_time[run.status] = moment
-        if tracked.vanished:
-            for uid in kept.keys() & tracked.vanished.keys():
-                del tracked.vanished[uid]
+                    last_status_time[run.status] = moment
         if duplicates:
             self.runs_skipped[DUPLICATE_UID] += duplicates
         if complete:  # an upsert keeps every run
-            vanished = tracked.vanished
-            for uid, run in tracked.runs.items():
-                if uid not in kept:
-                    vanished[uid] = (run.status, run.api_status, now)
-        if tracked.vanished:
-            for uid, gone in list(tracked.vanished.items()):
-                if now - gone[2] > FORGET_VANISHED_RUNS_AFTER:
-                    del tracked.vanished[uid]
-                    if owners.get(uid) == tracked.uid:
-                        del owners[uid]
-        tracked.runs = kept
+            gone = touched.rfind(0)
+            while gone >= 0:
+                runs.vanish(gone, now)
+                gone = touched.rfind(0, 0, gone)
+            runs.next_position = position
+        if runs.vanished_count:
+            runs.forget_vanished(now, FORGET_VANISHED_RUNS_AFTER)
         if tracked.push_errors:  # push
-            tracked.push_errors = {uid: e for uid, e in tracked.push_errors.items() if uid in kept}
+            tracked.push_errors = {uid: e for uid, e in tracked.push_errors.items() if runs.lists(uid)}
         tracked.read = True
         tracked.read_at = now
         tracked.last_success = now
@@ -439,11 +623,11 @@ class WorkspaceState:
             tracked = self._resumed(workflow_uid)  # missing from the last list(s): it resumes
             if tracked is None:
                 since = self.listed_at if self.listed_at is not None else self.clock.time()
-                tracked = WorkflowState(workflow_uid, workflow_uid, baseline=False, since=since)
+                tracked = self.new_workflow(workflow_uid, workflow_uid, baseline=False, since=since)
             self.workflows[workflow_uid] = tracked
             self._order = None
             self._read.add(workflow_uid)  # read now: a poll in progress did not list it, and need not
-        owner = self.owner.get(run.uid)
+        owner = self.owner_of(run.uid)
         previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:
             if self._owner_lists(owner, run.uid):
@@ -457,11 +641,9 @@ class WorkspaceState:
             self._count(tracked, run)
         if error:
             tracked.push_errors[run.uid] = error
-        if tracked.runs.get(run.uid) == run and not changed and not error:
+        if tracked.runs.same(run.uid, run) and not changed and not error:
             return self._snapshot, False
-        self.owner[run.uid] = tracked.uid
-        tracked.vanished.pop(run.uid, None)
-        tracked.runs[run.uid] = run
+        tracked.runs.put(run)
         moment = run.status_time
         if moment is not None and math.isfinite(moment):
             last = tracked.last_status_time.get(run.status)

@@ -232,7 +232,7 @@ def test_a_missing_workflow_is_forgotten_after_three_lists_and_an_hour() -> None
     assert "wf-a" in state.missing
     listed(state, "wf-b", now=T0 + HOUR + 60)  # an hour and more than three lists: forgotten
     assert "wf-a" not in state.missing
-    assert "r" not in state.owner
+    assert state.owner_of("r") is None
     listed(state, "wf-b", now=T0 + HOUR + 120)
     listed(state, "wf-a", "wf-b", now=T0 + HOUR + 180)
     read(state, "wf-a", [new_run("r", "", SHUTDOWN, SHUTDOWN, None, None, None)], T0 + HOUR + 180)
@@ -320,7 +320,7 @@ async def test_a_poller_restores_its_state_on_its_own_clock(tmp_path: Path) -> N
         await poller.aclose()
     finally:
         directory.close()
-    assert poller.state.workflows["wf-a"].vanished["r1"][2] == T0 + 120
+    assert poller.state.workflows["wf-a"].runs.vanished_at("r1") == T0 + 120
 
 
 async def test_v4_runs_not_reached_by_a_repeated_first_page_are_not_counted_next_poll() -> None:

@@ -22,7 +22,8 @@ from exporter.families import (
     SIDE_SKIP_REASONS,
 )
 from exporter.histogram import REQUEST_DURATION_BUCKETS, RUN_DURATION_BUCKETS, Histogram
-from exporter.state import FORGET_MISSING_WORKFLOWS_LISTS, WorkflowState, WorkspaceState
+from exporter.runstore import API_STATUSES, STATUSES, key_of
+from exporter.state import FORGET_MISSING_WORKFLOWS_LISTS, WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
 _API_COUNTERS = ("requests", "failures", "rate_limited")
@@ -47,18 +48,17 @@ def export_workspace(state: WorkspaceState) -> dict[str, Any]:
 def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
     """The record of a listed workflow, or of one missing from the last list(s) (``state.missing``)."""
     tracked = state.workflows.get(uid) or state.missing[uid]
+    records = list(tracked.runs.records())  # listed, then vanished
     record = {
         "uid": tracked.uid,
         "name": tracked.name,
         "baseline": tracked.baseline,
         "read": tracked.read,
         "since": tracked.since,  # added in #19 (absent: unknown)
-        "runs": [[run.uid, run.status] for run in tracked.runs.values()]
-        + [[uid, gone[0]] for uid, gone in tracked.vanished.items()],
+        "runs": [[uid, status] for uid, status, _ in records],
         # Added in #19, in the order of "runs" (absent: unknown): a later change of the derived status
         # alone is then a correction, not a transition.
-        "api_statuses": [run.api_status for run in tracked.runs.values()]
-        + [gone[1] for gone in tracked.vanished.values()],
+        "api_statuses": [api_status for _, _, api_status in records],
         "status_changes": dict(tracked.status_changes),
         # run errors: [status, reason, count]; a record without it (written before) restores as zeros
         "failures": [[status, reason, count] for (status, reason), count in tracked.failures.items()],
@@ -109,7 +109,10 @@ def restore_workspace(
         if not isinstance(uid, str) or not isinstance(wf_name, str):
             continue
         baseline = bool(record.get("baseline", False))
-        tracked = WorkflowState(uid, wf_name, baseline, _finite(record.get("since")))
+        earlier = state.workflows.pop(uid, None) or state.missing.pop(uid, None)
+        if earlier is not None:  # a workflow's record given twice: the last one is its state
+            state.store.drop(earlier.runs)
+        tracked = state.new_workflow(uid, wf_name, baseline, _finite(record.get("since")))
         tracked.read = bool(record.get("read", False))
         runs = record.get("runs")
         runs = runs if isinstance(runs, list) else []
@@ -124,9 +127,12 @@ def restore_workspace(
                 and item[1] in STATUS_LABEL_VALUES
             ):
                 known = _API_STATUSES.get(api_status, "") if isinstance(api_status, str) else ""
-                tracked.vanished[item[0]] = (str(item[1]), known, now)
                 # Only a run's owner saves it (a duplicate is skipped): ownership survives a restart.
-                state.owner[item[0]] = uid
+                # A uid saved twice (not by this exporter) is the last record's.
+                holder = state.store.holder(item[0])
+                if holder is not None:
+                    holder.release(item[0])
+                tracked.runs.remember(key_of(item[0]), STATUSES.code(item[1]), API_STATUSES.code(known), now)
         _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
         _restore_failures(tracked.failures, record.get("failures"))
         durations = record.get("durations")
