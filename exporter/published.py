@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from exporter.render import (
     EMPTY_CHUNKS,
     Chunks,
+    Fragments,
     assemble,
     join_workspace,
     render_push,
@@ -88,13 +89,14 @@ class Published:
         self._render_gap = render_gap
         # Event loop only:
         self._bodies: dict[Key, tuple[int, bytes]] = {}  # the newest body rendered, by generation
+        self._plain_sizes: dict[bool, tuple[int, int]] = {}  # openmetrics -> (generation, its size)
         self._renders: dict[Key, tuple[int, asyncio.Task[bytes]]] = {}
         self._asked: dict[Key, float] = {}  # loop time of the latest scrape of each format
         self._ended: dict[Key, float] = {}  # loop time the latest render of each format ended
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         # Render side, under the lock:
         self._lock = threading.Lock()
-        self._workspace_chunks: dict[str, tuple[int, Chunks]] = {}
+        self._workspace_chunks: dict[str, tuple[int, Fragments]] = {}
         self._workflow_chunks: dict[str, dict[str, tuple[int, Chunks]]] = {}
         self.push: PushStats | None = None  # push (#16): its families are rendered when it is on
 
@@ -173,8 +175,8 @@ class Published:
         return plain[1] if plain is not None and plain[0] == generation else None
 
     def _big(self, key: Key) -> bool:
-        plain = self._bodies.get((key[0], False))
-        if plain is not None and len(plain[1]) >= STALE_BYTES:
+        size = self._plain_sizes.get(key[0])
+        if size is not None and size[1] >= STALE_BYTES:
             return True
         return sum(len(snapshot.workflows) for snapshot in self._snapshots.values()) >= STALE_WORKFLOWS
 
@@ -221,14 +223,14 @@ class Published:
     def _render_blocking(
         self, snapshots: Sequence[WorkspaceSnapshot], plain: bytes | None, openmetrics: bool, gzip: bool
     ) -> tuple[bytes, bytes]:
-        chunks: list[Chunks] = []
+        chunks: list[Fragments] = []
         if plain is None:
             with self._lock:
                 chunks = self._chunks(snapshots)
         return self._finish(chunks, plain, openmetrics, gzip)
 
     def _finish(
-        self, chunks: Sequence[Chunks], plain: bytes | None, openmetrics: bool, gzip: bool
+        self, chunks: Sequence[Fragments], plain: bytes | None, openmetrics: bool, gzip: bool
     ) -> tuple[bytes, bytes]:
         """(uncompressed body, body as asked)."""
         if plain is None:
@@ -238,13 +240,20 @@ class Published:
         return plain, gzip_module.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
 
     def _store(self, key: Key, generation: int, plain: bytes, body: bytes) -> bytes:
-        for stored_key, stored in (((key[0], False), plain), (key, body)):
+        """Keep ``body`` for ``key``, and the uncompressed body only when that format is asked for
+        uncompressed too (a copy of every line of /metrics: Prometheus asks for gzip); its size always."""
+        plain_key = (key[0], False)
+        kept = ((key, body), (plain_key, plain)) if plain_key in self._asked else ((key, body),)
+        for stored_key, stored in kept:
             current = self._bodies.get(stored_key)
             if current is None or current[0] < generation:
                 self._bodies[stored_key] = (generation, stored)
+        size = self._plain_sizes.get(key[0])
+        if size is None or size[0] < generation:
+            self._plain_sizes[key[0]] = (generation, len(plain))
         return body
 
-    def _chunks(self, snapshots: Sequence[WorkspaceSnapshot]) -> list[Chunks]:
+    def _chunks(self, snapshots: Sequence[WorkspaceSnapshot]) -> list[Fragments]:
         """Every workspace's chunks, re-rendering only what changed. Called with the lock held."""
         result = []
         for snapshot in snapshots:
@@ -254,10 +263,11 @@ class Published:
                 self._workspace_chunks[snapshot.name] = cached
             result.append(cached[1])
         if self.push is not None:  # a few lines: rendered each time
-            result.append(_safely(functools.partial(render_push, self.push.figures()), "push"))
+            push = _safely(functools.partial(render_push, self.push.figures()), "push")
+            result.append(join_workspace((), push))
         return result
 
-    def _workspace(self, snapshot: WorkspaceSnapshot) -> Chunks:
+    def _workspace(self, snapshot: WorkspaceSnapshot) -> Fragments:
         label = workspace_label(snapshot.name)
         previous = self._workflow_chunks.get(snapshot.name, {})
         current: dict[str, tuple[int, Chunks]] = {}

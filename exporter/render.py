@@ -89,6 +89,9 @@ if TYPE_CHECKING:
 
 Chunks = tuple[bytes, ...]  # one (possibly empty) chunk of sample lines per family, in FAMILIES order
 EMPTY_CHUNKS: Chunks = (b"",) * len(FAMILIES)
+#: A workspace's lines of each family: its workflows' chunks and its own, referenced, not copied (the
+#: workflows' chunks are cached already; a joined copy would hold every line of /metrics once more).
+Fragments = tuple[tuple[bytes, ...], ...]
 
 _ENCODE_ERRORS = "captaindata.replace"
 
@@ -414,14 +417,14 @@ def _render_health(lines: _Lines, workspace: str, snapshot: WorkspaceSnapshot) -
     lines.counters(SIDE_READ_SKIPPED, workspace, snapshot.side_skipped)
 
 
-def join_workspace(workflows: Iterable[Chunks], own: Chunks) -> Chunks:
-    """A workspace's chunk of every family: its workflows' chunks (in order), then its own."""
+def join_workspace(workflows: Iterable[Chunks], own: Chunks) -> Fragments:
+    """A workspace's lines of every family: its workflows' chunks (in order), then its own."""
     parts: list[list[bytes]] = [[] for _ in FAMILIES]
     for chunks in (*workflows, own):
         for family, chunk in enumerate(chunks):
             if chunk:
                 parts[family].append(chunk)
-    return tuple(b"".join(part) for part in parts)
+    return tuple(map(tuple, parts))
 
 
 def _help_text(help_text: str) -> str:
@@ -464,7 +467,7 @@ UNSHARDED_INFO_LINE = shard_info_line(Sharding())
 
 
 def assemble(
-    workspaces: Sequence[Chunks], openmetrics: bool, shard_info: bytes = UNSHARDED_INFO_LINE
+    workspaces: Sequence[Fragments], openmetrics: bool, shard_info: bytes = UNSHARDED_INFO_LINE
 ) -> bytes:
     """The whole exposition: each family that has samples, its header, then every workspace's chunk."""
     headers = OPENMETRICS_HEADERS if openmetrics else TEXT_HEADERS
@@ -476,7 +479,7 @@ def assemble(
     body: list[bytes] = []
     for family, header in enumerate(headers):
         line = process.get(family)
-        chunks = [line] if line is not None else [ws[family] for ws in workspaces if ws[family]]
+        chunks = [line] if line is not None else [chunk for ws in workspaces for chunk in ws[family]]
         if chunks:
             body.append(header)
             body.extend(chunks)
@@ -500,5 +503,5 @@ def render(
         part = (parts or {}).get(snapshot.name, WHOLE)
         joined.append(join_workspace(flows, render_workspace_own(label, snapshot, part)))
     if push is not None:
-        joined.append(render_push(push))
+        joined.append(join_workspace((), render_push(push)))
     return assemble(joined, openmetrics, shard_info_line(sharding or Sharding()))
