@@ -138,8 +138,8 @@ def restore_workspace(
                 holder = state.store.holder(item[0])
                 if holder is not None:
                     holder.release(item[0])
-                status, api = STATUSES.code(item[1]), API_STATUSES.code(known)
-                tracked.runs.remember(key_of(item[0]), status, api, _left(when, now))
+                codes = STATUSES.code(item[1]), API_STATUSES.code(known)
+                tracked.runs.remember(key_of(item[0]), *codes, _left(when, now))
         _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
         _restore_failures(tracked.failures, record.get("failures"))
         durations = record.get("durations")
