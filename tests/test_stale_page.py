@@ -174,3 +174,18 @@ def test_reads_without_an_order_are_the_newest() -> None:
     state.runs_read(WORKFLOW, Parsed([running("a")]), now=T + 30)
     assert state.workflows[W].pushed == {}
     assert state.workflows[W].known("a") == ("running", "running")
+
+
+def test_the_v4_apply_of_many_actions_keeps_the_order_of_reads() -> None:
+    state = WorkspaceState("acme", api_version="v4")
+    action = Workflow(W, W)
+    state.workflows_listed([action], now=T)
+    state.runs_read_many([(action, Parsed([]))], complete=True, now=T, read_started=1)
+    run = new_run("r1", "", "running", "running", T + 10, None, None)
+    state.runs_read_many([(action, Parsed([run]))], complete=True, now=T + 60, read_started=2)
+    done = new_run("r1", "", "finished", "finished", T + 10, T + 70, None)
+    state.run_pushed(W, done, None, read_started=4)
+    state.runs_read_many([(action, Parsed([run]))], complete=True, now=T + 90, read_started=3)  # older
+    state.runs_read_many([(action, Parsed([done]))], complete=True, now=T + 120, read_started=5)
+    counted = state.workflows[W].status_changes
+    assert (counted["running"], counted["finished"]) == (1, 1)

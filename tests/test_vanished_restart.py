@@ -10,6 +10,7 @@ saved, where about 10 were listed). It saves when each run left (``vanished_at``
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,14 @@ import pytest
 
 from exporter.parsing import Parsed, Workflow
 from exporter.persist.codec import export_workflow, export_workspace, restore_workspace
-from exporter.persist.journal import WorkspaceJournal
+from exporter.persist.journal import WorkspaceIdentity, WorkspaceJournal
 from exporter.persist.saver import WorkspaceSaver, identity
 from exporter.poller import Poller
 from exporter.simulator import Simulator
 from exporter.simulator.clock import ManualClock
 
 W = "wf-left"
+STATE_821F680 = Path(__file__).parent / "data" / "state_821f680"  # as tests/test_restore.py
 HOUR = 3600.0
 
 
@@ -110,3 +112,15 @@ def test_saved_times_round_trip_and_a_run_past_its_day_is_forgotten_at_the_next_
     state.workflows_listed([Workflow(W, "Left")], now=NOW)
     state.runs_read(Workflow(W, "Left"), Parsed([]), now=NOW + 1)
     assert {item[0] for item in export_workflow(state, W)["runs"]} == {"recent"}
+
+
+def test_a_state_file_written_before_the_times_were_saved_loads_with_now(tmp_path: Path) -> None:
+    """tests/data/state_821f680 (written by main 821f680): its runs left at the restart, as before."""
+    shutil.copytree(STATE_821F680, tmp_path / "state")
+    identity = WorkspaceIdentity("acme", "5b7c6a0e", "http://127.0.0.1:1", "v3")
+    state = WorkspaceSaver(WorkspaceJournal(tmp_path / "state", identity)).restore(now=NOW)
+    assert state is not None
+    for uid in (*state.workflows, *state.missing):
+        record = export_workflow(state, uid)
+        assert record["runs"]
+        assert record["vanished_at"] == [NOW] * len(record["runs"])
