@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,7 @@ class StateSink:
         self._pending: WorkspaceSnapshot | None = None
         self._last_publish = float("-inf")  # clock.monotonic()
         self._timer: asyncio.Task[None] | None = None
+        self._reads = itertools.count(1)  # read_started()
 
     def _locked(self, apply: Callable[..., T], *args: object) -> T:
         with self._mutex:
@@ -119,12 +121,22 @@ class StateSink:
         its part of a workspace split by workflow."""
         await self._apply(self.state.workflows_listed, list(workflows), listed_at, tracked)
 
-    async def runs_read(self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True) -> None:
-        await self._apply(self.state.runs_read, workflow, parsed, complete)
+    def read_started(self) -> int:
+        """A read of runs (a poll's, a push's) is about to send its first request: its place in the
+        order reads started, handed back with what it read (docs/counting.md, a page read before a
+        pushed change). A count, not a clock: an injected clock may not move while reads overlap."""
+        return next(self._reads)
 
-    async def runs_read_many(self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool) -> None:
+    async def runs_read(
+        self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, read_started: int | None = None
+    ) -> None:
+        await self._apply(self.state.runs_read, workflow, parsed, complete, None, read_started)
+
+    async def runs_read_many(
+        self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool, read_started: int | None = None
+    ) -> None:
         """Several workflows' runs in one apply (one thread hop, one snapshot)."""
-        await self._apply(self.state.runs_read_many, list(reads), complete)
+        await self._apply(self.state.runs_read_many, list(reads), complete, None, read_started)
 
     async def workflow_failed(self, workflow: Workflow, reason: str, message: str) -> None:
         await self._apply(self.state.workflow_failed, workflow, reason, message)

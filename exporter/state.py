@@ -62,6 +62,9 @@ FORGET_MISSING_WORKFLOWS_AFTER = 3600.0
 #: more than this is history, not a transition (docs/counting.md). The margin absorbs a difference
 #: between the API's clock and ours.
 CLOCK_MARGIN = 300.0
+#: Runs a workflow remembers as applied by push, with when their read started (a poll's read that
+#: started before must not undo them, docs/counting.md): the oldest are forgotten beyond this.
+MAX_PUSHED_RUNS = 4096
 _TERMINAL_ORDER = tuple(sorted(TERMINAL_STATUSES))
 _NEVER = float("-inf")
 
@@ -80,7 +83,9 @@ class WorkflowState:
         "last_status_time",
         "last_success",
         "name",
+        "polled",
         "push_errors",
+        "pushed",
         "read",
         "read_at",
         "runs",
@@ -118,6 +123,10 @@ class WorkflowState:
         # push: run uid -> the error a v3 Failed webhook gave (cleaned, bounded, redacted); kept
         # while the run is listed, preferred to the polled error_message
         self.push_errors: dict[str, str] = {}
+        # push: run uid -> when the read a push applied started (``StateSink.read_started``), until a
+        # poll's read that started later is applied; and when the last applied poll read started
+        self.pushed: dict[str, int] = {}
+        self.polled = 0
 
     def known_status(self, uid: str) -> str | None:
         known = self.known(uid)
@@ -436,26 +445,46 @@ class WorkspaceState:
         return known
 
     def runs_read(
-        self, workflow: Workflow, parsed: Parsed[Run], complete: bool = True, now: float | None = None
+        self,
+        workflow: Workflow,
+        parsed: Parsed[Run],
+        complete: bool = True,
+        now: float | None = None,
+        read_started: int | None = None,
     ) -> WorkspaceSnapshot:
+        """``read_started``: the read's place in the order reads started (``StateSink.read_started``);
+        None: a read newer than every other."""
         now = self.clock.time() if now is None else now
-        if not self._read_runs(workflow, parsed, complete, now):  # not listed (any more)
+        if not self._read_runs(workflow, parsed, complete, now, read_started):  # not listed (any more)
             return self._snapshot
         return self._build(now)
 
     def runs_read_many(
-        self, reads: Sequence[tuple[Workflow, Parsed[Run]]], complete: bool = True, now: float | None = None
+        self,
+        reads: Sequence[tuple[Workflow, Parsed[Run]]],
+        complete: bool = True,
+        now: float | None = None,
+        read_started: int | None = None,
     ) -> WorkspaceSnapshot:
         """``runs_read`` of each, with one snapshot at the end (v4: many actions from one listing)."""
         now = self.clock.time() if now is None else now
         for workflow, parsed in reads:
-            self._read_runs(workflow, parsed, complete, now)
+            self._read_runs(workflow, parsed, complete, now, read_started)
         return self._build(now)
 
-    def _read_runs(self, workflow: Workflow, parsed: Parsed[Run], complete: bool, now: float) -> bool:
+    def _read_runs(
+        self,
+        workflow: Workflow,
+        parsed: Parsed[Run],
+        complete: bool,
+        now: float,
+        read_started: int | None = None,
+    ) -> bool:
         tracked = self.workflows.get(workflow.uid)
         if tracked is None:
             return False
+        if tracked.pushed:  # push
+            parsed = self._after_pushes(tracked, parsed, read_started)
         self.runs_skipped.update(parsed.skipped)
         counting = tracked.read or not tracked.baseline
         if tracked.since is None and not tracked.read and tracked.baseline:
@@ -600,21 +629,48 @@ class WorkspaceState:
         tracked.last_success = now
         tracked.last_error = ""
         tracked.last_attempt = self.clock.monotonic()
+        if read_started is not None and read_started > tracked.polled:
+            tracked.polled = read_started
         self._touch(tracked)
         self._read.add(tracked.uid)
         self._found = True
         return True
 
+    def _after_pushes(
+        self, tracked: WorkflowState, parsed: Parsed[Run], read_started: int | None
+    ) -> Parsed[Run]:
+        """push: a poll's read of ``tracked`` that started before a push's read of a run it lists must
+        not undo what the push applied (docs/counting.md): that run is read as the state has it (not
+        counted, not vanished). The pushes older than this read are forgotten."""
+        pushed = tracked.pushed
+        newer = {} if read_started is None else {uid: at for uid, at in pushed.items() if at > read_started}
+        tracked.pushed = newer
+        if not newer:
+            return parsed
+        runs = tracked.runs
+        items = [run if run.uid not in newer else runs.run(run.uid) or run for run in parsed.items]
+        listed = {run.uid for run in parsed.items}
+        items.extend(kept for uid in newer if uid not in listed and (kept := runs.run(uid)) is not None)
+        return Parsed[Run](items, parsed.skipped, parsed.first_skip)
+
     # push: one run read back after a push event.
 
     def run_pushed(
-        self, workflow_uid: str, run: Run, error: str | None, add_workflow: bool = False
+        self,
+        workflow_uid: str,
+        run: Run,
+        error: str | None,
+        add_workflow: bool = False,
+        read_started: int | None = None,
     ) -> tuple[WorkspaceSnapshot, bool]:
         """Apply one run read by its uid, as a poll that listed only it would (an upsert, under the
         same counting rule): a status the state does not know yet counts once, a later poll reading the
         same status counts nothing. ``workflow_uid`` is the API's answer; a workflow not tracked (not
         listed, or filtered out) is ignored unless ``add_workflow`` (v4: an action is known by its
-        runs). ``error`` is the push's own error text (kept with the run). Returns the snapshot and
+        runs). ``error`` is the push's own error text (kept with the run). ``read_started``: the read's
+        place in the order reads started (``StateSink.read_started``): a read that started before the
+        workflow's last applied poll read that lists the run, or before another push's read of it, is
+        older than what the state has and changes nothing (docs/counting.md). Returns the snapshot and
         whether the status changed."""
         tracked = self.workflows.get(workflow_uid)
         if tracked is None:
@@ -627,6 +683,8 @@ class WorkspaceState:
             self.workflows[workflow_uid] = tracked
             self._order = None
             self._read.add(workflow_uid)  # read now: a poll in progress did not list it, and need not
+        if read_started is not None and self._stale_push(tracked, run.uid, read_started):
+            return self._snapshot, False
         owner = self.owner_of(run.uid)
         previous = tracked.known(run.uid)
         if owner is not None and owner != tracked.uid:
@@ -641,6 +699,8 @@ class WorkspaceState:
             self._count(tracked, run)
         if error:
             tracked.push_errors[run.uid] = error
+        if read_started is not None:
+            self._note_push(tracked, run.uid, read_started)
         if tracked.runs.same(run.uid, run) and not changed and not error:
             return self._snapshot, False
         tracked.runs.put(run)
@@ -650,6 +710,21 @@ class WorkspaceState:
             tracked.last_status_time[run.status] = moment if last is None else max(last, moment)
         self._touch(tracked)
         return self._build(), changed
+
+    @staticmethod
+    def _stale_push(tracked: WorkflowState, uid: str, read_started: int) -> bool:
+        """Whether a push's read of run ``uid`` started before what the state has of it was read."""
+        if read_started < tracked.pushed.get(uid, 0):
+            return True
+        return read_started < tracked.polled and tracked.runs.lists(uid)
+
+    @staticmethod
+    def _note_push(tracked: WorkflowState, uid: str, read_started: int) -> None:
+        pushed = tracked.pushed
+        pushed.pop(uid, None)
+        pushed[uid] = read_started
+        if len(pushed) > MAX_PUSHED_RUNS:
+            del pushed[next(iter(pushed))]
 
     def _touch(self, tracked: WorkflowState) -> None:
         """``tracked`` changed: its snapshot is rebuilt and its record saved."""

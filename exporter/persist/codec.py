@@ -59,6 +59,9 @@ def export_workflow(state: WorkspaceState, uid: str) -> dict[str, Any]:
         # Added in #19, in the order of "runs" (absent: unknown): a later change of the derived status
         # alone is then a correction, not a transition.
         "api_statuses": [api_status for _, _, api_status in records],
+        # Added in #20, in the order of "runs": when a run left its workflow's list (null: listed), so
+        # that a restart does not start its day again (absent: left at the restart, as before).
+        "vanished_at": [None] * len(tracked.runs) + list(tracked.runs.vanished_when),
         "status_changes": dict(tracked.status_changes),
         # run errors: [status, reason, count]; a record without it (written before) restores as zeros
         "failures": [[status, reason, count] for (status, reason), count in tracked.failures.items()],
@@ -119,7 +122,10 @@ def restore_workspace(
         api_statuses = record.get("api_statuses")
         if not isinstance(api_statuses, list) or len(api_statuses) != len(runs):
             api_statuses = [""] * len(runs)
-        for item, api_status in zip(runs, api_statuses, strict=True):
+        left = record.get("vanished_at")
+        if not isinstance(left, list) or len(left) != len(runs):
+            left = [None] * len(runs)
+        for item, api_status, when in zip(runs, api_statuses, left, strict=True):
             if (
                 isinstance(item, list)
                 and len(item) == 2
@@ -132,7 +138,8 @@ def restore_workspace(
                 holder = state.store.holder(item[0])
                 if holder is not None:
                     holder.release(item[0])
-                tracked.runs.remember(key_of(item[0]), STATUSES.code(item[1]), API_STATUSES.code(known), now)
+                codes = STATUSES.code(item[1]), API_STATUSES.code(known)
+                tracked.runs.remember(key_of(item[0]), *codes, _left(when, now))
         _restore_counts(tracked.status_changes, record.get("status_changes"), STATUS_LABEL_VALUES)
         _restore_failures(tracked.failures, record.get("failures"))
         durations = record.get("durations")
@@ -195,6 +202,13 @@ def _finite(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
+
+
+def _left(value: object, now: float) -> float:
+    """When a restored run left its list: its saved time, or ``now`` for a listed run, a record
+    written before the time was saved, and a time that is not one (not finite, in the future)."""
+    moment = _finite(value)
+    return now if moment is None or moment > now else moment
 
 
 def _is_count(value: object) -> TypeGuard[int]:

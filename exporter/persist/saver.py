@@ -44,7 +44,7 @@ def identity(workspace: WorkspaceConfig) -> WorkspaceIdentity:
 _UNKNOWN = -1  # never a hash() value: compares unequal to every digest
 
 
-_BULK = ("runs", "api_statuses")  # per-run lists: hashed as tuples, not dumped as JSON
+_BULK = ("runs", "api_statuses", "vanished_at")  # per-run lists: hashed as tuples, not dumped as JSON
 
 
 def _digest(record: Mapping[str, Any], volatile: tuple[str, ...] = _VOLATILE) -> int:

@@ -43,6 +43,7 @@ class PushApplier:
             return False
         # its timestamps bounded by the poller's clock, as a polled run's are
         parse = partial(api.parse_run, unknown=self.unknown, errors=self.errors, now=poller.clock.time())
+        started = poller.sink.read_started()  # a poll's page requested before it must not undo it
         try:
             read = await poller.transport.get(api.run_endpoint, api.run_path(event.run_uid), None, parse)
         except RequestFailed as error:
@@ -74,6 +75,7 @@ class PushApplier:
             read.run,
             self.errors.clean(event.error) if event.error else None,
             add,
+            started,
         )
         poller.sink.publish(snapshot, now=True)
         if changed and self.stats is not None:

@@ -49,8 +49,6 @@ BETWEEN = LOOP | {"SideLoop.run_forever"}
 #: Real seconds the exporter may take to finish what one simulated moment asks of it.
 STEP_TIMEOUT = 60.0
 STORM = (6, 60.0)  # a 429 storm: 6 requests a minute
-RUN_EVENTS = frozenset({"run_add", "run_update", "run_remove"})
-HOLD_AT_MOST = 600.0  # simulated seconds a run change waits for polls to pause
 HEADER = (
     "hour",
     "wall_seconds",
@@ -233,10 +231,6 @@ class Soak:
 
     # Waiting for the exporter.
 
-    def polls_idle(self, now: float) -> bool:
-        """Whether the poll loop sleeps until later than ``now`` (no poll in progress)."""
-        return any(name in LOOP and until > now for name, until in self.clock.sleepers())
-
     def settle(self) -> float | None:
         """Wait until the exporter is done with this moment (None), or waits for time: the deadline to
         move to (a poll waiting on a 429 window or a backoff while no request is being answered)."""
@@ -315,39 +309,31 @@ class Soak:
     def run(self) -> None:
         self.prepare()
         self.start()
-        # Run changes land between polls, so that no poll reads a page before a change and applies it
-        # after the push read of that change (a stale page would undo it: see docs/soak.md); when
-        # polls run back to back (a 429 storm) they wait at most HOLD_AT_MOST. The other events
-        # (incidents, workflows, restarts: a kill -9 lands in the middle of a poll) happen on time.
-        runs = [event for event in self.plan.events if event.kind in RUN_EVENTS]
-        others = [event for event in self.plan.events if event.kind not in RUN_EVENTS]
+        # Every event happens on time, a run change in the middle of a poll too (a poll waiting on a
+        # 429 window, a push read racing a poll's page: docs/counting.md keeps them exact).
+        events = self.plan.events
+        index = 0
         next_hour = START + HOUR
         end = self.plan.end
         self.record(0)
         while True:
             now = self.clock.time()
             changed = False
-            while others and others[0].at <= now:
-                self.apply(others.pop(0))
-            held = bool(runs) and runs[0].at <= now
-            if held and (self.proc is None or now - runs[0].at >= HOLD_AT_MOST or self.polls_idle(now)):
-                while runs and runs[0].at <= now:
-                    changed = self.apply(runs.pop(0)) or changed
-                held = False
+            while index < len(events) and events[index].at <= now:
+                changed = self.apply(events[index]) or changed
+                index += 1
             if changed:
                 self.push()
             waiting = self.settle()
             self.steps += 1
-            if held:
-                if waiting is not None:
-                    self.clock.set(min(waiting, runs[0].at + HOLD_AT_MOST))
-                continue
             if now >= next_hour:
                 self.record(round((now - START) / HOUR))
                 next_hour += HOUR
             if now >= end:
                 break
-            candidates = [next_hour, end] + [queue[0].at for queue in (runs, others) if queue]
+            candidates = [next_hour, end]
+            if index < len(events):
+                candidates.append(events[index].at)
             if waiting is not None:
                 candidates.append(waiting)
             else:

@@ -74,6 +74,7 @@ class V3Source:
 
         async def read(workflow: Workflow) -> None:
             async with limit:
+                started = sink.read_started()
                 try:
                     parsed, truncated = await self._runs(workflow)
                 except NotFound:
@@ -98,7 +99,7 @@ class V3Source:
                         "first": parsed.first_skip,
                     },
                 )
-            await sink.runs_read(workflow, parsed)
+            await sink.runs_read(workflow, parsed, read_started=started)
 
         async with asyncio.TaskGroup() as group:
             for workflow in sink.stalest_first(workflows):

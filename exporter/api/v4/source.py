@@ -93,6 +93,7 @@ class V4Source:
 
     async def poll(self, sink: StateSink) -> None:
         now = self.clock()
+        started = sink.read_started()  # the listing's first request: every action's read
         full = self._full(now)
         floor = now - self.settings.lookback
         cutoff = floor if full or self.high_water is None else max(floor, self.high_water - self.overlap)
@@ -141,10 +142,10 @@ class V4Source:
             skipped = Counter()  # counted once, with the first action
             size += len(runs) + 1
             if size >= APPLY_BATCH:
-                await sink.runs_read_many(batch, complete)
+                await sink.runs_read_many(batch, complete, started)
                 batch, size = [], 0
         if batch:
-            await sink.runs_read_many(batch, complete)
+            await sink.runs_read_many(batch, complete, started)
         if complete:
             self.last_resync = now
         if not listing.truncated:
