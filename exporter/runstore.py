@@ -50,6 +50,29 @@ def key_of(uid: str) -> Key:
     return uid
 
 
+def packed_keys(uids: list[str]) -> bytes | None:
+    """The keys of ``uids`` end to end (16 bytes each) when every uid is a canonical UUID, else None:
+    ``key_of`` of a whole page at once (a few passes in C instead of a regex and two copies a run)."""
+    count = len(uids)
+    joined = "".join(uids)
+    if len(joined) != 36 * count or min(map(len, uids), default=36) != 36:  # then each has 36
+        return None
+    if not joined.isascii() or joined.count("-") != 4 * count:
+        return None
+    for dash in (8, 13, 18, 23):  # every uid is 36 characters: its dashes are where a UUID has them
+        if joined[dash::36] != "-" * count:
+            return None
+    digits = joined.replace("-", "")
+    try:
+        packed = bytes.fromhex(digits)
+    except ValueError:
+        return None
+    # fromhex skips whitespace and reads upper case: neither turns back into the same uid
+    if len(packed) != 16 * count or packed.hex() != digits:
+        return None
+    return packed
+
+
 def uid_of(key: Key) -> str:
     """The uid a key was made from, exactly."""
     if isinstance(key, str):
@@ -521,6 +544,15 @@ class RunStore:
             if keys[at : at + _KEY] == key:
                 return index
             index = (index + 1) & mask
+
+    def reserve(self, count: int) -> None:
+        """Grow now so that ``count`` more keys fit without a growth (a bulk insert)."""
+        while (self._used + count) > len(self.table) * _MAX_LOAD:
+            self._grow()
+
+    def inserted(self, count: int) -> None:
+        """``count`` keys were written into ``table`` directly (after a ``reserve``)."""
+        self._used += count
 
     def place(self, key: Key, location: int) -> None:
         """Set the location of ``key`` (a new key, or one that moved)."""
