@@ -2,7 +2,7 @@
 a first poll (every run new) and steady polls (the same listing again; then one where a few runs are
 new at the top of each workflow's listing and a few changed status), at 100k runs and 1M runs.
 
-    python -m bench.state_apply [--sizes 100k,1m] [--repeat 3] [--baseline DIR]
+    python -m bench.state_apply [--sizes 100k,1m] [--repeat 3] [--baseline DIR] [--no-build]
 
 ``--baseline DIR`` measures the state of another checkout (its ``exporter`` package) in the same run:
 each round runs both in child processes, alternated, and prints the medians and their ratio. Times
@@ -51,8 +51,9 @@ def listing(rng: Random, count: int, now: float) -> list[tuple[Any, ...]]:
     return rows
 
 
-def child(runs: int, workflows: int) -> dict[str, float]:
-    """Apply a first, a steady and a churned poll of ``runs`` runs in ``workflows`` workflows; CPU s each."""
+def child(runs: int, workflows: int, build: bool) -> dict[str, float]:
+    """Apply a first, a steady and a churned poll of ``runs`` runs in ``workflows`` workflows; CPU s each
+    (``build``: with the snapshot each apply builds, as the sink has it)."""
     from exporter.parsing import Parsed, RunError, Workflow, new_run
     from exporter.state import WorkspaceState
 
@@ -73,8 +74,8 @@ def child(runs: int, workflows: int) -> dict[str, float]:
     rows = [listing(rng, per, T) for _ in flows]
     state = WorkspaceState("bench")
     state.workflows_listed(flows, now=T)
-    # The snapshot build after each apply is the same work before and after: not measured here.
-    state._build = lambda now=None: state._snapshot  # type: ignore[method-assign]
+    if not build:
+        state._build = lambda now=None: state._snapshot  # type: ignore[method-assign]
     figures: dict[str, float] = {}
     for phase in PHASES:
         if phase == "churn":  # 1 % new at the top, 1 % of the others finished since
@@ -96,9 +97,9 @@ def child(runs: int, workflows: int) -> dict[str, float]:
     return figures
 
 
-def measure(tree: Path, runs: int, workflows: int) -> dict[str, float]:
+def measure(tree: Path, runs: int, workflows: int, build: bool) -> dict[str, float]:
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    command = [sys.executable, str(Path(__file__)), "--child", f"{runs}:{workflows}"]
+    command = [sys.executable, str(Path(__file__)), "--child", f"{runs}:{workflows}:{int(build)}"]
     result = subprocess.run(command, env=environment, cwd=tree, capture_output=True, text=True, check=True)
     figures: dict[str, float] = json.loads(result.stdout.splitlines()[-1])
     return figures
@@ -109,14 +110,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="100k,1m", help=f"comma-separated, of {', '.join(SIZES)}")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout, measured alike")
+    parser.add_argument(
+        "--no-build", action="store_true", help="runs_read without the snapshot it builds (the apply alone)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--tiny", action="store_true", help="a smoke test at a tiny size (the test suite runs it)"
     )
     args = parser.parse_args()
     if args.child is not None:
-        runs, workflows = map(int, args.child.split(":"))
-        print(json.dumps(child(runs, workflows)))
+        runs, workflows, build = map(int, args.child.split(":"))
+        print(json.dumps(child(runs, workflows, bool(build))))
         return
     sizes = ["tiny"] if args.tiny else args.sizes.split(",")
     repeat = 1 if args.tiny else args.repeat
@@ -124,13 +128,14 @@ def main() -> None:
     if args.baseline is not None:
         trees = {"baseline": args.baseline.resolve(), **trees}
     load = os.getloadavg()
-    print(f"load average {load[0]:.2f} {load[1]:.2f}; CPU s of runs_read, medians of {repeat}")
+    what = "runs_read without its snapshot build" if args.no_build else "runs_read"
+    print(f"load average {load[0]:.2f} {load[1]:.2f}; CPU s of {what}, medians of {repeat}")
     for size in sizes:
         runs, workflows = SIZES[size]
         results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for _ in range(repeat):
             for name, tree in trees.items():  # alternated: the machine's load hits both alike
-                results[name].append(measure(tree, runs, workflows))
+                results[name].append(measure(tree, runs, workflows, not args.no_build))
         for phase in PHASES:
             medians = {name: statistics.median(r[phase] for r in rounds) for name, rounds in results.items()}
             line = "  ".join(f"{name} {value:7.3f} s" for name, value in medians.items())

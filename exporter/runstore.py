@@ -620,10 +620,11 @@ class RunStore:
             ):
                 base = block.id << BLOCK_SHIFT | flag
                 packed = bytes(keys)
-                for slot in range(len(packed) // _KEY):
+                slices = [packed[at : at + _KEY] for at in range(0, len(packed), _KEY)]
+                for slot, home in enumerate(map(hash, slices)):
                     if others and slot in others:
                         continue
-                    index = hash(packed[slot * _KEY : slot * _KEY + _KEY]) & mask
+                    index = home & mask
                     while table[index] != EMPTY:
                         index = (index + 1) & mask
                     table[index] = base | slot

@@ -315,14 +315,18 @@ def _differ(
     """The slots whose ``width`` bytes differ between ``new`` and as many first slots of ``old``."""
     after = new if isinstance(new, bytes) else new.tobytes()
     before = old.tobytes()[: len(after)]
-    if before == after:
-        return
-    step = width * 64
-    for at in range(0, len(after), step):
+    if before != after:
+        yield from _differ_in(before, after, width, 0, len(after), width * 512)
+
+
+def _differ_in(before: bytes, after: bytes, width: int, start: int, end: int, step: int) -> Iterator[int]:
+    """``_differ`` within bytes start:end, compared ``step`` bytes at a time (then an eighth of it)."""
+    for at in range(start, end, step):
         if before[at : at + step] != after[at : at + step]:
-            for slot in range(at // width, min(len(after), at + step) // width):
-                if before[slot * width : slot * width + width] != after[slot * width : slot * width + width]:
-                    yield slot
+            if step == width:
+                yield at // width
+            else:
+                yield from _differ_in(before, after, width, at, min(end, at + step), max(width, step // 8))
 
 
 def _latest(last_status_time: dict[str, float], run: Run) -> None:
