@@ -10,7 +10,8 @@ error) is kept for those runs alone. The order in which a workflow lists its run
 
 One workspace-level table finds a run: its location (block id << 33 | VANISHED | slot) in an open
 addressing array, the key compared where the location points, so the table holds 8 bytes per entry
-and no key. Uids that are not UUIDs (rare: tests, other APIs) are in a plain dict.
+and no key; beside each entry a byte of its key's hash (``mark``), so that a probe compares a key
+only where that byte is the same. Uids that are not UUIDs (rare: tests, other APIs) are in a plain dict.
 
 exporter/state.py holds the counting rule; this module only stores. Nothing here keeps a parsed Run.
 """
@@ -36,6 +37,8 @@ BLOCK_SHIFT: Final = 33
 EMPTY: Final = -1
 _MAX_POSITION: Final = (1 << 32) - 1
 _KEY: Final = 16  # bytes of a UUID key
+#: A key's mark: the byte of its hash above this bit (the table's index takes the low bits).
+MARK_SHIFT: Final = 40
 _FIRST_CAPACITY: Final = 64
 _MAX_LOAD: Final = 0.7
 
@@ -457,12 +460,13 @@ NO_KEY: Final = bytes(_KEY)
 class RunStore:
     """A workspace's runs: the blocks, and the table that finds a run's location by its key."""
 
-    __slots__ = ("_free", "_used", "blocks", "strings", "table")
+    __slots__ = ("_free", "_used", "blocks", "marks", "strings", "table")
 
     def __init__(self) -> None:
         self.blocks: list[RunBlock | None] = []
         self._free: list[int] = []
         self.table = array("q", [EMPTY]) * _FIRST_CAPACITY  # locations of UUID keys, open addressing
+        self.marks = bytearray(_FIRST_CAPACITY)  # mark() of the key at each entry
         self._used = 0
         self.strings: dict[str, int] = {}  # locations of the other keys
 
@@ -515,34 +519,38 @@ class RunStore:
         """The location of ``key``, or EMPTY."""
         if isinstance(key, str):
             return self.strings.get(key, EMPTY)
-        table, blocks = self.table, self.blocks
+        table, marks, blocks = self.table, self.marks, self.blocks
         mask = len(table) - 1
-        index = hash(key) & mask
+        home = hash(key)
+        index, mark = home & mask, home >> MARK_SHIFT & 255
         while True:
             location = table[index]
             if location == EMPTY:
                 return EMPTY
-            block = blocks[location >> BLOCK_SHIFT]
-            at = (location & SLOT) * _KEY
-            keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
-            if keys[at : at + _KEY] == key:
-                return location
+            if marks[index] == mark:
+                block = blocks[location >> BLOCK_SHIFT]
+                at = (location & SLOT) * _KEY
+                keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
+                if keys[at : at + _KEY] == key:
+                    return location
             index = (index + 1) & mask
 
     def _index(self, key: bytes) -> int:
         """The table index of ``key``, or of the empty entry where it would go."""
-        table, blocks = self.table, self.blocks
+        table, marks, blocks = self.table, self.marks, self.blocks
         mask = len(table) - 1
-        index = hash(key) & mask
+        home = hash(key)
+        index, mark = home & mask, home >> MARK_SHIFT & 255
         while True:
             location = table[index]
             if location == EMPTY:
                 return index
-            block = blocks[location >> BLOCK_SHIFT]
-            at = (location & SLOT) * _KEY
-            keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
-            if keys[at : at + _KEY] == key:
-                return index
+            if marks[index] == mark:
+                block = blocks[location >> BLOCK_SHIFT]
+                at = (location & SLOT) * _KEY
+                keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
+                if keys[at : at + _KEY] == key:
+                    return index
             index = (index + 1) & mask
 
     def reserve(self, count: int) -> None:
@@ -566,6 +574,7 @@ class RunStore:
                 index = self._index(key)
             self._used += 1
         self.table[index] = location
+        self.marks[index] = hash(key) >> MARK_SHIFT & 255
 
     def insert(self, key: Key, location: int) -> None:
         """``place`` for a key the table does not hold."""
@@ -577,17 +586,19 @@ class RunStore:
             self._grow()
         table = self.table
         mask = len(table) - 1
-        index = hash(key) & mask
+        home = hash(key)
+        index = home & mask
         while table[index] != EMPTY:
             index = (index + 1) & mask
         table[index] = location
+        self.marks[index] = home >> MARK_SHIFT & 255
 
     def remove(self, key: Key) -> None:
         """Forget ``key`` (backward-shift deletion: no tombstones)."""
         if isinstance(key, str):
             self.strings.pop(key, None)
             return
-        table = self.table
+        table, marks = self.table, self.marks
         index = self._index(key)
         if table[index] == EMPTY:
             return
@@ -603,6 +614,7 @@ class RunStore:
             home = hash(self._key(location)) & mask
             if (probe - home) & mask >= (probe - index) & mask:
                 table[index] = location
+                marks[index] = marks[probe]
                 table[probe] = EMPTY
                 index = probe
 
@@ -610,6 +622,7 @@ class RunStore:
         """Twice the capacity, every entry placed again (from the blocks: one copy of each key column,
         sliced as bytes)."""
         self.table = table = array("q", [EMPTY]) * (len(self.table) * 2)
+        self.marks = marks = bytearray(len(table))
         mask = len(table) - 1
         for block in self.blocks:
             if block is None:
@@ -628,3 +641,4 @@ class RunStore:
                     while table[index] != EMPTY:
                         index = (index + 1) & mask
                     table[index] = base | slot
+                    marks[index] = home >> MARK_SHIFT & 255

@@ -38,6 +38,7 @@ from exporter.runstore import (
     API_STATUSES,
     BLOCK_SHIFT,
     EMPTY,
+    MARK_SHIFT,
     NAN,
     NEEDS_ACTION_CODES,
     NO_KEY,
@@ -638,18 +639,20 @@ class WorkspaceState:
                 # Listed where the last run read was followed by this one: a poll lists as the last did.
                 location = block | hint
             elif key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
-                table = store.table
+                table, marks = store.table, store.marks
                 mask = len(table) - 1
-                index = hash(key) & mask
+                home = hash(key)
+                index, mark = home & mask, home >> MARK_SHIFT & 255
                 while True:
                     location = table[index]
                     if location == EMPTY:
                         break
-                    holder = blocks[location >> BLOCK_SHIFT]
-                    at = (location & SLOT) << 4
-                    keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
-                    if keys[at : at + 16] == key:
-                        break
+                    if marks[index] == mark:
+                        holder = blocks[location >> BLOCK_SHIFT]
+                        at = (location & SLOT) << 4
+                        keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                        if keys[at : at + 16] == key:
+                            break
                     index = (index + 1) & mask
             else:
                 location = find(key)
@@ -884,20 +887,22 @@ class WorkspaceState:
         blocks, listed_workflows = store.blocks, self.workflows
         kept: list[int] | None = None  # the runs appended, when one is skipped
         duplicates = 0
-        table = store.table
+        table, marks = store.table, store.marks
         mask = len(table) - 1
         for index_of_run, key in enumerate(keys):
             previous: tuple[int, int] | None = None
-            index = hash(key) & mask
+            home = hash(key)
+            index, mark = home & mask, home >> MARK_SHIFT & 255
             while True:
                 location = table[index]
                 if location == EMPTY:
                     break
-                holder = blocks[location >> BLOCK_SHIFT]
-                at = (location & SLOT) << 4
-                column = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
-                if column[at : at + 16] == key:
-                    break
+                if marks[index] == mark:
+                    holder = blocks[location >> BLOCK_SHIFT]
+                    at = (location & SLOT) << 4
+                    column = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                    if column[at : at + 16] == key:
+                        break
                 index = (index + 1) & mask
             run = items[index_of_run]
             if location != EMPTY:  # another workflow's (this one had none, and no uid is listed twice)
@@ -911,10 +916,11 @@ class WorkspaceState:
                 known = self._take_over(owner.workflow, run.uid)
                 if known is not None:
                     previous = (STATUSES.code(known[0]), API_STATUSES.code(known[1]))
-                index = hash(key) & mask  # the take-over shifted entries: the first empty one now
+                index = home & mask  # the take-over shifted entries: the first empty one now
                 while table[index] != EMPTY:
                     index = (index + 1) & mask
             table[index] = block | (index_of_run if kept is None else len(kept))
+            marks[index] = mark
             if kept is not None:
                 kept.append(index_of_run)
             if counting:
