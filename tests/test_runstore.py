@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.parsing import Parsed, Run, RunError, Workflow, new_run
-from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, uid_of
+from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, packed_keys, uid_of
 from exporter.state import WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
@@ -52,6 +52,19 @@ others = st.one_of(
 uid_pool = st.lists(st.one_of(uuids, others), min_size=1, max_size=12, unique=True)
 times = st.one_of(st.none(), st.just(0.0), st.floats(allow_nan=False, allow_infinity=False))
 errors = st.one_of(st.none(), st.builds(RunError, st.text(max_size=5), st.sampled_from(["", "other"])))
+
+
+@given(st.lists(st.one_of(uuids, others), max_size=6))
+def test_a_page_of_keys_at_once_is_each_key_end_to_end(uids: list[str]) -> None:
+    keys = [key_of(uid) for uid in uids]
+    expected = b"".join(key for key in keys if isinstance(key, bytes))
+    assert packed_keys(uids) == (expected if all(isinstance(key, bytes) for key in keys) else None)
+
+
+def test_uids_that_join_into_uuids_are_not_taken_for_them() -> None:
+    one, two = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    assert packed_keys([one[:35], one[35] + two]) is None  # 35 + 37 characters: two UUIDs once joined
+    assert packed_keys([one, two]) == bytes.fromhex(one.replace("-", "") + two.replace("-", ""))
 
 
 @st.composite
