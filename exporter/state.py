@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import compress
+from operator import attrgetter
 from typing import Final
 
 from exporter.api import adapter
@@ -35,6 +38,7 @@ from exporter.runstore import (
     API_STATUSES,
     BLOCK_SHIFT,
     EMPTY,
+    MARK_SHIFT,
     NAN,
     NEEDS_ACTION_CODES,
     NO_KEY,
@@ -42,9 +46,12 @@ from exporter.runstore import (
     STATUSES,
     UUID_MATCH,
     VANISHED,
+    Extra,
     Key,
     RunBlock,
     RunStore,
+    Vocabulary,
+    packed_keys,
     uid_of,
 )
 from exporter.snapshot import RunView, WorkflowSnapshot, WorkspaceSnapshot, next_version
@@ -253,6 +260,129 @@ def _moment(runs: RunBlock, slot: int) -> float:
     return value if -math.inf < value < math.inf else -math.inf
 
 
+_UID: Final = attrgetter("uid")
+_STATUS: Final = attrgetter("status")
+_API_STATUS: Final = attrgetter("api_status")
+_START: Final = attrgetter("start_time")
+_FINISH: Final = attrgetter("finish_time")
+_SCHEDULED: Final = attrgetter("scheduled_time")
+_POSTPONED: Final = attrgetter("postponed_until")
+#: bytes.translate tables: code -> 1, every other byte -> 0.
+_ONLY: Final = tuple(bytes(code) + b"\x01" + bytes(255 - code) for code in range(256))
+#: A read's runs as columns: status codes, API status codes, start, finish, scheduled, postponed.
+Columns = tuple["bytes", "array[int]", "array[float]", "array[float]", "array[float]", "array[float] | None"]
+
+
+def _codes(words: list[str], vocabulary: Vocabulary) -> list[int]:
+    try:
+        return list(map(vocabulary.codes.__getitem__, words))
+    except KeyError:  # a word not met yet
+        return list(map(vocabulary.code, words))
+
+
+def _times(values: Iterator[float | None]) -> array[float]:
+    return array("d", [NAN if value is None else value for value in values])
+
+
+def _columns(items: list[Run], postponed_kept: bool) -> Columns:
+    """The columns of ``items`` (postponed: when one has it, or ``postponed_kept``)."""
+    codes = bytes(_codes(list(map(_STATUS, items)), STATUSES))
+    api = array("H", _codes(list(map(_API_STATUS, items)), API_STATUSES))
+    postponed = list(map(_POSTPONED, items))
+    if not postponed_kept and postponed.count(None) == len(postponed):
+        return (
+            codes,
+            api,
+            _times(map(_START, items)),
+            _times(map(_FINISH, items)),
+            _times(map(_SCHEDULED, items)),
+            None,
+        )
+    return (
+        codes,
+        api,
+        _times(map(_START, items)),
+        _times(map(_FINISH, items)),
+        _times(map(_SCHEDULED, items)),
+        _times(iter(postponed)),
+    )
+
+
+def _extra(items: list[Run], codes: bytes) -> list[Extra]:
+    """The ``extra`` column of ``items``: what a needs-action run keeps."""
+    extra: list[Extra] = [None] * len(items)
+    for code in _NEEDS_ACTION:
+        for slot in _slots_of(codes, code):
+            run = items[slot]
+            error = run.error
+            extra[slot] = run.name if error is None else (run.name, error)
+    return extra
+
+
+def _differ(
+    old: array[int] | array[float], new: bytes | array[int] | array[float], width: int
+) -> Iterator[int]:
+    """The slots whose ``width`` bytes differ between ``new`` and as many first slots of ``old``."""
+    after = new if isinstance(new, bytes) else new.tobytes()
+    before = old.tobytes()[: len(after)]
+    if before != after:
+        yield from _differ_in(before, after, width, 0, len(after), width * 512)
+
+
+def _differ_in(before: bytes, after: bytes, width: int, start: int, end: int, step: int) -> Iterator[int]:
+    """``_differ`` within bytes start:end, compared ``step`` bytes at a time (then an eighth of it)."""
+    for at in range(start, end, step):
+        if before[at : at + step] != after[at : at + step]:
+            if step == width:
+                yield at // width
+            else:
+                yield from _differ_in(before, after, width, at, min(end, at + step), max(width, step // 8))
+
+
+def _latest(last_status_time: dict[str, float], run: Run) -> None:
+    moment = run.status_time
+    if moment is not None and math.isfinite(moment):
+        last = last_status_time.get(run.status)
+        if last is None or moment > last:
+            last_status_time[run.status] = moment
+
+
+def _latest_of_columns(last_status_time: dict[str, float], columns: Columns) -> None:
+    """``_latest`` of every run of ``columns`` in listing order, a status at a time (a status new to
+    ``last_status_time`` goes in where the listing first gives it a moment: the order it renders)."""
+    codes, _, start, finish, scheduled, _ = columns
+    added: list[tuple[int, str, float]] = []
+    for code in set(codes):
+        status = STATUSES.words[code]
+        mask = codes.translate(_ONLY[code])
+        terminal = status in TERMINAL_STATUSES
+        if terminal:
+            moments: Iterable[float] = compress(finish, mask)
+        else:
+            pairs = zip(compress(start, mask), compress(scheduled, mask), strict=True)
+            moments = [s if s == s else t for s, t in pairs]
+        moment = max(filter(math.isfinite, moments), default=None)
+        if moment is None:
+            continue
+        last = last_status_time.get(status)
+        if last is None:
+            for slot in _slots_of(codes, code):
+                value = (
+                    finish[slot]
+                    if terminal
+                    else start[slot]
+                    if start[slot] == start[slot]
+                    else scheduled[slot]
+                )
+                if math.isfinite(value):
+                    added.append((slot, status, moment))
+                    break
+        elif moment > last:
+            last_status_time[status] = moment
+    for _, status, moment in sorted(added):
+        last_status_time[status] = moment
+
+
 def _is_transition(run: Run, previous: tuple[str, str] | None, history: float) -> bool:
     """Whether a run read now counts as entering its status (docs/counting.md): a run first seen counts
     unless its status is older than the scope's watch (``history``); a known run counts when its status
@@ -285,6 +415,9 @@ def _uid(run: Run) -> str:
 
 
 class WorkspaceState:
+    #: Whether a read may take the bulk paths (tests/test_runstore.py compares them with the loop alone).
+    bulk = True
+
     def __init__(
         self,
         name: str,
@@ -507,7 +640,22 @@ class WorkspaceState:
         position = 0  # complete: the order of the listing
         duplicates = 0
         own_keys, hint = runs.keys, 0  # the listed slot the next run likely has
-        for run in parsed.items:
+        # Most of a poll's runs are applied in bulk (same effect as this loop): a workflow's first
+        # listing, or the runs listed again in the order the last read listed them after a few new ones
+        # (``fresh``: the runs before them, through the loop).
+        items, fresh = parsed.items, -1
+        packed = (
+            packed_keys(list(map(_UID, items)))
+            if self.bulk and complete and items and not runs.others
+            else None
+        )
+        if packed is not None and not listed_before and not runs.vanished_count:
+            first = self._read_new(tracked, items, packed, counting, history)
+            if first is not None:
+                duplicates, position, items = first, len(runs), []
+        elif packed is not None:
+            fresh = self._fresh(runs, items, packed)
+        for run in items[:fresh] if fresh >= 0 else items:
             uid = run.uid
             key: Key = fromhex(uid.replace("-", "")) if len(uid) == 36 and is_uuid(uid) is not None else uid
             status = statuses.get(run.status)
@@ -520,18 +668,20 @@ class WorkspaceState:
                 # Listed where the last run read was followed by this one: a poll lists as the last did.
                 location = block | hint
             elif key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
-                table = store.table
+                table, marks = store.table, store.marks
                 mask = len(table) - 1
-                index = hash(key) & mask
+                home = hash(key)
+                index, mark = home & mask, home >> MARK_SHIFT & 255
                 while True:
                     location = table[index]
                     if location == EMPTY:
                         break
-                    holder = blocks[location >> BLOCK_SHIFT]
-                    at = (location & SLOT) << 4
-                    keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
-                    if keys[at : at + 16] == key:
-                        break
+                    if marks[index] == mark:
+                        holder = blocks[location >> BLOCK_SHIFT]
+                        at = (location & SLOT) << 4
+                        keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                        if keys[at : at + 16] == key:
+                            break
                     index = (index + 1) & mask
             else:
                 location = find(key)
@@ -614,6 +764,11 @@ class WorkspaceState:
                     last_status_time[run.status] = moment
         if duplicates:
             self.runs_skipped[DUPLICATE_UID] += duplicates
+        if fresh >= 0:
+            again = len(items) - fresh
+            self._read_again(tracked, items[fresh:], counting, position)
+            touched[:again] = b"\x01" * again
+            position += again
         if complete:  # an upsert keeps every run
             gone = touched.rfind(0)
             while gone >= 0:
@@ -731,6 +886,142 @@ class WorkspaceState:
         tracked.snapshot = None
         self._dirty.add(tracked.uid)
         self.changed.add(tracked.uid)
+
+    # The bulk paths of a read (same effect as the loop of _read_runs, run by run, for the reads that
+    # are most of a poll's runs): a listing read again as it was, and a workflow's first listing.
+
+    def _fresh(self, runs: RunBlock, items: list[Run], packed: bytes) -> int:
+        """How many runs come before the runs this workflow listed first, listed again in the same order
+        to the end of ``items`` (keys ``packed``); -1 when it does not list so, or when a run before
+        them is one of them (a uid listed twice: the loop's rule)."""
+        keys = runs.keys
+        if not keys:
+            return -1
+        at = packed.find(keys[:16])
+        if at < 0 or at % 16 or len(packed) - at > len(keys) or keys[: len(packed) - at] != packed[at:]:
+            return -1
+        fresh = at // 16
+        again = len(items) - fresh
+        block = runs.id
+        find = self.store.find
+        for key_at in range(0, at, 16):
+            location = find(packed[key_at : key_at + 16])
+            if location >> BLOCK_SHIFT == block and not location & VANISHED and location & SLOT < again:
+                return -1
+        return fresh
+
+    def _read_again(self, tracked: WorkflowState, items: list[Run], counting: bool, position: int) -> None:
+        """``items`` are the runs of listed slots 0, 1, … (in this order), listed again from
+        ``position`` on: their columns are the read's; those whose codes or times differ go through the
+        counting rule one by one (the others were applied as they are: last_status_time holds their
+        moments already)."""
+        runs = tracked.runs
+        count = len(items)
+        columns = _columns(items, runs.postponed is not None)
+        codes, api, start, finish, scheduled, postponed = columns
+        changed = set(_differ(runs.status, codes, 1))
+        changed.update(_differ(runs.api, api, 2))
+        changed.update(_differ(runs.start, start, 8))
+        changed.update(_differ(runs.finish, finish, 8))
+        changed.update(_differ(runs.scheduled, scheduled, 8))
+        if postponed is not None:
+            if runs.postponed is None:
+                runs.postponed = array("d", [NAN]) * len(runs)
+            changed.update(_differ(runs.postponed, postponed, 8))
+            runs.postponed[:count] = postponed
+        old_status, old_api = runs.status, runs.api
+        for slot in sorted(changed):
+            run = items[slot]
+            was, was_api = old_status[slot], old_api[slot]
+            if counting and was != codes[slot] and (was_api != api[slot] or not was_api):
+                self._count(tracked, run)
+                if self.on_polled_change is not None:  # push
+                    self.on_polled_change(run.uid)
+            _latest(tracked.last_status_time, run)
+        runs.status[:count] = array("B", codes)
+        runs.api[:count] = api
+        runs.start[:count] = start
+        runs.finish[:count] = finish
+        runs.scheduled[:count] = scheduled
+        runs.extra[:count] = _extra(items, codes)
+        runs.position[:count] = array("I", range(position, position + count))
+
+    def _read_new(
+        self, tracked: WorkflowState, items: list[Run], packed: bytes, counting: bool, history: float
+    ) -> int | None:
+        """A workflow's first listing (nothing known of it): one probe a run, the columns at once; a
+        run another workflow held is taken over (or skipped when its owner lists it). None: a uid is
+        listed twice (the loop's rule applies)."""
+        keys = [packed[at : at + 16] for at in range(0, len(packed), 16)]
+        if len(set(keys)) != len(keys):
+            return None
+        runs = tracked.runs
+        store = self.store
+        store.reserve(len(keys))
+        block = runs.id << BLOCK_SHIFT
+        blocks, listed_workflows = store.blocks, self.workflows
+        kept: list[int] | None = None  # the runs appended, when one is skipped
+        duplicates = 0
+        table, marks = store.table, store.marks
+        mask = len(table) - 1
+        for index_of_run, key in enumerate(keys):
+            previous: tuple[int, int] | None = None
+            home = hash(key)
+            index, mark = home & mask, home >> MARK_SHIFT & 255
+            while True:
+                location = table[index]
+                if location == EMPTY:
+                    break
+                if marks[index] == mark:
+                    holder = blocks[location >> BLOCK_SHIFT]
+                    at = (location & SLOT) << 4
+                    column = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
+                    if column[at : at + 16] == key:
+                        break
+                index = (index + 1) & mask
+            run = items[index_of_run]
+            if location != EMPTY:  # another workflow's (this one had none, and no uid is listed twice)
+                owner = blocks[location >> BLOCK_SHIFT]
+                assert owner is not None
+                if not location & VANISHED and owner.workflow in listed_workflows:
+                    duplicates += 1  # listed by its owner too: counted there
+                    if kept is None:
+                        kept = list(range(index_of_run))
+                    continue
+                known = self._take_over(owner.workflow, run.uid)
+                if known is not None:
+                    previous = (STATUSES.code(known[0]), API_STATUSES.code(known[1]))
+                index = home & mask  # the take-over shifted entries: the first empty one now
+                while table[index] != EMPTY:
+                    index = (index + 1) & mask
+            table[index] = block | (index_of_run if kept is None else len(kept))
+            marks[index] = mark
+            if kept is not None:
+                kept.append(index_of_run)
+            if counting:
+                if previous is None:
+                    moment = run.status_time
+                    transition = moment is None or moment >= history
+                else:
+                    status = STATUSES.code(run.status)
+                    api = API_STATUSES.code(run.api_status)
+                    transition = previous[0] != status and (previous[1] != api or not previous[1])
+                if transition:
+                    self._count(tracked, run)
+                    if self.on_polled_change is not None:  # push
+                        self.on_polled_change(run.uid)
+        if kept is not None:
+            items = [items[index] for index in kept]
+            packed = b"".join(keys[index] for index in kept)
+        store.inserted(len(items))
+        columns = _columns(items, runs.postponed is not None)
+        codes, runs.api, runs.start, runs.finish, runs.scheduled, runs.postponed = columns
+        runs.keys[:] = packed
+        runs.status = array("B", codes)
+        runs.extra = _extra(items, codes)
+        runs.position = array("I", range(len(items)))
+        _latest_of_columns(tracked.last_status_time, columns)
+        return duplicates
 
     def _count(self, tracked: WorkflowState, run: Run) -> None:
         tracked.status_changes[run.status] += 1

@@ -5,14 +5,14 @@ model knows, for UUID and other uids, with None and finite times."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from random import Random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.parsing import Parsed, Run, RunError, Workflow, new_run
-from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, uid_of
+from exporter.runstore import API_STATUSES, STATUSES, RunBlock, RunStore, key_of, packed_keys, uid_of
 from exporter.state import WorkspaceState
 from exporter.statuses import NEEDS_ACTION_STATUSES, STATUS_LABEL_VALUES
 
@@ -52,6 +52,19 @@ others = st.one_of(
 uid_pool = st.lists(st.one_of(uuids, others), min_size=1, max_size=12, unique=True)
 times = st.one_of(st.none(), st.just(0.0), st.floats(allow_nan=False, allow_infinity=False))
 errors = st.one_of(st.none(), st.builds(RunError, st.text(max_size=5), st.sampled_from(["", "other"])))
+
+
+@given(st.lists(st.one_of(uuids, others), max_size=6))
+def test_a_page_of_keys_at_once_is_each_key_end_to_end(uids: list[str]) -> None:
+    keys = [key_of(uid) for uid in uids]
+    expected = b"".join(key for key in keys if isinstance(key, bytes))
+    assert packed_keys(uids) == (expected if all(isinstance(key, bytes) for key in keys) else None)
+
+
+def test_uids_that_join_into_uuids_are_not_taken_for_them() -> None:
+    one, two = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    assert packed_keys([one[:35], one[35] + two]) is None  # 35 + 37 characters: two UUIDs once joined
+    assert packed_keys([one, two]) == bytes.fromhex(one.replace("-", "") + two.replace("-", ""))
 
 
 @st.composite
@@ -332,3 +345,75 @@ def test_the_zero_uuid_is_not_taken_for_a_uid_kept_as_a_string() -> None:
     assert tracked.status_changes["finished"] == 1
     assert tracked.status_changes["shutdown"] == 1
     assert len(state.store) == 2
+
+
+def fingerprint(state: WorkspaceState, calls: list[str]) -> object:
+    """Everything a read leaves in the state that shows, or counts later."""
+    tracked = {**state.missing, **state.workflows}
+    flows = []
+    for uid, flow in sorted(tracked.items()):
+        runs = flow.runs
+        flows.append(
+            (
+                uid,
+                list(runs.records()),
+                [runs.run_at(slot) for slot in range(len(runs))],
+                list(runs.position),
+                runs.next_position,
+                list(runs.vanished_when),
+                dict(flow.status_changes),
+                dict(flow.failures),
+                {status: histogram.snapshot() for status, histogram in flow.durations.items()},
+                list(flow.last_status_time.items()),
+                replace(flow.build_snapshot(state.needs_action_limit, T), version=0),
+            )
+        )
+    return flows, dict(state.runs_skipped), list(calls), len(state.store)
+
+
+@st.composite
+def listing(draw: st.DrawFn, pool: list[str], last: list[Run]) -> list[Run]:
+    """A listing: any runs of the pool, or the last listing again after a few new runs, maybe shorter,
+    maybe with some runs changed (what a steady poll mostly reads)."""
+    if not last or draw(st.integers(0, 2)) == 0:
+        return [draw(runs(uid)) for uid in draw(st.lists(st.sampled_from(pool), max_size=8))]
+    fresh = [draw(runs(uid)) for uid in draw(st.lists(st.sampled_from(pool), max_size=3))]
+    again = last[: draw(st.integers(0, len(last)))]
+    again = [draw(runs(run.uid)) if draw(st.booleans()) else run for run in again]
+    return fresh + again
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.lists(uuids, min_size=1, max_size=10, unique=True), st.integers(0, 3))
+def test_the_bulk_paths_of_a_read_do_what_the_loop_does(
+    data: st.DataObject, pool: list[str], other: int
+) -> None:
+    """Reads of UUID runs take bulk paths (a first listing, a listing read again after new runs): the
+    state they leave, the counts and the pushes told are the loop's, read after read."""
+    if not other:
+        pool = [*pool, "run-1"]  # a uid that is not a UUID: the loop's path for its block
+    flows = [Workflow(name, name) for name in BLOCKS]
+    states, calls = [], []
+    for bulk in (True, False):
+        state = WorkspaceState("acme")
+        state.bulk = bulk
+        told: list[str] = []
+        state.on_polled_change = told.append
+        states.append(state)
+        calls.append(told)
+    last: dict[str, list[Run]] = {}
+    now = T
+    for step in range(data.draw(st.integers(3, 15))):
+        now += data.draw(st.sampled_from([1.0, 100.0, 90000.0]))
+        if step == 0 or data.draw(st.integers(0, 5)) == 0:  # a later list's new workflows count
+            listed = data.draw(st.lists(st.sampled_from(flows), min_size=1, max_size=3, unique=True))
+            for state in states:
+                state.workflows_listed(listed, now=now)
+            continue
+        flow = data.draw(st.sampled_from(flows))
+        read = data.draw(listing(pool, last.get(flow.uid, [])))
+        complete = data.draw(st.integers(0, 3)) > 0
+        last[flow.uid] = read
+        for state in states:
+            state.runs_read(flow, Parsed(list(read)), complete=complete, now=now)
+        assert fingerprint(states[0], calls[0]) == fingerprint(states[1], calls[1])
