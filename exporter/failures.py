@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -251,7 +250,7 @@ class ErrorReader:
             text = f"{shown}: {text}"
             if len(text) > ERROR_MAX_CHARS:
                 text = text[: ERROR_MAX_CHARS - 1].rstrip() + ELLIPSIS
-        return RunError(sys.intern(text or shown), reason)
+        return RunError(text or shown, reason)
 
     def _note_unknown(self, label: str) -> None:
         with self._lock:

@@ -67,8 +67,9 @@ def parse_runs(
             continue
         raw_name = item.get("name")
         status, api_status = v3_statuses(item.get("status"), unknown)
-        # Names are interned: many runs share one ("Automated Run"), and the state keeps them all.
-        name = sys.intern(clean_text(raw_name)) if type(raw_name) is str else ""
+        # Not interned: the state keeps the names of needs-action runs only (exporter/runstore.py), and
+        # Python's table of interned strings grows with every distinct name and never shrinks.
+        name = clean_text(raw_name) if type(raw_name) is str else ""
         error = errors.v3(item.get("error_message")) if status in NEEDS_ACTION_STATUSES else None
         parsed.items.append(new_run(uid, name, status, api_status, start, finish, scheduled, None, error))
     return parsed
