@@ -79,7 +79,9 @@ GC_THRESHOLDS = (5_000, 500, 100)
 #: How long (seconds) a thread holding the GIL keeps it once another thread asks for it (CPython's
 #: default 5 ms). The event loop gives the GIL up at every socket call, then waits that long for the
 #: parse and render threads to give it back: at 5 ms, a scrape during a big poll waited 30 to 280 ms.
-SWITCH_INTERVAL = 0.0005
+#: Each hand-off costs CPU too: at 100k runs, 0.5 ms cost about 1.2x the CPU of a poll at 5 ms, 1 ms about
+#: 1.1x, for a /metrics p99 under 30 ms during the poll (bench/README.md, "All of issue #20 together").
+SWITCH_INTERVAL = 0.001
 DEMO_V4_RESYNC = 60.0  # the demo forgets runs after 10 minutes; a resync a minute drops them soon
 DOCS = "https://github.com/captaindata-exporter/captaindata-exporter/tree/main/docs"
 
