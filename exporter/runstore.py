@@ -519,21 +519,7 @@ class RunStore:
         """The location of ``key``, or EMPTY."""
         if isinstance(key, str):
             return self.strings.get(key, EMPTY)
-        table, marks, blocks = self.table, self.marks, self.blocks
-        mask = len(table) - 1
-        home = hash(key)
-        index, mark = home & mask, home >> MARK_SHIFT & 255
-        while True:
-            location = table[index]
-            if location == EMPTY:
-                return EMPTY
-            if marks[index] == mark:
-                block = blocks[location >> BLOCK_SHIFT]
-                at = (location & SLOT) * _KEY
-                keys = block.vanished_keys if location & VANISHED else block.keys  # type: ignore[union-attr]
-                if keys[at : at + _KEY] == key:
-                    return location
-            index = (index + 1) & mask
+        return self.table[self._index(key)]
 
     def _index(self, key: bytes) -> int:
         """The table index of ``key``, or of the empty entry where it would go."""

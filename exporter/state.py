@@ -667,22 +667,6 @@ class WorkspaceState:
             if key.__class__ is bytes and own_keys[hint << 4 : (hint << 4) + 16] == key and key != NO_KEY:
                 # Listed where the last run read was followed by this one: a poll lists as the last did.
                 location = block | hint
-            elif key.__class__ is bytes:  # store.find(key), inline: the hot path of a poll
-                table, marks = store.table, store.marks
-                mask = len(table) - 1
-                home = hash(key)
-                index, mark = home & mask, home >> MARK_SHIFT & 255
-                while True:
-                    location = table[index]
-                    if location == EMPTY:
-                        break
-                    if marks[index] == mark:
-                        holder = blocks[location >> BLOCK_SHIFT]
-                        at = (location & SLOT) << 4
-                        keys = holder.vanished_keys if location & VANISHED else holder.keys  # type: ignore[union-attr]
-                        if keys[at : at + 16] == key:
-                            break
-                    index = (index + 1) & mask
             else:
                 location = find(key)
             slot = gone = -1
