@@ -289,22 +289,14 @@ def _columns(items: list[Run], postponed_kept: bool) -> Columns:
     codes = bytes(_codes(list(map(_STATUS, items)), STATUSES))
     api = array("H", _codes(list(map(_API_STATUS, items)), API_STATUSES))
     postponed = list(map(_POSTPONED, items))
-    if not postponed_kept and postponed.count(None) == len(postponed):
-        return (
-            codes,
-            api,
-            _times(map(_START, items)),
-            _times(map(_FINISH, items)),
-            _times(map(_SCHEDULED, items)),
-            None,
-        )
+    unused = not postponed_kept and postponed.count(None) == len(postponed)
     return (
         codes,
         api,
         _times(map(_START, items)),
         _times(map(_FINISH, items)),
         _times(map(_SCHEDULED, items)),
-        _times(iter(postponed)),
+        None if unused else _times(iter(postponed)),
     )
 
 
